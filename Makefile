@@ -1,0 +1,54 @@
+# btfgen: `make demo` runs the bundled example, `make test` runs the tests.
+# Both install what is missing first (Debian packages as root, a .venv with the package).
+
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+APT_PACKAGES := clang clang-19 llvm bpftool libbpf-dev libbpf-tools gcc make iproute2
+# Command each package provides, to skip apt when all are present.
+APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h /usr/sbin/execsnoop
+
+.PHONY: all setup system-deps venv demo test bench lint examples clean
+
+all: test
+
+system-deps:
+	@missing=0; for p in $(APT_PROBES); do \
+	  if [ "$${p#/}" != "$$p" ]; then [ -e "$$p" ] || missing=1; \
+	  else command -v $$p >/dev/null 2>&1 || missing=1; fi; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+setup: system-deps venv
+
+examples: setup
+	$(MAKE) -C examples
+
+demo: setup examples
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+lint: setup
+	$(VENV)/bin/ruff check btfgen tests benchmarks examples
+	$(VENV)/bin/mypy btfgen
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache
+	$(MAKE) -C examples clean

@@ -1,0 +1,434 @@
+"""BTF bytes -> :class:`btfgen.btf_model.Btf`.
+
+Everything that the file says is checked before it is trusted: header fields,
+section bounds, kinds, string offsets, type references, kind-specific limits
+and reference loops.  Any violation raises :class:`btfgen.errors.BtfError`
+with a one-line description.  Both byte orders are accepted; the magic tells.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+
+from btfgen.btf_model import (
+    Array,
+    Btf,
+    BtfHeader,
+    BtfType,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Kind,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Volatile,
+)
+from btfgen.errors import BtfError
+
+BTF_MAGIC = 0xEB9F
+HEADER_SIZE = 24
+#: libbpf's limits: a type id and a string offset must fit in this.
+MAX_TYPE_ID = 0x00FFFFFF
+MAX_STR_OFFSET = 0x7FFFFFFF
+
+_INT_SIZES = frozenset({1, 2, 4, 8, 16})
+_ENUM_SIZES = frozenset({1, 2, 4, 8})
+
+def byteorder_of(data: bytes) -> str:
+    """'little' or 'big' from the BTF magic; raises BtfError if it is neither."""
+    if len(data) < 2:
+        raise BtfError("truncated BTF: no header")
+    magic = int.from_bytes(data[:2], "little")
+    if magic == BTF_MAGIC:
+        return "little"
+    if magic == 0x9FEB:
+        return "big"
+    raise BtfError(f"bad BTF magic 0x{magic:04x} (expected 0xeb9f)")
+
+
+def parse_header(data: bytes) -> tuple[BtfHeader, str]:
+    """Parse and bounds-check ``struct btf_header``."""
+    order = byteorder_of(data)
+    if len(data) < HEADER_SIZE:
+        raise BtfError(f"truncated BTF: {len(data)} bytes, header needs {HEADER_SIZE}")
+    fmt = "<HBBIIIII" if order == "little" else ">HBBIIIII"
+    hdr = BtfHeader(*struct.unpack_from(fmt, data))
+    if hdr.version != 1:
+        raise BtfError(f"unsupported BTF version {hdr.version}")
+    if hdr.hdr_len < HEADER_SIZE or hdr.hdr_len > len(data):
+        raise BtfError(f"BTF header length {hdr.hdr_len} invalid for {len(data)} bytes")
+    if any(data[HEADER_SIZE:hdr.hdr_len]):
+        raise BtfError("BTF header has unknown non-zero fields")
+    body = len(data) - hdr.hdr_len
+    if hdr.type_off % 4:
+        raise BtfError(f"BTF type section offset {hdr.type_off} is not 4-byte aligned")
+    if hdr.type_len % 4:
+        raise BtfError(f"BTF type section length {hdr.type_len} is not a multiple of 4")
+    if hdr.type_off + hdr.type_len > body:
+        raise BtfError(
+            f"BTF type section [{hdr.type_off}, +{hdr.type_len}) overruns the {body}-byte body"
+        )
+    if hdr.str_off + hdr.str_len > body:
+        raise BtfError(
+            f"BTF string section [{hdr.str_off}, +{hdr.str_len}) overruns the {body}-byte body"
+        )
+    if hdr.type_off < hdr.str_off + hdr.str_len and hdr.str_off < hdr.type_off + hdr.type_len:
+        raise BtfError("BTF type and string sections overlap")
+    return hdr, order
+
+
+def parse_btf(data: bytes, base: Btf | None = None) -> Btf:
+    """Parse a BTF blob (the contents of ``.BTF`` or ``/sys/kernel/btf/*``).
+
+    ``base`` is the base BTF of split BTF (kernel module BTF on vmlinux).
+    """
+    data = bytes(data)
+    hdr, order = parse_header(data)
+    str_start = hdr.hdr_len + hdr.str_off
+    strings = data[str_start:str_start + hdr.str_len]
+    start_id = base.type_count if base is not None else 1
+    start_str = (base.start_str_off + len(base.strings)) if base is not None else 0
+    _check_strings(strings, split=base is not None, start_str=start_str)
+
+    type_start = hdr.hdr_len + hdr.type_off
+    words = array("I")
+    if words.itemsize != 4:  # pragma: no cover - every CPython platform we know
+        raise BtfError("platform has no 32-bit array type")
+    words.frombytes(data[type_start:type_start + hdr.type_len])
+    if order != sys.byteorder:
+        words.byteswap()
+
+    btf = Btf(
+        header=hdr, types=[], strings=strings, byteorder=order, base=base,
+        start_id=start_id, start_str_off=start_str,
+    )
+    btf.types = _parse_types(words, btf)
+    check_loops(btf)
+    return btf
+
+
+def _check_strings(strings: bytes, *, split: bool, start_str: int) -> None:
+    if start_str + len(strings) > MAX_STR_OFFSET:
+        raise BtfError(f"BTF string section too large ({len(strings)} bytes)")
+    if not strings:
+        if split:
+            return
+        raise BtfError("BTF string section is empty")
+    if not split and strings[0] != 0:
+        raise BtfError("BTF string section does not start with an empty string")
+    if strings[-1] != 0:
+        raise BtfError("BTF string section is not NUL-terminated")
+
+
+def _where(tid: int, kind_no: int) -> str:
+    return f"type id {tid} ({Kind(kind_no).name})"
+
+
+def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
+    """Decode the type section; checks record bounds, kinds, string offsets and
+    type references."""
+    strings = btf.strings
+    str_base = btf.start_str_off
+    str_end = str_base + len(strings)
+    base = btf.base
+    name_cache: dict[int, str] = {0: ""}
+    find = strings.find
+
+    def name_of(off: int, tid: int, kind_no: int) -> str:
+        if off < str_base:
+            assert base is not None  # str_base is 0 without a base
+            got = base.string(off)
+        elif off >= str_end:
+            raise BtfError(
+                f"{_where(tid, kind_no)}: name offset {off} out of range"
+                f" (strings end at {str_end})"
+            )
+        else:
+            rel = off - str_base
+            got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
+        name_cache[off] = got
+        return got
+
+    types: list[BtfType] = []
+    append = types.append
+    n = len(words)
+    i = 0
+    tid = btf.start_id
+    max_ref = 0  # largest type id referenced anywhere: checked once at the end
+    funcs: list[Func] = []
+    checked: list[BtfType] = []  # DATASEC and DECL_TAG: checked once all types exist
+    while i < n:
+        if i + 3 > n:
+            raise BtfError(f"type id {tid}: record truncated at end of type section")
+        name_off, info, size_type = words[i], words[i + 1], words[i + 2]
+        i += 3
+        k = (info >> 24) & 0x1F
+        vlen = info & 0xFFFF
+        kflag = info >= 0x80000000
+        if k == 0 or k > 19:
+            raise BtfError(f"type id {tid}: unknown BTF kind {k}")
+        if k == 4 or k == 5 or k == 15 or k == 19:
+            extra = 3 * vlen
+        elif k == 6 or k == 13:
+            extra = 2 * vlen
+        elif k == 3:
+            extra = 3
+        elif k == 1 or k == 14 or k == 17:
+            extra = 1
+        else:
+            extra = 0
+        if i + extra > n:
+            raise BtfError(
+                f"{_where(tid, k)}: {extra * 4} bytes of data (vlen {vlen})"
+                " overrun the type section"
+            )
+        name = name_cache.get(name_off)
+        if name is None:
+            name = name_of(name_off, tid, k)
+        t: BtfType
+        if k == 4 or k == 5:  # STRUCT, UNION
+            members = []
+            for j in range(i, i + extra, 3):
+                moff = words[j]
+                mname = name_cache.get(moff)
+                if mname is None:
+                    mname = name_of(moff, tid, k)
+                off = words[j + 2]
+                if kflag:
+                    members.append(Member(mname, moff, words[j + 1], off & 0xFFFFFF, off >> 24))
+                else:
+                    members.append(Member(mname, moff, words[j + 1], off, 0))
+            if vlen:
+                max_ref = max(max_ref, max(words[i + 1:i + extra:3]))
+            t = (Struct if k == 4 else Union)(tid, name, name_off, size_type, members, kflag)
+        elif k == 12:  # FUNC
+            t = Func(tid, name, name_off, size_type, vlen, kflag)
+            funcs.append(t)
+            if size_type > max_ref:
+                max_ref = size_type
+        elif k == 13:  # FUNC_PROTO
+            params = []
+            for j in range(i, i + extra, 2):
+                poff = words[j]
+                pname = name_cache.get(poff)
+                if pname is None:
+                    pname = name_of(poff, tid, k)
+                params.append(Param(pname, poff, words[j + 1]))
+            max_ref = max(max_ref, size_type, max(words[i + 1:i + extra:2], default=0))
+            t = FuncProto(tid, name, name_off, size_type, params, kflag)
+        elif k == 2 or (8 <= k <= 11) or k == 18:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
+            if size_type > max_ref:
+                max_ref = size_type
+            t = _REF_CLASSES[k](tid, name, name_off, size_type, kflag)
+            if k != 2 and k != 9 and k != 10 and k != 11 and not name:
+                raise BtfError(f"{_where(tid, k)}: has no name")
+        elif k == 1:  # INT
+            v = words[i]
+            enc = (v >> 24) & 0x0F
+            bits_offset = (v >> 16) & 0xFF
+            nr_bits = v & 0xFF
+            if size_type not in _INT_SIZES:
+                raise BtfError(f"{_where(tid, k)}: invalid size {size_type}")
+            if nr_bits > 128 or bits_offset + nr_bits > size_type * 8:
+                raise BtfError(
+                    f"{_where(tid, k)}: {nr_bits} bits at offset {bits_offset} exceed its size"
+                )
+            if enc not in (0, 1, 2, 4):
+                raise BtfError(f"{_where(tid, k)}: invalid encoding 0x{enc:x}")
+            t = Int(tid, name, name_off, size_type, _ENCODINGS[enc], bits_offset, nr_bits, kflag)
+        elif k == 3:  # ARRAY
+            max_ref = max(max_ref, words[i], words[i + 1])
+            t = Array(tid, name, name_off, words[i], words[i + 1], words[i + 2], kflag)
+        elif k == 6 or k == 19:  # ENUM, ENUM64
+            if size_type not in _ENUM_SIZES:
+                raise BtfError(f"{_where(tid, k)}: invalid size {size_type}")
+            values = []
+            step = 2 if k == 6 else 3
+            for j in range(i, i + extra, step):
+                voff = words[j]
+                vname = name_cache.get(voff)
+                if vname is None:
+                    vname = name_of(voff, tid, k)
+                if k == 6:
+                    v = words[j + 1]
+                    if kflag and v >= 0x80000000:
+                        v -= 0x100000000
+                else:
+                    v = words[j + 1] | (words[j + 2] << 32)
+                    if kflag and v >> 63:
+                        v -= 1 << 64
+                values.append(EnumValue(vname, voff, v))
+            t = (Enum if k == 6 else Enum64)(tid, name, name_off, size_type, values, kflag)
+        elif k == 7:
+            t = Fwd(tid, name, name_off, kflag)
+        elif k == 14:  # VAR
+            if not name:
+                raise BtfError(f"{_where(tid, k)}: has no name")
+            if size_type > max_ref:
+                max_ref = size_type
+            t = Var(tid, name, name_off, size_type, words[i], kflag)
+        elif k == 15:  # DATASEC
+            secinfos = [
+                VarSecinfo(words[j], words[j + 1], words[j + 2]) for j in range(i, i + extra, 3)
+            ]
+            t = Datasec(tid, name, name_off, size_type, secinfos, kflag)
+            checked.append(t)
+        elif k == 16:  # FLOAT
+            if size_type not in (2, 4, 8, 12, 16):
+                raise BtfError(f"{_where(tid, k)}: invalid size {size_type}")
+            t = Float(tid, name, name_off, size_type, kflag)
+        else:  # 17: DECL_TAG
+            if not name:
+                raise BtfError(f"{_where(tid, k)}: has no name")
+            cidx = words[i]
+            t = DeclTag(tid, name, name_off, size_type,
+                        cidx - 0x100000000 if cidx >= 0x80000000 else cidx, kflag)
+            checked.append(t)
+        append(t)
+        i += extra
+        tid += 1
+        if tid > MAX_TYPE_ID + 1:
+            raise BtfError(f"too many BTF types (more than {MAX_TYPE_ID})")
+
+    btf.types = types
+    if max_ref >= tid:
+        _report_bad_reference(btf)
+    for f in funcs:
+        if btf.type(f.type_id).kind != Kind.FUNC_PROTO:
+            raise BtfError(f"type id {f.id} (FUNC): type id {f.type_id} is not a FUNC_PROTO")
+        if f.linkage > 2:
+            raise BtfError(f"type id {f.id} (FUNC): invalid linkage {f.linkage}")
+    for t in checked:
+        if isinstance(t, Datasec):
+            _check_datasec(btf, t)
+        else:
+            _check_decl_tag(btf, t, f"type id {t.id} (DECL_TAG)")  # type: ignore[arg-type]
+    return types
+
+
+_REF_CLASSES: dict[int, type] = {
+    2: Ptr, 8: Typedef, 9: Volatile, 10: Const, 11: Restrict, 18: TypeTag,
+}
+_ENCODINGS = {e.value: e for e in (IntEncoding(0), IntEncoding(1), IntEncoding(2), IntEncoding(4))}
+
+
+def _report_bad_reference(btf: Btf) -> None:
+    """Find and report the first out-of-range reference (only called when one exists)."""
+    count = btf.type_count
+    for t in btf.types:
+        where = f"type id {t.id} ({t.kind.name})"
+        refs: list[tuple[str, int]] = []
+        if isinstance(t, (Struct, Union)):
+            refs = [(f"member '{m.name}'", m.type_id) for m in t.members]
+        elif isinstance(t, FuncProto):
+            refs = [("return type", t.return_type_id)]
+            refs += [(f"parameter '{p.name}'", p.type_id) for p in t.params]
+        elif isinstance(t, Array):
+            refs = [("element type", t.type_id), ("index type", t.index_type_id)]
+        elif hasattr(t, "type_id"):
+            refs = [("type", t.type_id)]  # type: ignore[union-attr]
+        for what, ref in refs:
+            if ref >= count:
+                raise BtfError(
+                    f"{where}: {what} refers to type id {ref}, out of range (max {count - 1})"
+                )
+    raise AssertionError("no bad reference found")  # pragma: no cover
+
+
+def _check_datasec(btf: Btf, t: Datasec) -> None:
+    where = f"type id {t.id} (DATASEC)"
+    for v in t.vars:
+        if v.type_id >= btf.type_count or v.type_id == 0:
+            raise BtfError(f"{where}: variable type id {v.type_id} out of range")
+        if btf.type(v.type_id).kind not in (Kind.VAR, Kind.FUNC):
+            raise BtfError(f"{where}: entry type id {v.type_id} is not a VAR")
+
+
+def _check_decl_tag(btf: Btf, t: DeclTag, where: str) -> None:
+    idx = t.component_idx
+    if idx < -1:
+        raise BtfError(f"{where}: invalid component index {idx}")
+    if idx == -1:
+        return
+    target = btf.type(t.type_id)
+    if isinstance(target, (Struct, Union)):
+        n = len(target.members)
+    elif isinstance(target, Func):
+        proto = btf.type(target.type_id)
+        n = len(proto.params) if isinstance(proto, FuncProto) else 0
+    else:
+        raise BtfError(f"{where}: component index {idx} on a {target.kind.name}")
+    if idx >= n:
+        raise BtfError(f"{where}: component index {idx} out of range ({n} components)")
+
+
+def check_loops(btf: Btf) -> None:
+    """Reject types that contain themselves by value.
+
+    Loops through pointers and function prototypes are legal C (a list node
+    points to itself); loops through typedefs, qualifiers, arrays, VARs or
+    struct/union members are not, and would make sizes infinite.
+    """
+    start = btf.start_id
+    types = btf.types
+    # 0 = unvisited, 1 = on the current path, 2 = done
+    state = bytearray(len(types))
+    for root, t in enumerate(types):
+        if state[root] or _is_leaf(t):
+            continue
+        state[root] = 1
+        stack = [(root, iter(_value_edges(t)))]
+        while stack:
+            idx, it = stack[-1]
+            for ref in it:
+                r = ref - start
+                if r < 0 or state[r] == 2:
+                    continue  # void, in the base (checked there), or done
+                child = types[r]
+                if _is_leaf(child):
+                    state[r] = 2
+                    continue
+                if state[r] == 1:
+                    bad = types[idx]
+                    raise BtfError(
+                        f"type id {bad.id} ({bad.kind.name}): reference loop through"
+                        f" type id {ref}"
+                    )
+                state[r] = 1
+                stack.append((r, iter(_value_edges(child))))
+                break
+            else:
+                state[idx] = 2
+                stack.pop()
+
+
+_VALUE_REF_CLASSES = (Typedef, Volatile, Const, Restrict, TypeTag, Array, Var)
+
+
+def _is_leaf(t: BtfType) -> bool:
+    return not isinstance(t, (Struct, Union, *_VALUE_REF_CLASSES))
+
+
+def _value_edges(t: BtfType) -> list[int]:
+    if isinstance(t, (Struct, Union)):
+        return [m.type_id for m in t.members]
+    return [t.type_id]  # type: ignore[union-attr]

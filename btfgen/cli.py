@@ -1,0 +1,88 @@
+"""The ``btfgen`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from btfgen import __version__
+from btfgen.errors import BtfgenError
+
+
+def _cmd_dump(args: argparse.Namespace) -> str:
+    from btfgen.object_reader import read_btf
+
+    btf = read_btf(args.file, args.base)
+    if args.format == "raw":
+        from btfgen.dump_raw import format_raw
+
+        return format_raw(btf)
+    if args.format == "c":
+        from btfgen.dump_c import format_c
+
+        return format_c(btf)
+    from btfgen.dump_json import format_json
+
+    return format_json(btf)
+
+
+def _cmd_info(args: argparse.Namespace) -> str:
+    from btfgen.info import format_info
+    from btfgen.object_reader import read_input
+
+    return format_info(read_input(args.file))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser for every subcommand."""
+    p = argparse.ArgumentParser(
+        prog="btfgen",
+        description="Typed Python from the BTF of compiled eBPF objects.",
+    )
+    p.add_argument("--version", action="version", version=f"btfgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser(
+        "dump", help="print the BTF of an object or raw BTF file",
+        epilog="examples:\n  btfgen dump prog.bpf.o\n  btfgen dump /sys/kernel/btf/vmlinux"
+        " --format c\n  btfgen dump /sys/kernel/btf/nf_tables --base /sys/kernel/btf/vmlinux",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("file", help=".bpf.o object or raw BTF file")
+    d.add_argument("--format", choices=("raw", "c", "json"), default="raw",
+                   help="raw: as `bpftool btf dump ... format raw`; c: C declarations;"
+                   " json: the model")
+    d.add_argument("--base", help="base BTF for split BTF (e.g. /sys/kernel/btf/vmlinux)")
+    d.set_defaults(func=_cmd_dump)
+
+    i = sub.add_parser(
+        "info", help="programs, maps and globals of an object",
+        epilog="example:\n  btfgen info prog.bpf.o",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    i.add_argument("file", help=".bpf.o object")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        out = args.func(args)
+    except BtfgenError as e:
+        print(f"btfgen: {args.file}: {e}", file=sys.stderr)
+        return 1
+    if out:
+        try:
+            sys.stdout.write(out)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
