@@ -34,6 +34,14 @@ def _cmd_info(args: argparse.Namespace) -> str:
     return format_info(read_input(args.file))
 
 
+def _cmd_gen(args: argparse.Namespace) -> str:
+    from btfgen.generate import generate_to_file
+
+    generate_to_file(args.file, output=args.output, name=args.name, types=args.type,
+                     base=args.base)
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for every subcommand."""
     p = argparse.ArgumentParser(
@@ -63,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("file", help=".bpf.o object")
     i.set_defaults(func=_cmd_info)
+
+    g = sub.add_parser(
+        "gen", help="write a typed Python module for an object",
+        epilog="examples:\n  btfgen gen prog.bpf.o                 # writes ./prog_skel.py\n"
+        "  btfgen gen prog.bpf.o -o pkg/prog_skel.py --type 'struct event'\n"
+        "  btfgen gen /sys/kernel/btf/vmlinux --type 'struct sock' -o sock.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g.add_argument("file", help=".bpf.o object or raw BTF file")
+    g.add_argument("-o", "--output", help="output path (default ./<stem>_skel.py)")
+    g.add_argument("--name", help="module stem used for the skeleton class name")
+    g.add_argument("--type", action="append", default=[], metavar="CTYPE",
+                   help="also emit this C type, e.g. 'struct sock' (repeatable)")
+    g.add_argument("--base", help="base BTF for split BTF input")
+    g.set_defaults(func=_cmd_gen)
     return p
 
 
