@@ -426,7 +426,7 @@ class BtfHeader:
     str_len: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Btf:
     """A parsed BTF blob: its types in id order, its strings and, for split
     BTF, the base it extends.
