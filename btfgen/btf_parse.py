@@ -8,9 +8,11 @@ with a one-line description.  Both byte orders are accepted; the magic tells.
 
 from __future__ import annotations
 
+import gc
 import struct
 import sys
 from array import array
+from collections.abc import Iterator
 
 from btfgen.btf_model import (
     Array,
@@ -52,6 +54,21 @@ MAX_STR_OFFSET = 0x7FFFFFFF
 
 _INT_SIZES = frozenset({1, 2, 4, 8, 16})
 _ENUM_SIZES = frozenset({1, 2, 4, 8})
+
+def quote_name(name: str) -> str:
+    """A BTF name quoted for a one-line message: its bytes that are not UTF-8
+    and its control characters come out escaped."""
+    out = []
+    for ch in name:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape keeps it
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable() and ch not in "'\\":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1] if ch != "'" else "\\'")
+    return "'" + "".join(out) + "'"
+
 
 def byteorder_of(data: bytes) -> str:
     """'little' or 'big' from the BTF magic; raises BtfError if it is neither."""
@@ -101,7 +118,18 @@ def parse_btf(data: bytes, base: Btf | None = None) -> Btf:
 
     ``base`` is the base BTF of split BTF (kernel module BTF on vmlinux).
     """
-    data = bytes(data)
+    # Parsing vmlinux allocates ~10^6 objects and no cycles: the cyclic GC would
+    # only rescan them over and over (a third of the time), so it is paused.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(bytes(data), base)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _parse(data: bytes, base: Btf | None) -> Btf:
     hdr, order = parse_header(data)
     str_start = hdr.hdr_len + hdr.str_off
     strings = data[str_start:str_start + hdr.str_len]
@@ -151,6 +179,9 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
     str_end = str_base + len(strings)
     base = btf.base
     name_cache: dict[int, str] = {0: ""}
+    # Slicing one decoded str is cheaper than decoding each name; byte offsets
+    # equal str offsets only when every byte is ASCII.
+    text = strings.decode("ascii") if strings.isascii() else None
     find = strings.find
 
     def name_of(off: int, tid: int, kind_no: int) -> str:
@@ -164,12 +195,16 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
             )
         else:
             rel = off - str_base
-            got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
+            if text is not None:
+                got = text[rel:text.find("\0", rel)]
+            else:
+                got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
         name_cache[off] = got
         return got
 
     types: list[BtfType] = []
     append = types.append
+    words_fixed, words_per_vlen = _EXTRA_WORDS, _WORDS_PER_VLEN
     n = len(words)
     i = 0
     tid = btf.start_id
@@ -186,16 +221,7 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
         kflag = info >= 0x80000000
         if k == 0 or k > 19:
             raise BtfError(f"type id {tid}: unknown BTF kind {k}")
-        if k == 4 or k == 5 or k == 15 or k == 19:
-            extra = 3 * vlen
-        elif k == 6 or k == 13:
-            extra = 2 * vlen
-        elif k == 3:
-            extra = 3
-        elif k == 1 or k == 14 or k == 17:
-            extra = 1
-        else:
-            extra = 0
+        extra = words_fixed[k] + words_per_vlen[k] * vlen
         if i + extra > n:
             raise BtfError(
                 f"{_where(tid, k)}: {extra * 4} bytes of data (vlen {vlen})"
@@ -300,6 +326,8 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
             if not name:
                 raise BtfError(f"{_where(tid, k)}: has no name")
             cidx = words[i]
+            if size_type > max_ref:
+                max_ref = size_type
             t = DeclTag(tid, name, name_off, size_type,
                         cidx - 0x100000000 if cidx >= 0x80000000 else cidx, kflag)
             checked.append(t)
@@ -325,6 +353,9 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
     return types
 
 
+#: 32-bit words after ``struct btf_type``: fixed, and per ``vlen``, by kind.
+_EXTRA_WORDS = (0, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0)
+_WORDS_PER_VLEN = (0, 0, 0, 0, 3, 3, 2, 0, 0, 0, 0, 0, 0, 2, 0, 3, 0, 0, 0, 3)
 _REF_CLASSES: dict[int, type] = {
     2: Ptr, 8: Typedef, 9: Volatile, 10: Const, 11: Restrict, 18: TypeTag,
 }
@@ -338,14 +369,15 @@ def _report_bad_reference(btf: Btf) -> None:
         where = f"type id {t.id} ({t.kind.name})"
         refs: list[tuple[str, int]] = []
         if isinstance(t, (Struct, Union)):
-            refs = [(f"member '{m.name}'", m.type_id) for m in t.members]
+            refs = [(f"member {quote_name(m.name)}", m.type_id) for m in t.members]
         elif isinstance(t, FuncProto):
             refs = [("return type", t.return_type_id)]
-            refs += [(f"parameter '{p.name}'", p.type_id) for p in t.params]
+            refs += [(f"parameter {quote_name(p.name)}", p.type_id) for p in t.params]
         elif isinstance(t, Array):
             refs = [("element type", t.type_id), ("index type", t.index_type_id)]
-        elif hasattr(t, "type_id"):
-            refs = [("type", t.type_id)]  # type: ignore[union-attr]
+        elif isinstance(t, (Ptr, Typedef, Volatile, Const, Restrict, TypeTag, Func, Var,
+                            DeclTag)):
+            refs = [("type", t.type_id)]
         for what, ref in refs:
             if ref >= count:
                 raise BtfError(
@@ -390,45 +422,43 @@ def check_loops(btf: Btf) -> None:
     """
     start = btf.start_id
     types = btf.types
-    # 0 = unvisited, 1 = on the current path, 2 = done
-    state = bytearray(len(types))
-    for root, t in enumerate(types):
-        if state[root] or _is_leaf(t):
+    composite = _COMPOSITE_CLASSES
+    value_ref = _VALUE_REF_CLASSES
+    # 0 = unvisited, 1 = on the current path, 2 = done (or holds no type by value)
+    state = bytearray(
+        0 if type(t) in composite or type(t) in value_ref else 2 for t in types
+    )
+
+    def edges(t: BtfType) -> Iterator[int]:
+        if type(t) in composite:
+            return (m.type_id - start for m in t.members)  # type: ignore[union-attr]
+        return iter((t.type_id - start,))  # type: ignore[union-attr]
+
+    for root in range(len(types)):
+        if state[root]:
             continue
         state[root] = 1
-        stack = [(root, iter(_value_edges(t)))]
+        stack = [(root, edges(types[root]))]
         while stack:
             idx, it = stack[-1]
-            for ref in it:
-                r = ref - start
+            for r in it:
                 if r < 0 or state[r] == 2:
                     continue  # void, in the base (checked there), or done
-                child = types[r]
-                if _is_leaf(child):
-                    state[r] = 2
-                    continue
                 if state[r] == 1:
                     bad = types[idx]
                     raise BtfError(
                         f"type id {bad.id} ({bad.kind.name}): reference loop through"
-                        f" type id {ref}"
+                        f" type id {r + start}"
                     )
                 state[r] = 1
-                stack.append((r, iter(_value_edges(child))))
+                stack.append((r, edges(types[r])))
                 break
             else:
                 state[idx] = 2
                 stack.pop()
 
 
-_VALUE_REF_CLASSES = (Typedef, Volatile, Const, Restrict, TypeTag, Array, Var)
-
-
-def _is_leaf(t: BtfType) -> bool:
-    return not isinstance(t, (Struct, Union, *_VALUE_REF_CLASSES))
-
-
-def _value_edges(t: BtfType) -> list[int]:
-    if isinstance(t, (Struct, Union)):
-        return [m.type_id for m in t.members]
-    return [t.type_id]  # type: ignore[union-attr]
+_COMPOSITE_CLASSES: frozenset[type] = frozenset({Struct, Union})
+_VALUE_REF_CLASSES: frozenset[type] = frozenset(
+    {Typedef, Volatile, Const, Restrict, TypeTag, Array, Var}
+)

@@ -1,10 +1,16 @@
-"""The ``btfgen`` command line."""
+"""The ``btfgen`` command line.
+
+Exit codes: 0 success; 1 bad input (one line ``btfgen: FILE: problem`` on
+stderr); 2 usage error (argparse); 70 a bug in btfgen (one line naming the
+exception; set ``BTFGEN_TRACEBACK=1`` to see the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from btfgen import __version__
 from btfgen.errors import BtfgenError
@@ -89,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+EXIT_BUG = 70  # EX_SOFTWARE
+
+
+def _report(path: str, message: str) -> None:
+    """One line on stderr, whatever the message holds."""
+    line = " ".join(message.split()) or "error"
+    print(f"btfgen: {path}: {line}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
@@ -96,11 +111,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out = args.func(args)
     except BtfgenError as e:
-        print(f"btfgen: {args.file}: {e}", file=sys.stderr)
+        _report(e.path or args.file, str(e))
         return 1
+    except (MemoryError, RecursionError) as e:
+        _report(args.file, f"input too large or too deeply nested ({type(e).__name__})")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if os.environ.get("BTFGEN_TRACEBACK"):
+            raise
+        _report(args.file, f"internal error: {type(e).__name__}: {e} -- this is a btfgen bug,"
+                " please report it (BTFGEN_TRACEBACK=1 shows the traceback)")
+        return EXIT_BUG
     if out:
         try:
-            sys.stdout.write(out)
+            # Names from BTF may be any bytes: they travel as surrogateescape.
+            sys.stdout.buffer.write(out.encode("utf-8", "surrogateescape"))
             sys.stdout.flush()
         except BrokenPipeError:
             return 0

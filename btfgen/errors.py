@@ -10,6 +10,10 @@ from __future__ import annotations
 class BtfgenError(Exception):
     """Base class for every error btfgen reports to its user."""
 
+    #: The file the problem is in, set by the reader (e.g. the ``--base`` file);
+    #: None means the file named on the command line.
+    path: str | None = None
+
 
 class BtfError(BtfgenError):
     """The BTF data is malformed (bad header, reference out of range, loop ...)."""

@@ -1,57 +1,214 @@
-"""Read a ``.bpf.o`` (with pyelftools) or a raw BTF file into a :class:`BpfObject`."""
+"""Read a ``.bpf.o`` (with pyelftools) or a raw BTF file into a :class:`BpfObject`.
+
+Every problem with the input -- unreadable file, not ELF, not EM_BPF, no
+``.BTF``, truncation, malformed BTF or ``.BTF.ext``, broken map definitions --
+is raised as :class:`ObjectError` or :class:`BtfError` whose ``path`` names the
+file at fault (which may be the ``--base`` file).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import struct
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-import io
-
-from btfgen.bpf_object import BpfObject
-from btfgen.btf_model import Btf
+from btfgen.bpf_object import BpfObject, DataSection, GlobalVar, Program
+from btfgen.btf_ext import parse_btf_ext
+from btfgen.btf_model import Btf, Datasec, Var
 from btfgen.btf_parse import parse_btf
-from btfgen.errors import BtfError, ObjectError
+from btfgen.datasec_fixup import KCONFIG_SEC, fixup_datasecs
+from btfgen.elf_image import ElfImage, load_elf
+from btfgen.errors import BtfError, BtfgenError, ObjectError
+from btfgen.map_defs import btf_maps, legacy_maps, struct_ops_maps
+from btfgen.sec_defs import classify_section
 
 EM_BPF = 247
+_ELF_MAGIC = b"\x7fELF"
+_BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
 
 
 def read_input(path: str, base: Btf | None = None) -> BpfObject:
-    """Read an ELF BPF object or a raw BTF blob (e.g. /sys/kernel/btf/vmlinux)."""
+    """Read an ELF BPF object or a raw BTF blob (e.g. /sys/kernel/btf/vmlinux).
+
+    ``base`` is the base BTF when the input is split BTF (a kernel module's).
+    """
+    data = _read_file(path)
+    try:
+        if data[:4] == _ELF_MAGIC:
+            return read_object_bytes(path, data, base)
+        btf = _parse_raw(data, base)
+        return BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf,
+                         data=data, is_elf=False, byteorder=btf.byteorder)
+    except BtfgenError as e:
+        _blame(e, path)
+        raise
+
+
+def read_btf(path: str, base_path: str | None = None) -> Btf:
+    """Just the BTF of an object or raw BTF file, as the file has it (no fix-ups),
+    split on ``base_path``'s BTF if given."""
+    base = read_btf(base_path) if base_path else None
+    data = _read_file(path)
+    try:
+        if data[:4] == _ELF_MAGIC:
+            return _elf_btf(load_elf(data), base)
+        return _parse_raw(data, base)
+    except BtfgenError as e:
+        _blame(e, path)
+        raise
+
+
+def read_object_bytes(path: str, data: bytes, base: Btf | None = None) -> BpfObject:
+    """Read the ELF image ``data`` (named ``path`` in errors) into the object model."""
+    try:
+        return _read_object(path, data, base)
+    except BtfgenError as e:
+        _blame(e, path)
+        raise
+    except RecursionError:
+        raise _blame(ObjectError("types nested too deeply"), path) from None
+
+
+def _blame(e: BtfgenError, path: str) -> BtfgenError:
+    if e.path is None:
+        e.path = path
+    return e
+
+
+def _read_file(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ObjectError(f"cannot read: {e.strerror}") from None
-    if data[:4] == b"\x7fELF":
-        return read_object_bytes(path, data)
-    if data[:2] in (b"\x9f\xeb", b"\xeb\x9f"):
-        btf = parse_btf(data, base)
-        return BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf,
-                         data=data, is_elf=False, byteorder=btf.byteorder)
-    raise ObjectError("not an ELF file or raw BTF (bad magic)")
+        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    if not data:
+        raise _blame(ObjectError("empty file"), path)
+    return data
 
 
-def read_object_bytes(path: str, data: bytes) -> BpfObject:
-    """Read the ELF image ``data`` (named ``path`` in messages)."""
+def _parse_raw(data: bytes, base: Btf | None) -> Btf:
+    if data[:2] not in _BTF_MAGICS:
+        raise ObjectError(
+            f"not an ELF file or raw BTF (bad magic {data[:4].hex(' ')})"
+        )
+    return parse_btf(data, base)
+
+
+def _elf_btf(elf: ElfImage, base: Btf | None) -> Btf:
+    sec = elf.section(".BTF")
+    if sec is None:
+        raise ObjectError("no .BTF section: compile the program with `clang -g`")
+    if sec.type == "SHT_NOBITS":
+        raise ObjectError(".BTF section has no data")
     try:
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] not in ("EM_BPF", EM_BPF):
-            raise ObjectError(f"ELF machine is {elf['e_machine']}, not EM_BPF (247)")
-        sec = elf.get_section_by_name(".BTF")
-        if sec is None:
-            raise ObjectError("no .BTF section (compile with clang -g)")
-        btf = parse_btf(sec.data())
-    except ELFError as e:
-        raise ObjectError(f"malformed ELF: {e}") from None
-    return BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf, data=data,
-                     byteorder="little" if elf.little_endian else "big")
+        return parse_btf(sec.data, base)
+    except BtfError as e:
+        raise BtfError(f".BTF: {e}") from None
 
 
-def read_btf(path: str, base_path: str | None = None) -> Btf:
-    """Just the BTF of an object or raw BTF file (split on ``base_path`` if given)."""
-    base = read_input(base_path).btf if base_path else None
-    return read_input(path, base).btf
+def _read_object(path: str, data: bytes, base: Btf | None) -> BpfObject:
+    elf = load_elf(data)
+    raw = _elf_btf(elf, base)
+    btf = fixup_datasecs(raw, elf)
+    obj = BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf, raw_btf=raw,
+                    data=data, is_elf=True, byteorder=elf.byteorder)
+    ext = elf.section(".BTF.ext")
+    if ext is not None:
+        obj.btf_ext = ext.data
+        obj.btf_ext_info = parse_btf_ext(ext.data, raw, elf.byteorder)
+    obj.programs = _programs(elf)
+    maps_sec = elf.section(".maps")
+    if maps_sec is not None and maps_sec.size and not _has_datasec(btf, ".maps"):
+        raise ObjectError("section .maps has no DATASEC in .BTF (compile with `clang -g`)")
+    obj.maps = legacy_maps(elf, btf) + btf_maps(btf) + struct_ops_maps(btf)
+    obj.sections = _data_sections(elf, btf)
+    obj.license = _license(elf)
+    obj.kern_version = _kern_version(elf)
+    return obj
 
 
-__all__ = ["read_input", "read_object_bytes", "read_btf", "BtfError"]
+def _has_datasec(btf: Btf, name: str) -> bool:
+    return any(isinstance(t, Datasec) and t.name == name for t in btf.types)
+
+
+def _programs(elf: ElfImage) -> list[Program]:
+    """Global functions of executable sections other than ``.text`` (whose
+    functions are subprograms), in section and then address order."""
+    progs = []
+    for sec in elf.sections:
+        if not sec.executable or sec.type != "SHT_PROGBITS" or not sec.size:
+            continue
+        if sec.name == ".text":
+            continue
+        kind = classify_section(sec.name)
+        funcs = sorted((s for s in elf.symbols_in(sec.index)
+                        if s.type == "STT_FUNC" and s.bind in ("STB_GLOBAL", "STB_WEAK")),
+                       key=lambda s: s.value)
+        for sym in funcs:
+            progs.append(Program(
+                name=sym.name, section=sec.name, attach_kind=kind.attach_kind,
+                attach_target=kind.attach_target, size=sym.size, prog_type=kind.prog_type,
+                sleepable=kind.sleepable,
+            ))
+    return progs
+
+
+def data_section_kind(name: str) -> str | None:
+    """"data", "rodata", "bss" or "kconfig" for a global data section's name
+    (libbpf's rules), None for any other section."""
+    if name in (".data", ".rodata"):
+        return name[1:]
+    if name.startswith(".data."):
+        return "data"
+    if name.startswith(".rodata."):
+        return "rodata"
+    if name == ".bss":
+        return "bss"
+    if name == KCONFIG_SEC:
+        return "kconfig"
+    return None
+
+
+def _data_sections(elf: ElfImage, btf: Btf) -> list[DataSection]:
+    sections = []
+    for t in btf.types:
+        if not isinstance(t, Datasec):
+            continue
+        kind = data_section_kind(t.name)
+        if kind is None:
+            continue
+        elf_sec = elf.section(t.name)
+        if kind == "kconfig" or elf_sec is None or elf_sec.type == "SHT_NOBITS":
+            if kind != "kconfig" and elf_sec is None:
+                continue  # a DATASEC with no section: nothing libbpf would map
+            initial = bytes(t.size)
+        else:
+            initial = elf_sec.data
+        ds = DataSection(name=t.name, size=t.size, datasec_type_id=t.id,
+                         readonly=kind in ("rodata", "kconfig"), initial=initial)
+        for vsi in t.vars:
+            var = btf.type(vsi.type_id)
+            if isinstance(var, Var):
+                ds.variables.append(GlobalVar(name=var.name, type_id=var.type_id,
+                                              offset=vsi.offset, size=vsi.size,
+                                              linkage=var.linkage, var_id=var.id))
+        sections.append(ds)
+    return sections
+
+
+def _license(elf: ElfImage) -> str:
+    sec = elf.section("license")
+    if sec is None:
+        return ""
+    return sec.data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _kern_version(elf: ElfImage) -> int:
+    sec = elf.section("version")
+    if sec is None or len(sec.data) != 4:
+        return 0
+    order = "<" if elf.byteorder == "little" else ">"
+    return int(struct.unpack(order + "I", sec.data)[0])
+
+
+__all__ = ["read_input", "read_object_bytes", "read_btf", "data_section_kind", "BtfError",
+           "ObjectError"]

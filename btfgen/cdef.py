@@ -1,0 +1,380 @@
+"""The cffi ``cdef`` of a generated module, and its check against BTF.
+
+Every emitted struct/union/enum is declared under its C name (anonymous ones
+as ``__btfgen_<Class>``), members spelled with fixed-width types.  A struct is
+first written with cffi's natural layout plus explicit padding where BTF's
+offsets differ (``aligned(N)`` members, tail padding); if cffi's layout then
+disagrees with BTF it is rewritten ``packed`` with every hole explicit (cffi
+cannot place bitfields in packed structs, so those become opaque bytes).
+Every ``ffi.sizeof``/``ffi.offsetof`` and bitfield position is checked at
+generation time; a remaining difference raises :class:`GenerateError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cffi
+
+from btfgen.btf_model import (
+    Array,
+    Btf,
+    BtfType,
+    Enum,
+    Enum64,
+    Float,
+    Int,
+    Member,
+    Ptr,
+    Struct,
+    Union,
+)
+from btfgen.layout import struct_gaps, type_align
+from btfgen.naming import c_identifier
+from btfgen.records import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
+
+C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern
+float for goto if inline int long register restrict return short signed sizeof static struct
+switch typedef union unsigned void volatile while _Bool _Complex _Imaginary bool""".split())
+
+
+@dataclass
+class CdefChunk:
+    """One ``ffi.cdef(text, packed=...)`` call."""
+
+    text: str
+    packed: bool
+
+
+def _cname(name: str) -> bool:
+    return c_identifier(name) and name not in C_KEYWORDS and not name.startswith("_btfgen")
+
+
+class CdefBuilder:
+    """Builds and checks the cdef for the classes of a :class:`TypeRefs`."""
+
+    def __init__(self, refs: TypeRefs) -> None:
+        self.refs = refs
+        self.btf: Btf = refs.btf
+        self.tags: dict[int, str] = {}
+        self.enum_ok: set[int] = set()
+        self._text: dict[int, tuple[str, bool]] = {}
+
+    # -- spelling -----------------------------------------------------------
+
+    def _tag(self, c: TypeClass) -> str:
+        t = self.btf.type(c.type_id)
+        kw = "union" if isinstance(t, Union) else "enum" if isinstance(c, EnumClass) else "struct"
+        name = t.name if _cname(t.name) else f"__btfgen_{c.name}"
+        return f"{kw} {name}"
+
+    def _int(self, size: int, signed: bool) -> str:
+        return f"{'' if signed else 'u'}int{size * 8}_t"
+
+    def decl(self, type_id: int, declarator: str) -> str:
+        """``type declarator`` for a member of ``type_id``."""
+        t = self.btf.skip_modifiers(type_id)
+        if isinstance(t, Int):
+            if t.is_bool and t.size == 1:
+                return f"_Bool {declarator}"
+            if t.size == 1 and t.name == "char":
+                return f"char {declarator}"
+            if t.size in (1, 2, 4, 8):
+                return f"{self._int(t.size, t.signed)} {declarator}"
+            return f"uint8_t {declarator}[{t.size}]"
+        if isinstance(t, Ptr):
+            return f"uint64_t {declarator}"
+        if isinstance(t, Float):
+            if t.size in (4, 8):
+                return f"{'float' if t.size == 4 else 'double'} {declarator}"
+            return f"uint8_t {declarator}[{t.size}]"
+        if isinstance(t, (Enum, Enum64)):
+            if t.id in self.enum_ok and t.size == 4:
+                return f"{self.tags[t.id]} {declarator}"
+            if t.size in (1, 2, 4, 8):
+                return f"{self._int(t.size, t.signed)} {declarator}"
+            return f"uint8_t {declarator}[{t.size}]"
+        if isinstance(t, (Struct, Union)):
+            if t.size == 0:  # cffi cannot declare an empty struct
+                return f"uint8_t {declarator}[0]"
+            return f"{self.tags[t.id]} {declarator}"
+        if isinstance(t, Array):
+            return self.decl(t.type_id, f"{declarator}[{t.nelems}]")
+        raise GenerateError(f"type id {t.id} ({t.kind.name}) cannot be a member")
+
+    def _bit_type(self, type_id: int) -> str:
+        t = self.btf.skip_modifiers(type_id)
+        if isinstance(t, Int) and t.is_bool:
+            return "_Bool"
+        if isinstance(t, (Int, Enum, Enum64)) and t.size in (1, 2, 4, 8):
+            return self._int(t.size, t.signed)
+        raise GenerateError(f"bitfield of type id {type_id} cannot be declared")
+
+    # -- bodies -------------------------------------------------------------
+
+    def _member_names(self, t: Struct | Union) -> list[str]:
+        names = []
+        used = {m.name for m in t.members}
+        for i, m in enumerate(t.members):
+            if not m.name or _cname(m.name):
+                names.append(m.name)
+            else:
+                alt = f"_btfgen_m{i}"
+                while alt in used:
+                    alt += "_"
+                names.append(alt)
+        return names
+
+    def body(self, t: Struct | Union, packed: bool, indent: str) -> list[str]:
+        """Member lines of ``t`` (anonymous members inline)."""
+        btf = self.btf
+        names = self._member_names(t)
+        lines: list[str] = []
+        pad = 0
+
+        def padding(offset: int, size: int) -> None:
+            nonlocal pad
+            lines.append(f"{indent}uint8_t _btfgen_pad{pad}[{size}]; /* offset {offset} */")
+            pad += 1
+
+        if isinstance(t, Union):
+            biggest = 0
+            for m, name in zip(t.members, names, strict=True):
+                bf = btf.member_bitfield(t, m)
+                if bf.size:
+                    if packed:
+                        size = (bf.bit_offset + bf.size + 7) // 8
+                        lines.append(f"{indent}uint8_t _btfgen_bits{pad}[{size}];")
+                        pad += 1
+                    else:
+                        lines.append(f"{indent}{self._bit_type(m.type_id)} {name} : {bf.size};")
+                    biggest = max(biggest, (bf.bit_offset + bf.size + 7) // 8)
+                    continue
+                lines += self._member(m, name, packed, indent)
+                biggest = max(biggest, btf.size_of(m.type_id))
+            natural = _round_up(biggest, 1 if packed else _align(btf, t))
+            if natural != t.size:
+                lines.append(f"{indent}uint8_t _btfgen_size[{t.size}];")
+            return lines
+
+        if packed:
+            pos = 0
+            order = sorted(zip(t.members, names, strict=True), key=lambda mn: mn[0].bit_offset)
+            i = 0
+            while i < len(order):
+                m, name = order[i]
+                bf = btf.member_bitfield(t, m)
+                if bf.size:
+                    start = bf.bit_offset // 8
+                    end = (bf.bit_offset + bf.size + 7) // 8
+                    i += 1
+                    while i < len(order):
+                        bf2 = btf.member_bitfield(t, order[i][0])
+                        if not bf2.size or bf2.bit_offset // 8 >= end:
+                            break
+                        end = max(end, (bf2.bit_offset + bf2.size + 7) // 8)
+                        i += 1
+                    start = max(start, pos)
+                    if start > pos:
+                        padding(pos, start - pos)
+                    lines.append(f"{indent}uint8_t _btfgen_bits{start}[{end - start}];")
+                    pos = end
+                    continue
+                start = m.bit_offset // 8
+                if start > pos:
+                    padding(pos, start - pos)
+                lines += self._member(m, name, packed, indent)
+                pos = max(pos, start + btf.size_of(m.type_id))
+                i += 1
+            if t.size > pos:
+                padding(pos, t.size - pos)
+            return lines
+
+        gaps = sorted(struct_gaps(btf, t), key=lambda g: g.byte_offset)
+        gi = 0
+        for m, name in zip(t.members, names, strict=True):
+            bf = btf.member_bitfield(t, m)
+            start = bf.bit_offset // 8
+            while gi < len(gaps) and gaps[gi].byte_offset <= start and not bf.size:
+                padding(gaps[gi].byte_offset, gaps[gi].size)
+                gi += 1
+            if bf.size:
+                label = name if name else ""
+                lines.append(f"{indent}{self._bit_type(m.type_id)} {label} : {bf.size};")
+                continue
+            lines += self._member(m, name, packed, indent)
+        for g in gaps[gi:]:
+            padding(g.byte_offset, g.size)
+        return lines
+
+    def _member(self, m: Member, name: str, packed: bool, indent: str) -> list[str]:
+        mt = self.btf.skip_modifiers(m.type_id)
+        if not name:
+            if isinstance(mt, (Struct, Union)) and mt.id not in self.tags:
+                kw = "union" if isinstance(mt, Union) else "struct"
+                return [f"{indent}{kw} {{", *self.body(mt, packed, indent + "    "),
+                        f"{indent}}};"]
+            name = f"_btfgen_anon{m.bit_offset // 8}"
+        return [f"{indent}{self.decl(m.type_id, name)};"]
+
+    # -- assembling and checking --------------------------------------------
+
+    def build(self, classes: list[TypeClass]) -> list[CdefChunk]:
+        """The cdef chunks for ``classes`` (checked against BTF)."""
+        for c in classes:
+            self.tags[c.type_id] = self._tag(c)
+        chunks: list[CdefChunk] = []
+        enum_lines = self._enums([c for c in classes if isinstance(c, EnumClass)])
+        if enum_lines:
+            chunks.append(CdefChunk("\n".join(enum_lines) + "\n", False))
+        by_name = {c.name: c for c in classes}
+        for c in classes:
+            if not isinstance(c, RecordClass):
+                continue
+            t = self.btf.type(c.type_id)
+            assert isinstance(t, (Struct, Union))
+            if t.size == 0:
+                self._text[c.type_id] = ("", False)
+                continue
+            deps = self._dep_texts(c, by_name)
+            text, packed = self._record(c, t, enum_lines, deps)
+            self._text[c.type_id] = (text, packed)
+            chunks.append(CdefChunk(text, packed))
+        merged: list[CdefChunk] = []
+        for ch in chunks:
+            if merged and merged[-1].packed == ch.packed:
+                merged[-1] = CdefChunk(merged[-1].text + ch.text, ch.packed)
+            else:
+                merged.append(ch)
+        return merged
+
+    def _enums(self, enums: list[EnumClass]) -> list[str]:
+        lines: list[str] = []
+        used: set[str] = set()
+        for c in enums:
+            names = [n for n, _ in c.values]
+            if not all(_cname(n) for n in names) or used & set(names) or len(set(names)) != \
+                    len(names) or not names:
+                continue
+            tag = self.tags[c.type_id]
+            text = f"{tag} {{ " + ", ".join(f"{n} = {v}" for n, v in c.values) + " };"
+            ffi = cffi.FFI()
+            try:
+                ffi.cdef(text)
+                size = ffi.sizeof(tag)
+            except (cffi.CDefError, cffi.FFIError, OverflowError, ValueError):
+                continue
+            if size != c.size:
+                continue
+            used.update(names)
+            self.enum_ok.add(c.type_id)
+            lines.append(f"{tag} {{")
+            lines += [f"    {n} = {v}," for n, v in c.values]
+            lines.append("};")
+        return lines
+
+    def _dep_texts(self, c: RecordClass, by_name: dict[str, TypeClass]) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        seen: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            seen.add(name)
+            d = by_name.get(name)
+            if isinstance(d, RecordClass):
+                for sub in sorted(d.deps):
+                    visit(sub)
+                out.append(self._text[d.type_id])
+
+        for dep in sorted(c.deps):
+            visit(dep)
+        return out
+
+    def _record(self, c: RecordClass, t: Struct | Union, enum_lines: list[str],
+                deps: list[tuple[str, bool]]) -> tuple[str, bool]:
+        tag = self.tags[c.type_id]
+        errors: list[str] = []
+        for packed in (False, True):
+            try:
+                lines = [f"{tag} {{", *self.body(t, packed, "    "), "};"]
+            except GenerateError as e:
+                errors.append(str(e))
+                continue
+            text = "\n".join(lines) + "\n"
+            ffi = cffi.FFI()
+            try:
+                if enum_lines:
+                    ffi.cdef("\n".join(enum_lines))
+                for dtext, dpacked in deps:
+                    ffi.cdef(dtext, packed=dpacked)
+                ffi.cdef(text, packed=packed)
+                problem = self.check(ffi, t, tag, packed)
+            except (cffi.CDefError, cffi.FFIError, NotImplementedError, TypeError,
+                    ValueError, OverflowError) as e:
+                problem = f"cffi: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            if problem is None:
+                return text, packed
+            errors.append(problem)
+        raise GenerateError(f"cannot declare {c.c_spelling} (class {c.name}) for cffi:"
+                            f" {errors[-1]}")
+
+    def check(self, ffi: cffi.FFI, t: Struct | Union, tag: str, packed: bool) -> str | None:
+        """None if ``ffi``'s layout of ``tag`` equals BTF's, else what differs."""
+        size = ffi.sizeof(tag)
+        if size != t.size:
+            return f"sizeof {size} != BTF {t.size}"
+        return self._check_members(ffi, t, tag, 0, packed)
+
+    def _check_members(self, ffi: cffi.FFI, t: Struct | Union, tag: str, base: int,
+                       packed: bool) -> str | None:
+        btf = self.btf
+        for m, name in zip(t.members, self._member_names(t), strict=True):
+            bf = btf.member_bitfield(t, m)
+            mt = btf.skip_modifiers(m.type_id)
+            if not name:
+                if isinstance(mt, (Struct, Union)) and not bf.size:
+                    err = self._check_members(ffi, mt, tag, base + m.bit_offset // 8, packed)
+                    if err:
+                        return err
+                continue
+            if bf.size:
+                if packed or self.refs.byteorder != "little":
+                    continue
+                err = _check_bitfield(ffi, tag, name, base * 8 + bf.bit_offset, bf.size)
+                if err:
+                    return err
+                continue
+            off = ffi.offsetof(tag, name)
+            if off != base + m.bit_offset // 8:
+                return f"offsetof {name} {off} != BTF {base + m.bit_offset // 8}"
+        return None
+
+
+def _check_bitfield(ffi: cffi.FFI, tag: str, name: str, bit: int, width: int) -> str | None:
+    p = ffi.new(f"{tag} *")
+    try:
+        setattr(p, name, 1)
+    except OverflowError:  # a signed 1-bit field holds 0 and -1
+        setattr(p, name, -1)
+    got = int.from_bytes(bytes(ffi.buffer(p)), "little")
+    low = got & -got
+    if got == 0 or low != 1 << bit:
+        return f"bitfield {name} not at bit {bit}"
+    return None
+
+
+def _round_up(n: int, align: int) -> int:
+    return (n + align - 1) // align * align
+
+
+def _align(btf: Btf, t: BtfType) -> int:
+    try:
+        return type_align(btf, t.id)
+    except Exception:  # noqa: BLE001 -- any BTF oddity: assume byte alignment
+        return 1
+
+
+def build_cdef(refs: TypeRefs, classes: list[TypeClass]) -> list[CdefChunk]:
+    """Checked cdef chunks for ``classes`` (see the module docstring)."""
+    return CdefBuilder(refs).build(classes)

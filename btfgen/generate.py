@@ -1,0 +1,161 @@
+"""``btfgen gen``: object -> selected types -> rendered Python module.
+
+Data flows one way: :func:`btfgen.object_reader.read_input` gives a
+:class:`~btfgen.bpf_object.BpfObject`; :mod:`btfgen.type_select` picks the
+roots; :class:`btfgen.records.TypeRefs` turns them into classes;
+:mod:`btfgen.record_code` and :mod:`btfgen.cdef` write their code; the jinja2
+templates in ``btfgen/templates`` render the module.  When
+``btfgen.skeleton_context`` exists and the input is an ELF object, its
+``build_skeleton_context(obj, refs)`` adds the skeleton class: the returned
+dict is available to ``skeleton.py.j2`` as template variables, and its
+optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
+``exports`` (names for ``__all__``) keys are merged into the module's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from typing import Any
+
+import jinja2
+
+from btfgen import __version__
+from btfgen.bpf_object import BpfObject
+from btfgen.cdef import build_cdef
+from btfgen.naming import camel, doc_text, py_str
+from btfgen.object_reader import read_input
+from btfgen.output import write_atomic
+from btfgen.record_code import field_lines, format_literal, render_record
+from btfgen.records import CODEC_MODULE, EnumClass, GenerateError, RecordClass, TypeRefs
+from btfgen.type_select import select_roots
+
+__all__ = ["generate_to_file", "generate_module", "render_module", "default_output", "stem_of",
+           "GenerateError"]
+
+
+def stem_of(path: str) -> str:
+    """``probe.bpf.o`` -> ``probe``; ``x.o`` -> ``x``; ``vmlinux`` -> ``vmlinux``."""
+    base = os.path.basename(path)
+    for suffix in (".bpf.o", ".o"):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def default_output(path: str, name: str | None = None) -> str:
+    """``./<stem>_skel.py`` for ``path``."""
+    return f"{name or stem_of(path)}_skel.py"
+
+
+def skeleton_class_name(stem: str) -> str:
+    """``probe`` -> ``ProbeSkel``."""
+    return f"{camel(stem)}Skel"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("btfgen", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["pystr"] = py_str
+    env.filters["doc"] = doc_text
+    env.filters["fmt_literals"] = format_literal
+    env.filters["field_lines"] = field_lines
+    return env
+
+
+def _skeleton_builder() -> Any:
+    if importlib.util.find_spec("btfgen.skeleton_context") is None:
+        return None
+    return importlib.import_module("btfgen.skeleton_context").build_skeleton_context
+
+
+def _sorted_imports(lines: list[str]) -> list[str]:
+    def key(line: str) -> tuple[int, str]:
+        words = line.split()
+        return (1 if words[0] == "from" else 0, words[1] if len(words) > 1 else line)
+
+    return sorted(set(lines), key=key)
+
+
+def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | None) -> str:
+    """Render the module for ``obj`` whose types are in ``refs`` (all ensured)."""
+    classes = refs.classes()
+    for c in classes:
+        if isinstance(c, RecordClass):
+            render_record(c, refs.bo)
+    cdef = build_cdef(refs, classes)
+    records = [c for c in classes if isinstance(c, RecordClass)]
+    enums = [c for c in classes if isinstance(c, EnumClass)]
+    uses_field = any("field(" in f.default for r in records for f in r.fields)
+    stdlib = []
+    if records:
+        stdlib += ["import struct",
+                   "from dataclasses import dataclass" + (", field" if uses_field else "")]
+    if enums:
+        stdlib.append("from enum import IntEnum")
+    if records:
+        stdlib.append("from typing import ClassVar")
+    imports: list[str] = list(skeleton.get("imports", [])) if skeleton else []
+    if refs.uses_codec:
+        imports.append(f"from btfgen.runtime import codec as {CODEC_MODULE}")
+    exports = [c.name for c in classes] + ["TYPES", "ffi"]
+    if skeleton:
+        exports += list(skeleton.get("exports", []))
+    types = sorted(refs.c_names.items())
+    source = doc_text(os.path.basename(obj.path))
+    context: dict[str, Any] = {
+        "version": __version__,
+        "source": source,
+        "sha256": obj.sha256,
+        "classes": classes,
+        "records": records,
+        "enums": enums,
+        "uses_field": uses_field,
+        "stdlib_imports": stdlib,
+        "runtime_imports": _sorted_imports(imports),
+        "all_names": exports,
+        "types": types,
+        "cdef": cdef,
+        "skeleton": bool(skeleton),
+    }
+    if skeleton:
+        clash = set(skeleton) & set(context)
+        if clash - {"skeleton"}:
+            raise RuntimeError(f"skeleton context overrides {sorted(clash)}")
+        context.update({k: v for k, v in skeleton.items() if k != "skeleton"})
+    return _environment().get_template("module.py.j2").render(context)
+
+
+def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,
+                    base: str | None = None) -> str:
+    """The text of the module for the object or raw BTF file at ``path``."""
+    base_btf = read_input(base).btf if base else None
+    obj = read_input(path, base_btf)
+    stem = name or stem_of(path)
+    refs = TypeRefs(obj.btf, obj.byteorder, skeleton_class_name(stem))
+    try:
+        for root in select_roots(obj, list(types or [])):
+            refs.ensure(root.type_id, root.place)
+        skeleton = None
+        build = _skeleton_builder() if obj.is_elf else None
+        if build is not None:
+            skeleton = build(obj, refs)
+        return render_module(obj, refs, skeleton)
+    except RecursionError:
+        raise GenerateError("types nested too deeply") from None
+
+
+def generate_to_file(path: str, *, output: str | None = None, name: str | None = None,
+                     types: list[str] | None = None, base: str | None = None) -> str:
+    """Generate the module for ``path`` and write it atomically; returns the output path."""
+    text = generate_module(path, name=name, types=types, base=base)
+    out = output or default_output(path, name)
+    write_atomic(out, text)
+    return out

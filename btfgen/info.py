@@ -1,0 +1,194 @@
+"""``btfgen info``: a summary of an object for people.
+
+Programs (name, section, attach kind), maps (type, key/value types, limits,
+flags, pinning, inner map), global variables per data section and the
+license.  Names come from the file and are untrusted: anything that is not
+printable is shown escaped.
+"""
+
+from __future__ import annotations
+
+from btfgen.bpf_object import BpfObject, DataSection, MapDef
+from btfgen.btf_model import (
+    Array,
+    Btf,
+    Const,
+    Enum,
+    Enum64,
+    FuncProto,
+    Fwd,
+    Ptr,
+    Restrict,
+    Struct,
+    Typedef,
+    TypeTag,
+    Union,
+    Volatile,
+)
+from btfgen.errors import BtfgenError
+from btfgen.map_defs import PIN_NAMES, map_flag_names
+
+#: Declarators nested deeper than this are cut short (pointer cycles through
+#: function prototypes are legal BTF).
+_MAX_DEPTH = 32
+
+
+def show(name: str) -> str:
+    """``name`` with non-printable characters (and undecodable bytes) escaped."""
+    out = []
+    for ch in name:
+        if ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
+def c_type_name(btf: Btf, type_id: int) -> str:
+    """How C spells type ``type_id`` in a cast: ``struct event``, ``u32``,
+    ``char[16]``, ``const char *``, ``int (*)(void *)``."""
+    try:
+        return _decl(btf, type_id, "", 0).strip()
+    except BtfgenError:
+        return f"<type id {type_id}>"
+
+
+def _join(base: str, inner: str) -> str:
+    if not inner:
+        return base
+    if inner.startswith(("[", "(")) and not inner.startswith("(*"):
+        return base + inner
+    return f"{base} {inner}"
+
+
+def _decl(btf: Btf, type_id: int, inner: str, depth: int) -> str:
+    if depth > _MAX_DEPTH:
+        return _join("...", inner)
+    t = btf.type(type_id)
+    if isinstance(t, Ptr):
+        target = btf.type(t.type_id)
+        star = "*" + inner
+        if isinstance(target, (Array, FuncProto)):
+            star = f"({star})"
+        return _decl(btf, t.type_id, star, depth + 1)
+    if isinstance(t, Array):
+        return _decl(btf, t.type_id, f"{inner}[{t.nelems}]", depth + 1)
+    if isinstance(t, FuncProto):
+        params = ", ".join(
+            "..." if p.type_id == 0 else c_type_name_depth(btf, p.type_id, depth + 1)
+            for p in t.params
+        ) or "void"
+        return _decl(btf, t.return_type_id, f"{inner}({params})", depth + 1)
+    if isinstance(t, (Const, Volatile, Restrict)):
+        qual = {Const: "const", Volatile: "volatile", Restrict: "restrict"}[type(t)]
+        if isinstance(btf.type(t.type_id), Ptr):
+            return _decl(btf, t.type_id, f"{qual} {inner}".rstrip(), depth + 1)
+        return f"{qual} {_decl(btf, t.type_id, inner, depth + 1)}"
+    if isinstance(t, TypeTag):
+        return _decl(btf, t.type_id, inner, depth + 1)
+    return _join(_base_name(t), inner)
+
+
+def c_type_name_depth(btf: Btf, type_id: int, depth: int) -> str:
+    """:func:`c_type_name` continuing an outer declarator's depth count."""
+    return _decl(btf, type_id, "", depth).strip()
+
+
+def _base_name(t: object) -> str:
+    if isinstance(t, (Struct, Union, Fwd)):
+        word = "union" if isinstance(t, Union) or (isinstance(t, Fwd) and t.is_union) \
+            else "struct"
+        return f"{word} {show(t.name)}" if t.name else f"{word} {{...}}"
+    if isinstance(t, (Enum, Enum64)):
+        return f"enum {show(t.name)}" if t.name else "enum {...}"
+    if isinstance(t, Typedef):
+        return show(t.name)
+    name = getattr(t, "name", "")
+    return show(name) if name else "void"
+
+
+def _key_value(btf: Btf, type_id: int, size: int) -> str:
+    if type_id:
+        return f"{c_type_name(btf, type_id)} ({size} bytes)"
+    return f"{size} bytes" if size else "-"
+
+
+def _map_lines(obj: BpfObject, m: MapDef, indent: str) -> list[str]:
+    btf = obj.btf
+    lines = [f"{indent}{show(m.name)}: {m.map_type_name}"
+             + (f" ({m.source})" if m.source != "btf" else "")]
+    sub = indent + "    "
+    lines.append(f"{sub}key: {_key_value(btf, m.key_type_id, m.key_size)}")
+    lines.append(f"{sub}value: {_key_value(btf, m.value_type_id, m.value_size)}")
+    if m.max_entries:
+        lines.append(f"{sub}max_entries: {m.max_entries}")
+    if m.map_flags:
+        lines.append(f"{sub}flags: {' | '.join(map_flag_names(m.map_flags))}")
+    if m.pinning:
+        pin = PIN_NAMES[m.pinning] if m.pinning < len(PIN_NAMES) else str(m.pinning)
+        lines.append(f"{sub}pinning: {pin}")
+    if m.numa_node:
+        lines.append(f"{sub}numa_node: {m.numa_node}")
+    if m.map_extra:
+        lines.append(f"{sub}map_extra: {m.map_extra:#x}")
+    lines.extend(_map_record_lines(obj, m, sub))
+    if m.inner is not None:
+        lines.append(f"{sub}inner map:")
+        lines.extend(_map_lines(obj, m.inner, sub + "  "))
+    return lines
+
+
+def _map_record_lines(obj: BpfObject, m: MapDef, indent: str) -> list[str]:
+    """Extra lines about what a map carries.
+
+    Issue 5 adds here the record type of each perf event array / ring buffer
+    and where it was found (e.g. ``record: struct event (from bpf_perf_event_output
+    in handle_exec)``).
+    """
+    return []
+
+
+def _section_lines(btf: Btf, sec: DataSection) -> list[str]:
+    flags = "read-only" if sec.readonly else "writable"
+    lines = [f"  {show(sec.name)} ({sec.size} bytes, {flags}):"]
+    if not sec.variables:
+        lines.append("    (no variables)")
+    for v in sec.variables:
+        static = " [static]" if v.linkage == 0 else ""
+        lines.append(f"    {v.offset:>6}  {v.size:>6}  {show(v.name)}: "
+                     f"{c_type_name(btf, v.type_id)}{static}")
+    return lines
+
+
+def format_info(obj: BpfObject) -> str:
+    """The ``btfgen info`` text for ``obj``."""
+    out = [f"file: {show(obj.path)}"]
+    if not obj.is_elf:
+        out.append(f"raw BTF: {len(obj.btf)} types ({obj.byteorder}-endian);"
+                   " no programs, maps or globals")
+        return "\n".join(out) + "\n"
+    out.append(f"byte order: {obj.byteorder}-endian")
+    out.append(f"license: {show(obj.license) if obj.license else '(none)'}")
+    if obj.kern_version:
+        v = obj.kern_version
+        out.append(f"kernel version: {v >> 16}.{(v >> 8) & 0xFF}.{v & 0xFF}")
+
+    out.append(f"\nprograms ({len(obj.programs)}):")
+    width = max((len(show(p.name)) for p in obj.programs), default=0)
+    for p in obj.programs:
+        kind = p.attach_kind or "unknown"
+        extra = f" ({p.prog_type}{', sleepable' if p.sleepable else ''})"
+        out.append(f"  {show(p.name):<{width}}  {kind}{extra}  SEC(\"{show(p.section)}\")")
+
+    out.append(f"\nmaps ({len(obj.maps)}):")
+    for m in obj.maps:
+        out.extend(_map_lines(obj, m, "  "))
+
+    out.append(f"\nglobals ({sum(len(s.variables) for s in obj.sections)}):")
+    if obj.sections:
+        out.append("    offset    size  name: type")
+    for sec in obj.sections:
+        out.extend(_section_lines(obj.btf, sec))
+    return "\n".join(out) + "\n"

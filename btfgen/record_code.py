@@ -1,0 +1,198 @@
+"""The Python source of a record's ``from_bytes``/``to_bytes``.
+
+Slots that do not overlap (all of a struct's, the first member of a union)
+form *layer 0*: one ``struct.Struct`` for the whole record, unpacked once.
+Overlapping slots (further union members, anonymous unions inside structs)
+each get a small Struct of their own at their offset.  Encoding packs layer
+0, then writes each overlapping slot whose value is not the default (zero)
+and differs from what the bytes so far decode to.  So a decoded record
+re-encodes to the same bytes, and in a record built by hand the union member
+you set is the one written.
+"""
+
+from __future__ import annotations
+
+from btfgen.records import Flex, RecordClass, RecordField, Slot
+
+_MAX_LITERAL = 64
+
+
+def format_literal(fmt: str) -> list[str]:
+    """``fmt`` as one or more implicitly concatenated string literals."""
+    return [f'"{fmt[i:i + _MAX_LITERAL]}"' for i in range(0, len(fmt), _MAX_LITERAL)] or ['""']
+
+
+def _layer0(rec: RecordClass) -> tuple[list[Slot], list[Slot]]:
+    taken: list[tuple[int, int]] = []
+    layer: list[Slot] = []
+    overlays: list[Slot] = []
+    for s in rec.slots:
+        if s.end > s.start and any(s.start < e and b < s.end for b, e in taken):
+            overlays.append(s)
+            continue
+        if s.end > s.start:
+            taken.append((s.start, s.end))
+        layer.append(s)
+    layer.sort(key=lambda s: s.start)
+    return layer, overlays
+
+
+def _slot_decode(s: Slot, tv: str, i: int, buf: str, off: str) -> dict[int, str]:
+    if s.bits is not None:
+        return {m.attr_index: s.bits.decode(m, tv, i) for m in s.bits.members}
+    assert s.plan is not None
+    return {s.fields[0]: s.plan.decode(tv, i, buf, off)}
+
+
+def _slot_encode(s: Slot, rec: RecordClass) -> list[str]:
+    if s.bits is not None:
+        return [s.bits.encode([f"self.{rec.fields[m.attr_index].attr}" for m in s.bits.members])]
+    assert s.plan is not None
+    return s.plan.encode(f"self.{rec.fields[s.fields[0]].attr}")
+
+
+def _zero(default: str) -> str:
+    """The value expression of a field's default (see ``RecordField.default``)."""
+    factory = "field(default_factory="
+    if not default.startswith(factory):
+        return default
+    inner = default[len(factory):-1]
+    if inner.startswith("lambda: "):
+        return inner[len("lambda: "):]
+    return "[]" if inner == "list" else f"{inner}()"
+
+
+def field_lines(f: RecordField) -> list[str]:
+    """The dataclass field declaration, wrapped if it is too long."""
+    line = f"    {f.attr}: {f.hint} = {f.default}"
+    if len(line) <= 100 or not f.default.startswith("field("):
+        return [line]
+    inner = f.default[len("field("):-1]
+    return [f"    {f.attr}: {f.hint} = field(", f"        {inner}", "    )"]
+
+
+def _call(head: str, args: list[str], indent: str, tail: str = ")") -> list[str]:
+    if not args:
+        return [f"{indent}{head}{tail}"]
+    one = f"{indent}{head}{', '.join(args)}{tail}"
+    if len(one) <= 96 and len(args) <= 3:
+        return [one]
+    return [f"{indent}{head}", *[f"{indent}    {a}," for a in args], f"{indent}{tail}"]
+
+
+def render_record(rec: RecordClass, bo: str) -> None:
+    """Fill ``rec.structs``, ``rec.from_body`` and ``rec.to_body`` (lines of
+    method bodies, indented for the method)."""
+    layer, overlays = _layer0(rec)
+    d_items: list[str] = []
+    e_items: list[str] = []
+    pos = 0
+    decode: dict[int, str] = {}
+    enc_args: list[str] = []
+    nv = 0
+    for s in layer:
+        if s.start > pos:
+            d_items.append(f"{s.start - pos}x")
+            e_items.append(f"{s.start - pos}x")
+        decode.update(_slot_decode(s, "v", nv, "buf", "offset"))
+        enc_args += _slot_encode(s, rec)
+        d_items += s.dfmt()
+        e_items += s.efmt()
+        nv += s.nvals()
+        pos = max(pos, s.end)
+    if rec.size > pos:
+        d_items.append(f"{rec.size - pos}x")
+        e_items.append(f"{rec.size - pos}x")
+    d_fmt = bo + "".join(d_items)
+    e_fmt = bo + "".join(e_items)
+    d_name = f"_{rec.name}__s"
+    e_name = d_name
+    rec.structs = [(d_name, d_fmt)]
+    if e_fmt != d_fmt:
+        d_name, e_name = f"_{rec.name}__d", f"_{rec.name}__e"
+        rec.structs = [(d_name, d_fmt), (e_name, e_fmt)]
+
+    ind = "        "
+    body: list[str] = []
+    if nv:
+        body.append(f"{ind}v = {d_name}.unpack_from(buf, offset)")
+    else:
+        # Still checks that the buffer holds SIZE bytes.
+        body.append(f"{ind}{d_name}.unpack_from(buf, offset)")
+    ov_checks: list[str] = []
+    for k, s in enumerate(overlays, 1):
+        od, oe = f"_{rec.name}__o{k}d", f"_{rec.name}__o{k}e"
+        of, oef = bo + "".join(s.dfmt()), bo + "".join(s.efmt())
+        rec.structs += [(od, of), (oe, oef)]
+        tv = f"w{k}"
+        off_expr = f"offset + {s.start}" if s.start else "offset"
+        if s.nvals():
+            body.append(f"{ind}{tv} = {od}.unpack_from(buf, {off_expr})")
+        decode.update(_slot_decode(s, tv, 0, "buf", "offset"))
+        # Encoding: re-decode from the bytes built so far.
+        cur = _slot_decode(s, "w", 0, "b", "0")
+        if s.nvals():
+            ov_checks.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
+        names = [f"self.{rec.fields[i].attr}" for i in s.fields]
+        got = [cur[i] for i in s.fields]
+        zero = [_zero(rec.fields[i].default) for i in s.fields]
+        if len(got) == 1:
+            cond = f"{names[0]} != {zero[0]} and {got[0]} != {names[0]}"
+        else:
+            cond = (f"({', '.join(names)}) != ({', '.join(zero)})"
+                    f" and ({', '.join(got)}) != ({', '.join(names)})")
+        ov_checks.append(f"{ind}if {cond}:")
+        ov_checks += _call(f"{oe}.pack_into(", ["b", str(s.start), *_slot_encode(s, rec)],
+                           ind + "    ")
+    flex = rec.flex
+    if flex is not None:
+        decode[flex.field_index] = _flex_decode(flex, bo)
+    args = [decode[i] for i in range(len(rec.fields))]
+    plain = [f"v[{i}]" for i in range(nv)]
+    if args == plain and not overlays and nv:
+        body = [f"{ind}return cls(*{d_name}.unpack_from(buf, offset))"]
+    else:
+        body += _call("return cls(", args, ind)
+    rec.from_body = body
+
+    to: list[str] = []
+    if overlays:
+        to += _call(f"b = bytearray({e_name}.pack(", enc_args, ind, "))")
+        to += ov_checks
+        base = "bytes(b)"
+    elif flex is None:
+        rec.to_body = _call(f"return {e_name}.pack(", enc_args, ind)
+        return
+    else:
+        to += _call("data = " + f"{e_name}.pack(", enc_args, ind)
+        base = "data"
+    if flex is None:
+        to.append(f"{ind}return {base}")
+    else:
+        fenc = _flex_encode(flex, rec, bo)
+        if flex.offset >= rec.size:
+            to.append(f"{ind}return {base} + {fenc}")
+        else:
+            to.append(f"{ind}return ({base}[:{flex.offset}] + {fenc}).ljust({rec.size}, b\"\\0\")")
+    rec.to_body = to
+
+
+def _flex_decode(flex: Flex, bo: str) -> str:
+    start = f"offset + {flex.offset}" if flex.offset else "offset"
+    if flex.mode == "cstr":
+        return f'bytes(buf[{start}:]).partition(b"\\0")[0]'
+    if flex.mode == "raw":
+        return f"bytes(buf[{start}:])"
+    count = f"(len(buf) - {start.replace('offset + ', 'offset - ')}) // {flex.esize}"
+    if flex.mode == "scalar":
+        return f'list(struct.unpack_from(f"{bo}{{{count}}}{flex.code}", buf, {start}))'
+    return f"[{flex.cls}.from_bytes(buf, {start} + k * {flex.esize}) for k in range({count})]"
+
+
+def _flex_encode(flex: Flex, rec: RecordClass, bo: str) -> str:
+    value = f"self.{rec.fields[flex.field_index].attr}"
+    if flex.mode in ("cstr", "raw"):
+        return f"bytes({value})"
+    if flex.mode == "scalar":
+        return f'struct.pack(f"{bo}{{len({value})}}{flex.code}", *{value})'
+    return f'b"".join(x.to_bytes() for x in {value})'

@@ -1,0 +1,315 @@
+"""A libbpf ``struct bpf_object`` and its programs and links.
+
+:class:`LibbpfObject` owns everything opened through it: closing it destroys its
+links, frees its perf/ring buffers and closes the object (and with it every
+program and map fd).  A ``weakref.finalize`` does the same at garbage collection
+and interpreter exit, so nothing is left behind when the caller forgets.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from btfgen.runtime import _log
+from btfgen.runtime._libbpf import ffi, lib
+from btfgen.runtime.errors import BpfError, RuntimeBpfError, _add_note, error_class
+from btfgen.runtime.system import ensure_tracefs, needs_tracefs
+
+
+def check_ptr(what: str, call: Callable[[], Any]) -> Any:
+    """Run a libbpf call returning a pointer; NULL becomes a :class:`BpfError`."""
+    with _log.capture() as log:
+        ptr = call()
+        err = ffi.errno
+    if ptr == ffi.NULL:
+        raise error_class(err or 22)(what, err or 22, log)
+    return ptr
+
+
+def check_int(what: str, call: Callable[[], int]) -> int:
+    """Run a libbpf call returning 0/-errno; negative becomes a :class:`BpfError`."""
+    with _log.capture() as log:
+        rc = int(call())
+    if rc < 0:
+        raise error_class(rc)(what, rc, log)
+    return rc
+
+
+class Native:
+    """A libbpf pointer and the function that frees it, freed at most once.
+
+    The object keeps these (not the Python wrappers) so its finalizer never
+    reaches back to the object itself.
+    """
+
+    def __init__(self, ptr: Any, free: str) -> None:
+        self.ptr: Any = ptr
+        self._free = free
+
+    def close(self) -> None:
+        """Free the pointer (idempotent)."""
+        if self.ptr is not None:
+            ptr, self.ptr = self.ptr, None
+            getattr(lib(), self._free)(ptr)
+
+
+class Link:
+    """An attachment of a program (``struct bpf_link``); ``destroy()`` detaches it."""
+
+    def __init__(self, native: Native, program: Program) -> None:
+        self._native = native
+        self.program = program
+
+    @property
+    def fd(self) -> int:
+        """The link's file descriptor (-1 once destroyed)."""
+        ptr = self._native.ptr
+        return int(lib().bpf_link__fd(ptr)) if ptr is not None else -1
+
+    @property
+    def alive(self) -> bool:
+        """False once destroyed."""
+        return self._native.ptr is not None
+
+    def destroy(self) -> None:
+        """Detach and free the link (idempotent)."""
+        self._native.close()
+        self.program._owner.disown(self._native)
+        if self in self.program.links:
+            self.program.links.remove(self)
+
+    def __repr__(self) -> str:
+        return f"<Link {self.program.name} fd={self.fd}>"
+
+
+class Program:
+    """A program of the object: name, section, fd after load, attach/detach."""
+
+    def __init__(self, ptr: Any, owner: LibbpfObject) -> None:
+        self._ptr = ptr
+        self._owner = owner
+        self.name: str = ffi.string(lib().bpf_program__name(ptr)).decode(errors="replace")
+        self.section: str = ffi.string(
+            lib().bpf_program__section_name(ptr)).decode(errors="replace")
+        #: Live links of this program, in attach order.
+        self.links: list[Link] = []
+
+    @property
+    def fd(self) -> int:
+        """The program fd after load (-1 before)."""
+        self._owner.check_open()
+        return int(lib().bpf_program__fd(self._ptr))
+
+    @property
+    def autoload(self) -> bool:
+        """Whether load() loads this program (settable before load)."""
+        return bool(lib().bpf_program__autoload(self._ptr))
+
+    @autoload.setter
+    def autoload(self, value: bool) -> None:
+        check_int(f"{self.name}: set autoload", lambda: lib().bpf_program__set_autoload(
+            self._ptr, bool(value)))
+
+    @property
+    def autoattach(self) -> bool:
+        """Whether libbpf knows how to attach this program from its section name."""
+        return bool(lib().bpf_program__autoattach(self._ptr))
+
+    def attach(self) -> Link:
+        """Attach as the section name says (tracepoint, kprobe, ...); returns the link."""
+        self._owner.check_loaded()
+        if needs_tracefs(self.section):
+            ensure_tracefs()
+        ptr = check_ptr(f"attach program {self.name} ({self.section})",
+                        lambda: lib().bpf_program__attach(self._ptr))
+        return self._add_link(ptr)
+
+    def attach_xdp(self, ifindex: int | str) -> Link:
+        """Attach an XDP program to an interface (index or name)."""
+        self._owner.check_loaded()
+        idx = ifindex if isinstance(ifindex, int) else _ifindex(ifindex)
+        ptr = check_ptr(f"attach XDP program {self.name} to ifindex {idx}",
+                        lambda: lib().bpf_program__attach_xdp(self._ptr, idx))
+        return self._add_link(ptr)
+
+    def detach(self) -> None:
+        """Destroy every link of this program."""
+        for link in list(self.links):
+            link.destroy()
+
+    def _add_link(self, ptr: Any) -> Link:
+        native = Native(ptr, "bpf_link__destroy")
+        self._owner.own(native)
+        link = Link(native, self)
+        self.links.append(link)
+        return link
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name} section={self.section!r}>"
+
+
+def _ifindex(name: str) -> int:
+    try:
+        return int(open(f"/sys/class/net/{name}/ifindex").read())
+    except OSError:
+        raise RuntimeBpfError(f"no network interface named {name!r}") from None
+
+
+class MapPtr:
+    """A ``struct bpf_map`` pointer with its static properties."""
+
+    def __init__(self, ptr: Any, owner: LibbpfObject) -> None:
+        L = lib()
+        self.ptr = ptr
+        self.owner = owner
+        self.name: str = ffi.string(L.bpf_map__name(ptr)).decode(errors="replace")
+        self.map_type: int = int(L.bpf_map__type(ptr))
+        self.key_size: int = int(L.bpf_map__key_size(ptr))
+        self.value_size: int = int(L.bpf_map__value_size(ptr))
+        self.internal: bool = bool(L.bpf_map__is_internal(ptr))
+
+    @property
+    def fd(self) -> int:
+        """The map fd after load (negative before)."""
+        self.owner.check_open()
+        return int(lib().bpf_map__fd(self.ptr))
+
+    @property
+    def max_entries(self) -> int:
+        """max_entries (settable before load)."""
+        return int(lib().bpf_map__max_entries(self.ptr))
+
+    @max_entries.setter
+    def max_entries(self, n: int) -> None:
+        self.owner.check_not_loaded("set max_entries")
+        check_int(f"map {self.name}: set max_entries",
+                  lambda: lib().bpf_map__set_max_entries(self.ptr, n))
+
+    @property
+    def map_flags(self) -> int:
+        """The map's flags (BPF_F_*)."""
+        return int(lib().bpf_map__map_flags(self.ptr))
+
+
+def _free(state: dict[str, Any]) -> None:
+    """Free everything of one object (finalizer: must not reference the object).
+
+    Buffers and links go first (newest first), then the object and its fds.
+    """
+    natives: list[Any] = state["natives"]
+    while natives:
+        natives.pop().close()
+    ptr, state["ptr"] = state["ptr"], None
+    if ptr is not None:
+        lib().bpf_object__close(ptr)
+
+
+class LibbpfObject:
+    """An opened (and later loaded) BPF ELF object."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        L = lib()
+        _log.install()
+        self.name = name
+        self._data = ffi.from_buffer(bytes(data))  # libbpf copies it, but keep it alive
+        opts = ffi.new("struct bpf_object_open_opts *")
+        opts.sz = ffi.sizeof("struct bpf_object_open_opts")
+        cname = ffi.new("char[]", name.encode())
+        opts.object_name = cname
+        ptr = check_ptr(f"open BPF object {name}",
+                        lambda: L.bpf_object__open_mem(self._data, len(self._data), opts))
+        self.loaded = False
+        self._state: dict[str, Any] = {"ptr": ptr, "natives": []}
+        self._finalizer = weakref.finalize(self, _free, self._state)
+        self.programs: dict[str, Program] = {}
+        prog = L.bpf_object__next_program(ptr, ffi.NULL)
+        while prog != ffi.NULL:
+            p = Program(prog, self)
+            self.programs[p.name] = p
+            prog = L.bpf_object__next_program(ptr, prog)
+        self.maps: dict[str, MapPtr] = {}
+        m = L.bpf_object__next_map(ptr, ffi.NULL)
+        while m != ffi.NULL:
+            mp = MapPtr(m, self)
+            self.maps[mp.name] = mp
+            m = L.bpf_object__next_map(ptr, m)
+
+    @property
+    def closed(self) -> bool:
+        """True after close()."""
+        return self._state["ptr"] is None
+
+    def check_open(self) -> None:
+        """Raise if the object has been closed."""
+        if self.closed:
+            raise RuntimeBpfError(f"BPF object {self.name} is closed")
+
+    def check_loaded(self) -> None:
+        """Raise unless load() has succeeded."""
+        self.check_open()
+        if not self.loaded:
+            raise RuntimeBpfError(f"BPF object {self.name} is not loaded yet; call load()")
+
+    def check_not_loaded(self, what: str) -> None:
+        """Raise if already loaded (for settings that only apply before load)."""
+        self.check_open()
+        if self.loaded:
+            raise RuntimeBpfError(f"cannot {what} after load()")
+
+    def load(self) -> None:
+        """Load maps and programs into the kernel (BpfError with the verifier log on failure)."""
+        self.check_not_loaded("load again")
+        ptr = self._state["ptr"]
+        try:
+            check_int(f"load BPF object {self.name}", lambda: lib().bpf_object__load(ptr))
+        except BpfError as e:
+            if e.errno == 1 and os.geteuid() == 0:
+                _add_note(e, "the kernel refused BPF (EPERM) although running as root")
+            raise
+        self.loaded = True
+
+    def attach(self) -> list[Link]:
+        """Attach every loaded program libbpf can attach from its section name."""
+        self.check_loaded()
+        return [p.attach() for p in self.programs.values()
+                if p.autoload and p.autoattach and _auto_attachable(p.section)]
+
+    def find_map(self, name: str) -> MapPtr | None:
+        """The map called ``name``, or the internal map of ELF section ``name`` (".bss")."""
+        self.check_open()
+        ptr = lib().bpf_object__find_map_by_name(self._state["ptr"], name.encode())
+        if ptr == ffi.NULL:
+            return self.maps.get(name)
+        for m in self.maps.values():
+            if m.ptr == ptr:
+                return m
+        return None
+
+    def own(self, native: Any) -> None:
+        """Close ``native`` (link, perf/ring buffer, mmap: anything with close()) when this
+        object is closed; nothing owned may reference the object."""
+        self._state["natives"].append(native)
+
+    def disown(self, native: Any) -> None:
+        """Forget ``native`` (its user freed it)."""
+        natives: list[Any] = self._state["natives"]
+        for i, n in enumerate(natives):
+            if n is native:
+                del natives[i]
+                break
+
+    def close(self) -> None:
+        """Free buffers, destroy links, close the object (idempotent)."""
+        for p in self.programs.values():
+            p.links.clear()
+        self._finalizer()
+
+
+def _auto_attachable(section: str) -> bool:
+    """Sections libbpf cannot attach without a target (xdp, tc, socket filters...)."""
+    manual = ("xdp", "tc", "classifier", "action", "socket", "sk_", "cgroup", "flow_dissector",
+              "lwt_", "sockops", "sk_skb", "sk_msg", "perf_event", "syscall", "struct_ops")
+    return not section.startswith(manual)

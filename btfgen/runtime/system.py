@@ -1,0 +1,54 @@
+"""Checks and set-up the kernel side needs: privileges and tracefs."""
+
+from __future__ import annotations
+
+import os
+
+from btfgen.runtime._libbpf import ffi, libc
+from btfgen.runtime.errors import RuntimeBpfError
+
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
+
+#: Section prefixes whose auto-attach goes through tracefs (event ids, legacy probes).
+TRACEFS_PREFIXES = ("tp/", "tracepoint/", "kprobe/", "kretprobe/", "uprobe", "uretprobe",
+                    "ksyscall/", "kretsyscall/", "usdt")
+
+
+class TracefsError(RuntimeBpfError):
+    """tracefs is not mounted and could not be mounted."""
+
+
+def tracefs_available() -> bool:
+    """True when the tracing event directory is present."""
+    return any(os.path.isdir(os.path.join(d, "events")) for d in (TRACEFS, DEBUGFS_TRACING))
+
+
+def ensure_tracefs() -> None:
+    """Mount tracefs on /sys/kernel/tracing when it is missing (as libbpf needs it).
+
+    Raises :class:`TracefsError` with one sentence when that is not possible.
+    """
+    if tracefs_available():
+        return
+    if os.geteuid() != 0:
+        raise TracefsError(f"tracefs is not mounted at {TRACEFS} and mounting it needs root; "
+                           f"run: mount -t tracefs tracefs {TRACEFS}")
+    rc = libc().mount(b"tracefs", TRACEFS.encode(), b"tracefs", 0, ffi.NULL)
+    if rc != 0 or not tracefs_available():
+        err = os.strerror(ffi.errno) if rc != 0 else "no events directory after mounting"
+        raise TracefsError(f"tracefs is not mounted at {TRACEFS} and mounting it failed: {err}")
+
+
+def needs_tracefs(section: str) -> bool:
+    """Whether auto-attaching a program from ``section`` reads tracefs."""
+    return section.startswith(TRACEFS_PREFIXES)
+
+
+def possible_cpus() -> int:
+    """Number of possible CPUs (what per-CPU maps hold one value for)."""
+    from btfgen.runtime._libbpf import lib
+    n = int(lib().libbpf_num_possible_cpus())
+    if n <= 0:
+        raise RuntimeBpfError(f"cannot read the possible CPU count: {os.strerror(-n)}")
+    return n

@@ -1,0 +1,204 @@
+"""The skeleton part of a generated module: what ``skeleton.py.j2`` renders.
+
+:func:`build_skeleton_context` is called by :mod:`btfgen.generate` for ELF
+inputs.  It decides the typed attributes of ``<CamelStem>Skel``: one per map
+(runtime class by map type, key/value codecs from BTF), per program, and one
+namespace class per global data section with a typed descriptor per variable.
+
+Perf and ring buffer maps carry no record type in BTF (their values are fds or
+nothing), so the record type of such a map comes from, in order:
+
+1. a ``btf_decl_tag("btfgen:record=<C type>")`` on the map variable, e.g.
+   ``struct {...} events SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct event")));``
+2. a ``struct event`` in the object's BTF (the usual name);
+3. none: records arrive as bytes (pass ``record=`` when opening the buffer).
+
+Names from BTF are untrusted: every attribute name goes through
+:func:`btfgen.naming.attr_name` and is made unique per namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from btfgen.bpf_object import BpfObject, DataSection, MapDef
+from btfgen.btf_model import DeclTag, Kind
+from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str
+from btfgen.records import TypeRefs
+from btfgen.type_select import find_type
+
+#: Max line length of generated code (ruff's, in pyproject.toml).
+LINE_MAX = 100
+RECORD_TAG = "btfgen:record="
+
+#: BPF_MAP_TYPE_* -> runtime class (in btfgen.runtime.maps/buffers); others: MapBase.
+_HASH_LIKE = {1, 9, 11, 13, 18, 25}  # HASH LRU_HASH LPM_TRIE HASH_OF_MAPS SOCKHASH DEVMAP_HASH
+_ARRAY_LIKE = {2, 3, 8, 12, 14, 15, 16, 17}  # ARRAY PROG_ARRAY ... XSKMAP
+_PERCPU_HASH = {5, 10}
+_PERCPU_ARRAY = {6}
+PERF_EVENT_ARRAY, RINGBUF = 4, 27
+
+#: Attributes of the runtime classes that generated names must not shadow.
+SKELETON_API = frozenset({
+    "maps", "progs", "links", "obj", "loaded", "load", "attach", "detach", "destroy", "open",
+    "open_and_load", "OBJECT", "OBJECT_NAME",
+})
+SECTION_API = frozenset({"size", "read_bytes", "get", "set", "SECTION"})
+NAMESPACE_API = frozenset()
+
+RUNTIME_IMPORTS = [
+    "from btfgen.runtime import bpfobj as _bpfobj",
+    "from btfgen.runtime import buffers as _buffers",
+    "from btfgen.runtime import maps as _maps",
+    "from btfgen.runtime import sections as _sections",
+    "from btfgen.runtime import skeleton as _skeleton",
+]
+
+
+@dataclass
+class Attr:
+    """One typed attribute: ``name: hint = expr`` (lines already wrapped)."""
+
+    name: str
+    doc: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SectionNs:
+    """A global data section rendered as a GlobalSection subclass."""
+
+    attr: str
+    cls: str
+    section: str
+    readonly: bool
+    doc: str
+    vars: list[Attr] = field(default_factory=list)
+
+
+def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
+    """``head = fn(args)`` on one line if it fits, else one argument per line."""
+    one = f"{indent}{head}{fn}({', '.join(args)})"
+    if len(one) <= LINE_MAX:
+        return [one]
+    lines = [f"{indent}{head}{fn}("]
+    for a in args:
+        line = f"{indent}    {a},"
+        lines.append(line if len(line) <= LINE_MAX else f"{line}  # noqa: E501")
+    lines.append(f"{indent})")
+    if len(lines[0]) > LINE_MAX:
+        lines[0] += "  # noqa: E501"
+    return lines
+
+
+def record_type_id(obj: BpfObject, m: MapDef) -> int:
+    """The record type of perf/ring map ``m`` (see the module docstring), or 0."""
+    btf = obj.btf
+    var_ids = {t.id for t in btf.find(m.name, Kind.VAR)}
+    for t in btf.all_types():
+        if (isinstance(t, DeclTag) and t.type_id in var_ids and t.component_idx == -1
+                and t.name.startswith(RECORD_TAG)):
+            return int(find_type(btf, t.name[len(RECORD_TAG):].strip()).id)
+    found = [t for t in btf.find("event", Kind.STRUCT)]
+    return int(found[0].id) if found else 0
+
+
+def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str) -> Attr:
+    handle = f"skel._map({py_str(m.name)})"
+    doc = f"{m.map_type_name or m.map_type} map ``{doc_text(m.name)}``"
+    if m.map_type in (PERF_EVENT_ARRAY, RINGBUF):
+        cls = "_buffers.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_buffers.RingBuf"
+        rid = record_type_id(obj, m)
+        if rid:
+            refs.ensure(rid, f"{m.name}_record")
+            hint, args = refs.hint(rid), [handle, refs.codec(rid)]
+            doc += f", records: ``{doc_text(obj.btf.c_spelling(rid))}``"
+        else:
+            hint, args = "bytes", [handle]
+            doc += ", records: raw bytes (no record type known)"
+        return Attr(attr, doc, _call("        ", f"self.{attr}: {cls}[{hint}] = ", cls, args))
+
+    def codec(tid: int, size: int) -> tuple[str, str]:
+        if tid:
+            return refs.hint(tid), refs.codec(tid)
+        return "bytes", refs.raw_codec(size)
+
+    if m.map_type in _HASH_LIKE | _ARRAY_LIKE | _PERCPU_HASH | _PERCPU_ARRAY:
+        kh, kc = codec(m.key_type_id, m.key_size)
+        vh, vc = codec(m.value_type_id, m.value_size)
+        cls = ("_maps.HashMap" if m.map_type in _HASH_LIKE else
+               "_maps.ArrayMap" if m.map_type in _ARRAY_LIKE else
+               "_maps.PerCpuHashMap" if m.map_type in _PERCPU_HASH else "_maps.PerCpuArrayMap")
+        if m.map_type in _PERCPU_HASH | _PERCPU_ARRAY:
+            doc += f", one ``{vh}`` per possible CPU"
+        return Attr(attr, doc, _call("        ", f"self.{attr}: {cls}[{kh}, {vh}] = ", cls,
+                                     [handle, kc, vc]))
+    return Attr(attr, doc, _call("        ", f"self.{attr}: _maps.MapBase = ", "_maps.MapBase",
+                                 [handle]))
+
+
+def _section_attr_name(sec: DataSection) -> str:
+    """``.rodata`` -> ``rodata``; ``.data.custom`` -> ``data_custom``."""
+    return sec.name.lstrip(".").replace(".", "_")
+
+
+def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> SectionNs:
+    ro = sec.readonly or sec.name == ".kconfig"
+    doc = (f"Globals of ``{doc_text(sec.name)}`` ({sec.size} bytes): "
+           + ("set before load(), read-only after." if ro else
+              "the initial image before load(), the kernel's memory after."))
+    ns = SectionNs(attr, f"_{cls_prefix}{camel(attr)}", sec.name, ro, doc)
+    names = UniqueNames(SECTION_API)
+    for v in sec.variables:
+        if v.linkage == 2 and sec.name != ".kconfig":
+            continue
+        refs.ensure(v.type_id, v.name)
+        name = names.add(attr_name(v.name, SECTION_API))
+        hint, codec = refs.hint(v.type_id), refs.codec(v.type_id)
+        vdoc = f"``{doc_text(refs.btf.c_spelling(v.type_id))} {doc_text(v.name)}`` at {v.offset}"
+        ns.vars.append(Attr(name, vdoc, _call("    ", f"{name}: _sections.var[{hint}] = ",
+                                              "_sections.var", [codec, str(v.offset)])))
+    return ns
+
+
+def build_skeleton_context(obj: BpfObject, types: TypeRefs) -> dict[str, Any]:
+    """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``)."""
+    from btfgen.generate import stem_of
+
+    class_name = types.reserved_prefix or f"{camel(stem_of(obj.path))}Skel"
+    top = UniqueNames(SKELETON_API)
+    map_names = UniqueNames(NAMESPACE_API)
+    maps = [_map_attr(obj, m, types, map_names.add(attr_name(m.name)))
+            for m in obj.maps]
+    prog_names = UniqueNames(NAMESPACE_API)
+    progs = []
+    for p in obj.programs:
+        a = prog_names.add(attr_name(p.name))
+        progs.append(Attr(a, f"``{doc_text(p.section)}``",
+                          _call("        ", f"self.{a}: _bpfobj.Program = ", "skel._prog",
+                                [py_str(p.name)])))
+    sections = []
+    for sec in obj.sections:
+        if not sec.variables or sec.name not in (".kconfig",) and not sec.name.startswith(
+                (".data", ".rodata", ".bss")):
+            continue
+        sections.append(_section(sec, types, class_name, top.add(
+            attr_name(_section_attr_name(sec), SKELETON_API))))
+    hexed = obj.data.hex()
+    chunk = LINE_MAX - 8
+    return {
+        "imports": RUNTIME_IMPORTS,
+        "exports": [class_name],
+        "skel": {
+            "class_name": class_name,
+            "object_name": py_str(stem_of(obj.path)),
+            "file_name": doc_text(os.path.basename(obj.path)),
+            "object_size": len(obj.data),
+            "hex_lines": [hexed[i:i + chunk] for i in range(0, len(hexed), chunk)],
+            "maps": maps,
+            "progs": progs,
+            "sections": sections,
+        },
+    }
