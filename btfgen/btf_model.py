@@ -399,6 +399,9 @@ MODIFIER_KINDS = frozenset(
     {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 )
 QUALIFIER_KINDS = frozenset({Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG})
+_SIZED_KINDS = frozenset(
+    {Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64, Kind.STRUCT, Kind.UNION, Kind.DATASEC}
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -518,37 +521,43 @@ class Btf:
 
     def size_of(self, type_id: int) -> int:
         """sizeof() of the type in bytes, as the BPF target lays it out."""
-        return self._size_align(type_id, 0)[0]
+        mult = 1
+        for _ in range(self.type_count + 1):
+            t = self.type(type_id)
+            k = t.kind
+            if k in MODIFIER_KINDS or k == Kind.VAR:
+                type_id = t.type_id  # type: ignore[union-attr]
+            elif k == Kind.ARRAY:
+                mult *= t.nelems  # type: ignore[union-attr]
+                type_id = t.type_id  # type: ignore[union-attr]
+            elif k == Kind.PTR:
+                return 8 * mult
+            elif k in _SIZED_KINDS:
+                return t.size * mult  # type: ignore[union-attr]
+            else:
+                raise BtfError(f"type id {type_id} ({k.name}) has no size")
+        raise BtfError(f"reference loop through type id {type_id}")
 
     def align_of(self, type_id: int) -> int:
-        """_Alignof() of the type (natural alignment; packing is not inferred here)."""
-        return self._size_align(type_id, 0)[1]
-
-    def _size_align(self, type_id: int, depth: int) -> tuple[int, int]:
-        if depth > 4096:
-            raise BtfError(f"reference loop or nesting too deep at type id {type_id}")
-        t = self.type(type_id)
-        k = t.kind
-        if k in MODIFIER_KINDS or k == Kind.VAR:
-            return self._size_align(t.type_id, depth + 1)  # type: ignore[union-attr]
-        if k == Kind.INT or k == Kind.FLOAT or k == Kind.ENUM or k == Kind.ENUM64:
-            size = t.size  # type: ignore[union-attr]
-            return size, min(size, 8) or 1
-        if k == Kind.PTR:
-            return 8, 8
-        if k == Kind.ARRAY:
-            esize, ealign = self._size_align(t.type_id, depth + 1)  # type: ignore[union-attr]
-            return esize * t.nelems, ealign  # type: ignore[union-attr]
-        if k == Kind.STRUCT or k == Kind.UNION:
-            align = 1
-            for m in t.members:  # type: ignore[union-attr]
-                align = max(align, self._size_align(m.type_id, depth + 1)[1])
-            return t.size, align  # type: ignore[union-attr]
-        if k == Kind.DATASEC:
-            return t.size, 1  # type: ignore[union-attr]
-        if k == Kind.VOID or k == Kind.FWD or k == Kind.FUNC or k == Kind.FUNC_PROTO:
-            raise BtfError(f"type id {type_id} ({k.name}) has no size")
-        raise BtfError(f"type id {type_id} ({k.name}) has no size")
+        """_Alignof() of the type (natural alignment; packing is not inferred here,
+        see :func:`btfgen.layout.type_align`)."""
+        for _ in range(self.type_count + 1):
+            t = self.type(type_id)
+            k = t.kind
+            if k in MODIFIER_KINDS or k == Kind.VAR or k == Kind.ARRAY:
+                type_id = t.type_id  # type: ignore[union-attr]
+            elif k == Kind.PTR:
+                return 8
+            elif k in (Kind.INT, Kind.FLOAT, Kind.ENUM, Kind.ENUM64):
+                return min(t.size, 8) or 1  # type: ignore[union-attr]
+            elif k == Kind.STRUCT or k == Kind.UNION:
+                return max((self.align_of(m.type_id) for m in t.members),  # type: ignore[union-attr]
+                           default=1)
+            elif k == Kind.DATASEC:
+                return 1
+            else:
+                raise BtfError(f"type id {type_id} ({k.name}) has no alignment")
+        raise BtfError(f"reference loop through type id {type_id}")
 
     def member_bitfield(self, parent: Composite, member: Member) -> Bitfield:
         """Absolute bit offset and bitfield width of ``member`` in ``parent``.

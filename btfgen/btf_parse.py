@@ -13,6 +13,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator
+from itertools import accumulate
 
 from btfgen.btf_model import (
     Array,
@@ -178,10 +179,18 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
     str_base = btf.start_str_off
     str_end = str_base + len(strings)
     base = btf.base
-    name_cache: dict[int, str] = {0: ""}
-    # Slicing one decoded str is cheaper than decoding each name; byte offsets
-    # equal str offsets only when every byte is ASCII.
-    text = strings.decode("ascii") if strings.isascii() else None
+    # Every string that starts after a NUL, decoded once (splitting in C is far
+    # cheaper than decoding name by name); other offsets go through name_of.
+    raw_parts: list[bytes] | list[str]
+    if strings.isascii():  # then str lengths are byte lengths
+        raw_parts = parts = strings.decode("ascii").split("\0")
+    else:
+        raw_parts = strings.split(b"\0")
+        parts = [p.decode("utf-8", "surrogateescape") for p in raw_parts]
+    # The last part is what follows the final NUL: not a string.
+    offsets = accumulate([len(p) + 1 for p in raw_parts[:-1]], initial=str_base)
+    name_cache: dict[int, str] = dict(zip(offsets, parts[:-1], strict=False))
+    name_cache[0] = ""
     find = strings.find
 
     def name_of(off: int, tid: int, kind_no: int) -> str:
@@ -193,12 +202,9 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
                 f"{_where(tid, kind_no)}: name offset {off} out of range"
                 f" (strings end at {str_end})"
             )
-        else:
+        else:  # inside a string: a suffix of it
             rel = off - str_base
-            if text is not None:
-                got = text[rel:text.find("\0", rel)]
-            else:
-                got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
+            got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
         name_cache[off] = got
         return got
 
@@ -233,18 +239,20 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
         t: BtfType
         if k == 4 or k == 5:  # STRUCT, UNION
             members = []
-            for j in range(i, i + extra, 3):
-                moff = words[j]
-                mname = name_cache.get(moff)
-                if mname is None:
-                    mname = name_of(moff, tid, k)
-                off = words[j + 2]
-                if kflag:
-                    members.append(Member(mname, moff, words[j + 1], off & 0xFFFFFF, off >> 24))
-                else:
-                    members.append(Member(mname, moff, words[j + 1], off, 0))
             if vlen:
-                max_ref = max(max_ref, max(words[i + 1:i + extra:3]))
+                rec = words[i:i + extra]
+                mtypes = rec[1::3]
+                for moff, mtype, off in zip(rec[0::3], mtypes, rec[2::3], strict=True):
+                    mname = name_cache.get(moff)
+                    if mname is None:
+                        mname = name_of(moff, tid, k)
+                    if kflag:
+                        members.append(Member(mname, moff, mtype, off & 0xFFFFFF, off >> 24))
+                    else:
+                        members.append(Member(mname, moff, mtype, off, 0))
+                mmax = max(mtypes)
+                if mmax > max_ref:
+                    max_ref = mmax
             t = (Struct if k == 4 else Union)(tid, name, name_off, size_type, members, kflag)
         elif k == 12:  # FUNC
             t = Func(tid, name, name_off, size_type, vlen, kflag)
@@ -253,13 +261,19 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
                 max_ref = size_type
         elif k == 13:  # FUNC_PROTO
             params = []
-            for j in range(i, i + extra, 2):
-                poff = words[j]
-                pname = name_cache.get(poff)
-                if pname is None:
-                    pname = name_of(poff, tid, k)
-                params.append(Param(pname, poff, words[j + 1]))
-            max_ref = max(max_ref, size_type, max(words[i + 1:i + extra:2], default=0))
+            if size_type > max_ref:
+                max_ref = size_type
+            if vlen:
+                rec = words[i:i + extra]
+                ptypes = rec[1::2]
+                for poff, ptype in zip(rec[0::2], ptypes, strict=True):
+                    pname = name_cache.get(poff)
+                    if pname is None:
+                        pname = name_of(poff, tid, k)
+                    params.append(Param(pname, poff, ptype))
+                pmax = max(ptypes)
+                if pmax > max_ref:
+                    max_ref = pmax
             t = FuncProto(tid, name, name_off, size_type, params, kflag)
         elif k == 2 or (8 <= k <= 11) or k == 18:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
             if size_type > max_ref:
@@ -340,8 +354,11 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
     btf.types = types
     if max_ref >= tid:
         _report_bad_reference(btf)
+    start = btf.start_id
     for f in funcs:
-        if btf.type(f.type_id).kind != Kind.FUNC_PROTO:
+        idx = f.type_id - start
+        proto = types[idx] if idx >= 0 else btf.type(f.type_id)
+        if type(proto) is not FuncProto:
             raise BtfError(f"type id {f.id} (FUNC): type id {f.type_id} is not a FUNC_PROTO")
         if f.linkage > 2:
             raise BtfError(f"type id {f.id} (FUNC): invalid linkage {f.linkage}")

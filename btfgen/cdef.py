@@ -210,7 +210,9 @@ class CdefBuilder:
     def _member(self, m: Member, name: str, packed: bool, indent: str) -> list[str]:
         mt = self.btf.skip_modifiers(m.type_id)
         if not name:
-            if isinstance(mt, (Struct, Union)) and mt.id not in self.tags:
+            if isinstance(mt, (Struct, Union)) and mt.size == 0:
+                return []  # cffi cannot declare empty structs; nothing to reach here
+            if isinstance(mt, (Struct, Union)):
                 kw = "union" if isinstance(mt, Union) else "struct"
                 return [f"{indent}{kw} {{", *self.body(mt, packed, indent + "    "),
                         f"{indent}}};"]
@@ -311,7 +313,7 @@ class CdefBuilder:
                 ffi.cdef(text, packed=packed)
                 problem = self.check(ffi, t, tag, packed)
             except (cffi.CDefError, cffi.FFIError, NotImplementedError, TypeError,
-                    ValueError, OverflowError) as e:
+                    ValueError, OverflowError, KeyError) as e:
                 problem = f"cffi: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
             if problem is None:
                 return text, packed
@@ -333,7 +335,7 @@ class CdefBuilder:
             bf = btf.member_bitfield(t, m)
             mt = btf.skip_modifiers(m.type_id)
             if not name:
-                if isinstance(mt, (Struct, Union)) and not bf.size:
+                if isinstance(mt, (Struct, Union)) and not bf.size and mt.size:
                     err = self._check_members(ffi, mt, tag, base + m.bit_offset // 8, packed)
                     if err:
                         return err
@@ -345,6 +347,8 @@ class CdefBuilder:
                 if err:
                     return err
                 continue
+            if btf.size_of(m.type_id) == 0:
+                continue  # cffi keeps no field for a zero-length array
             off = ffi.offsetof(tag, name)
             if off != base + m.bit_offset // 8:
                 return f"offsetof {name} {off} != BTF {base + m.bit_offset // 8}"

@@ -36,6 +36,7 @@ from btfgen.btf_model import (
     Union,
     Volatile,
 )
+from btfgen.errors import BtfError
 from btfgen.layout import Pad, pad_pieces, plan_record
 
 HEADER = """\
@@ -59,7 +60,7 @@ FOOTER = """\
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _NOT_IDENT_CHAR = re.compile(r"[^A-Za-z0-9_]")
 
-#: Words a BTF name must not become: C keywords and compiler built-in types.
+#: Words a BTF name must not become: C11/GNU keywords and compiler built-in types.
 RESERVED = frozenset("""
 auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch
@@ -68,21 +69,26 @@ _Generic _Imaginary _Noreturn _Static_assert _Thread_local asm typeof __attribut
 __attribute __typeof__ __typeof __asm__ __asm __inline__ __inline __restrict__
 __restrict __volatile__ __const__ __const __signed__ __signed __extension__ __int128
 __label__ __real__ __imag__ __thread _Float16 __fp16 __bf16 __float128 __ibm128
-__builtin_va_list __auto_type alignas alignof static_assert thread_local true false
-nullptr constexpr typeof_unqual _BitInt _Decimal32 _Decimal64 _Decimal128
+__builtin_va_list __auto_type _BitInt _Decimal32 _Decimal64 _Decimal128
 """.split())
+# C23's new keywords (true, false, bool, alignas...) stay usable: vmlinux.h
+# defines "enum { false = 0, true = 1 }" and BPF programs rely on it (gnu17).
 
 #: Typedefs the compiler provides; written as their BTF definition instead.
 TRANSPARENT_TYPEDEFS = frozenset({"__builtin_va_list"})
 
 _MODE = {1: "QI", 2: "HI", 4: "SI", 8: "DI"}
 _PAD_TYPES = {8: "char", 16: "short", 32: "int", 64: "long"}
+_UNSIGNED = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
 _FLOATS = {2: "_Float16", 4: "float", 8: "double", 16: "long double"}
 
 
 def format_c(btf: Btf) -> str:
     """C declarations for every type of ``btf`` (a base's types included)."""
-    return CWriter(btf).dump()
+    try:
+        return CWriter(btf).dump()
+    except RecursionError:
+        raise BtfError("types nested too deeply to declare in C") from None
 
 
 def sanitize(name: str) -> str:
@@ -231,17 +237,16 @@ class CWriter:
         """The whole header."""
         referenced = self._referenced()
         for t in self.btf.all_types():
-            k = t.kind
-            if k in (Kind.STRUCT, Kind.UNION) and t.name:
+            if isinstance(t, (Struct, Union)) and t.name:
                 self._define(t.id)
-            elif k in (Kind.ENUM, Kind.ENUM64):
+            elif isinstance(t, (Enum, Enum64)):
                 if t.name:
                     self._define_enum(t.id)
-                elif t.id not in referenced:
-                    self._emit(self._enum_text(t, 0) + ";")  # type: ignore[arg-type]
-            elif k == Kind.TYPEDEF:
+                elif t.id not in referenced and t.values:
+                    self._emit(self._enum_text(t, 0) + ";")
+            elif t.kind == Kind.TYPEDEF:
                 self._require(t.id, strong=True, ctx=None)
-            elif k == Kind.FWD:
+            elif t.kind == Kind.FWD:
                 self._forward(t.id)
         return HEADER + "".join(self.out) + FOOTER
 
@@ -365,6 +370,8 @@ class CWriter:
         if k == Kind.ENUM or k == Kind.ENUM64:
             assert isinstance(t, (Enum, Enum64))
             if not t.name:
+                if not t.values:  # "enum {}" is not C; keep the size
+                    return _UNSIGNED.get(t.size, "unsigned int")
                 return self._enum_text(t, lvl)
             return f"enum {self.tag_name(t.id)}"
         if k == Kind.FWD:

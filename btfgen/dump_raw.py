@@ -22,11 +22,14 @@ from btfgen.btf_model import (
     DeclTag,
     Enum,
     Enum64,
+    EnumValue,
     Float,
     Func,
     FuncProto,
     Fwd,
     Int,
+    Member,
+    Param,
     Ptr,
     Restrict,
     Struct,
@@ -52,25 +55,31 @@ def format_raw(btf: Btf) -> str:
     out: list[str] = []
     emit = out.append
     formatters = _FORMATTERS
-    # FUNC, FUNC_PROTO and PTR are most of vmlinux: they are inlined.
     for t in btf.types:
+        # bpftool says (anon) for name offset 0 only: an offset that points at
+        # an empty string prints as ''.
+        name = t.name if t.name_off else "(anon)"
         cls = type(t)
+        # FUNC and FUNC_PROTO are most of vmlinux: they are inlined.
         if cls is Func:
-            emit(f"[{t.id}] FUNC '{t.name or '(anon)'}' type_id={t.type_id}"  # type: ignore[union-attr]
-                 f" linkage={_FUNC_LINKAGE.get(t.linkage, '(unknown)')}\n")  # type: ignore[union-attr]
+            linkage = _FUNC_LINKAGE.get(t.linkage, "(unknown)")  # type: ignore[union-attr]
+            emit(f"[{t.id}] FUNC '{name}' type_id={t.type_id} linkage={linkage}\n")  # type: ignore[union-attr]
         elif cls is FuncProto:
-            emit(f"[{t.id}] FUNC_PROTO '{t.name or '(anon)'}'"
-                 f" ret_type_id={t.return_type_id} vlen={len(t.params)}\n")  # type: ignore[union-attr]
+            emit(f"[{t.id}] FUNC_PROTO '{name}' ret_type_id={t.return_type_id}"  # type: ignore[union-attr]
+                 f" vlen={len(t.params)}\n")  # type: ignore[union-attr]
             for p in t.params:  # type: ignore[union-attr]
-                emit(f"\t'{p.name or '(anon)'}' type_id={p.type_id}\n")
+                emit(f"\t'{_name(p)}' type_id={p.type_id}\n")
         else:
             fmt = formatters.get(cls)
             if fmt is None:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
-                emit(f"[{t.id}] {_KIND_NAME[cls]} '{t.name or '(anon)'}'"
-                     f" type_id={t.type_id}\n")  # type: ignore[union-attr]
+                emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}' type_id={t.type_id}\n")  # type: ignore[union-attr]
             else:
-                emit(f"[{t.id}] {_KIND_NAME[cls]} '{t.name or '(anon)'}'{fmt(btf, t)}\n")
+                emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}'{fmt(btf, t)}\n")
     return "".join(out)
+
+
+def _name(x: BtfType | Member | Param | EnumValue) -> str:
+    return x.name if x.name_off else "(anon)"
 
 
 def _int(btf: Btf, t: Int) -> str:
@@ -85,7 +94,7 @@ def _array(btf: Btf, t: Array) -> str:
 def _composite(btf: Btf, t: Struct | Union) -> str:
     parts = [f" size={t.size} vlen={len(t.members)}"]
     for m in t.members:
-        line = f"\n\t'{m.name or '(anon)'}' type_id={m.type_id} bits_offset={m.bit_offset}"
+        line = f"\n\t'{_name(m)}' type_id={m.type_id} bits_offset={m.bit_offset}"
         if m.bitfield_size:
             line += f" bitfield_size={m.bitfield_size}"
         parts.append(line)
@@ -95,14 +104,14 @@ def _composite(btf: Btf, t: Struct | Union) -> str:
 def _enum(btf: Btf, t: Enum) -> str:
     enc = "SIGNED" if t.kind_flag else "UNSIGNED"
     parts = [f" encoding={enc} size={t.size} vlen={len(t.values)}"]
-    parts += [f"\n\t'{v.name or '(anon)'}' val={v.value}" for v in t.values]
+    parts += [f"\n\t'{_name(v)}' val={v.value}" for v in t.values]
     return "".join(parts)
 
 
 def _enum64(btf: Btf, t: Enum64) -> str:
     enc, suffix = ("SIGNED", "LL") if t.kind_flag else ("UNSIGNED", "ULL")
     parts = [f" encoding={enc} size={t.size} vlen={len(t.values)}"]
-    parts += [f"\n\t'{v.name or '(anon)'}' val={v.value}{suffix}" for v in t.values]
+    parts += [f"\n\t'{_name(v)}' val={v.value}{suffix}" for v in t.values]
     return "".join(parts)
 
 
@@ -119,7 +128,7 @@ def _datasec(btf: Btf, t: Datasec) -> str:
     for v in t.vars:
         target = btf.type(v.type_id)
         parts.append(f"\n\ttype_id={v.type_id} offset={v.offset} size={v.size}"
-                     f" ({target.kind.name} '{target.name or '(anon)'}')")
+                     f" ({target.kind.name} '{_name(target)}')")
     return "".join(parts)
 
 

@@ -35,6 +35,9 @@ MODULE_NAMES = frozenset({
     "TYPES", "Buffer", "Any",
 })
 
+#: Names pycodestyle calls ambiguous (E741/E742).
+AMBIGUOUS = frozenset({"l", "O", "I"})
+
 #: Attributes of generated record classes that fields must not shadow.
 RECORD_API = frozenset({"SIZE", "from_bytes", "to_bytes"})
 
@@ -66,7 +69,7 @@ def attr_name(name: str, reserved: frozenset[str] | set[str] = frozenset()) -> s
         if s == "_":
             s = "_x_"
     if (keyword.iskeyword(s) or keyword.issoftkeyword(s) or s in BUILTINS or is_dunder(s)
-            or s in reserved or s in MODULE_NAMES or s in RECORD_API):
+            or s in reserved or s in MODULE_NAMES or s in RECORD_API or s in AMBIGUOUS):
         s += "_"
     return s
 
@@ -81,7 +84,7 @@ def enum_member_name(name: str) -> str:
             s = "V_"
         if s[0].isdigit():
             s = "V" + s
-    if keyword.iskeyword(s) or s in BUILTINS or s in ENUM_API:
+    if keyword.iskeyword(s) or s in BUILTINS or s in ENUM_API or s in AMBIGUOUS:
         s += "_"
     return s
 
@@ -99,7 +102,7 @@ def camel(name: str) -> str:
 def class_name(name: str) -> str:
     """A safe module-level class name derived from the C name ``name``."""
     s = camel(name)
-    if keyword.iskeyword(s) or s in BUILTINS or s in MODULE_NAMES:
+    if keyword.iskeyword(s) or s in BUILTINS or s in MODULE_NAMES or s in AMBIGUOUS:
         s += "_"
     return s
 

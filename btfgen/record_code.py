@@ -71,13 +71,62 @@ def field_lines(f: RecordField) -> list[str]:
     return [f"    {f.attr}: {f.hint} = field(", f"        {inner}", "    )"]
 
 
+def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> list[str]:
+    """to_bytes lines writing overlapping slot ``s`` into ``b`` if needed."""
+    lines: list[str] = []
+    if s.bits is not None:
+        # A bitfield run: compare the storage bits its members own.
+        enc = s.bits.encode([f"self.{rec.fields[m.attr_index].attr}" for m in s.bits.members])
+        raw = s.bits.raw("w", 0)
+        lines += _assign("new", enc, ind)
+        lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
+        lines.append(f"{ind}if new and {raw} & {s.bits.mask():#x} != new:")
+        lines += _call(f"{oe}.pack_into(", ["b", str(s.start), "new"], ind + "    ")
+        return lines
+    assert s.plan is not None
+    i = s.fields[0]
+    name = f"self.{rec.fields[i].attr}"
+    got = _slot_decode(s, "w", 0, "b", "0")[i]
+    if s.nvals():
+        lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
+    conds = [f"{name} != {_zero(rec.fields[i].default)}", f"{got} != {name}"]
+    one = f"{ind}if {' and '.join(conds)}:"
+    if len(one) <= 100:
+        lines.append(one)
+    else:
+        lines += [f"{ind}if (", f"{ind}    {conds[0]}", f"{ind}    and {conds[1]}", f"{ind}):"]
+    lines += _call(f"{oe}.pack_into(", ["b", str(s.start), *s.plan.encode(name)], ind + "    ")
+    return lines
+
+
+def _assign(var: str, expr: str, ind: str) -> list[str]:
+    one = f"{ind}{var} = {expr}"
+    if len(one) <= 100 or " | " not in expr or ".to_bytes(" in expr:
+        return [one]
+    parts = expr.split(" | ")
+    return [f"{ind}{var} = (", f"{ind}    {parts[0]}", *[f"{ind}    | {p}" for p in parts[1:]],
+            f"{ind})"]
+
+
+def _wrap_arg(arg: str, indent: str) -> list[str]:
+    """``arg,`` on one line, or a long ``a | b | c`` bitfield expression over several."""
+    if len(indent) + len(arg) < 100 or " | " not in arg or ".to_bytes(" in arg:
+        return [f"{indent}{arg},"]
+    parts = arg.split(" | ")
+    return [f"{indent}(", f"{indent}    {parts[0]}", *[f"{indent}    | {p}" for p in parts[1:]],
+            f"{indent}),"]
+
+
 def _call(head: str, args: list[str], indent: str, tail: str = ")") -> list[str]:
     if not args:
         return [f"{indent}{head}{tail}"]
     one = f"{indent}{head}{', '.join(args)}{tail}"
     if len(one) <= 96 and len(args) <= 3:
         return [one]
-    return [f"{indent}{head}", *[f"{indent}    {a}," for a in args], f"{indent}{tail}"]
+    lines = [f"{indent}{head}"]
+    for a in args:
+        lines += _wrap_arg(a, indent + "    ")
+    return [*lines, f"{indent}{tail}"]
 
 
 def render_record(rec: RecordClass, bo: str) -> None:
@@ -129,21 +178,7 @@ def render_record(rec: RecordClass, bo: str) -> None:
         if s.nvals():
             body.append(f"{ind}{tv} = {od}.unpack_from(buf, {off_expr})")
         decode.update(_slot_decode(s, tv, 0, "buf", "offset"))
-        # Encoding: re-decode from the bytes built so far.
-        cur = _slot_decode(s, "w", 0, "b", "0")
-        if s.nvals():
-            ov_checks.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
-        names = [f"self.{rec.fields[i].attr}" for i in s.fields]
-        got = [cur[i] for i in s.fields]
-        zero = [_zero(rec.fields[i].default) for i in s.fields]
-        if len(got) == 1:
-            cond = f"{names[0]} != {zero[0]} and {got[0]} != {names[0]}"
-        else:
-            cond = (f"({', '.join(names)}) != ({', '.join(zero)})"
-                    f" and ({', '.join(got)}) != ({', '.join(names)})")
-        ov_checks.append(f"{ind}if {cond}:")
-        ov_checks += _call(f"{oe}.pack_into(", ["b", str(s.start), *_slot_encode(s, rec)],
-                           ind + "    ")
+        ov_checks += _overlay_check(rec, s, od, oe, ind)
     flex = rec.flex
     if flex is not None:
         decode[flex.field_index] = _flex_decode(flex, bo)
@@ -186,7 +221,12 @@ def _flex_decode(flex: Flex, bo: str) -> str:
     count = f"(len(buf) - {start.replace('offset + ', 'offset - ')}) // {flex.esize}"
     if flex.mode == "scalar":
         return f'list(struct.unpack_from(f"{bo}{{{count}}}{flex.code}", buf, {start}))'
-    return f"[{flex.cls}.from_bytes(buf, {start} + k * {flex.esize}) for k in range({count})]"
+    at = f"{start} + k * {flex.esize}"
+    if flex.cls_flex:
+        item = f"{flex.cls}.from_bytes(bytes(buf[{at}:{at} + {flex.esize}]))"
+    else:
+        item = f"{flex.cls}.from_bytes(buf, {at})"
+    return f"[{item} for k in range({count})]"
 
 
 def _flex_encode(flex: Flex, rec: RecordClass, bo: str) -> str:

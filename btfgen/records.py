@@ -135,6 +135,9 @@ class Flex:
     esize: int = 1
     code: str = ""
     cls: str = ""
+    #: The element type itself ends in a flexible array (each element then
+    #: gets exactly ``esize`` bytes).
+    cls_flex: bool = False
 
 
 @dataclass
@@ -417,8 +420,9 @@ class TypeRefs:
         if isinstance(et, (Struct, Union)):
             name = self._ensure(arr.type_id, f"{rec.name}_{cname}")
             assert name is not None
+            rec.deps.add(name)
             rec.fields.append(RecordField(cname, f"list[{name}]", "field(default_factory=list)"))
-            return Flex(index, off, "record", et.size, cls=name)
+            return Flex(index, off, "record", et.size, cls=name, cls_flex=self._has_flex(et))
         plan = self._plan(arr.type_id, off, f"{rec.name}_{cname}")
         if isinstance(plan, ScalarPlan) and not plan.dims and not plan.scalar.code[0].isdigit() \
                 and plan.scalar.dconv is None and plan.size:
@@ -475,7 +479,7 @@ class TypeRefs:
         if isinstance(t, (Struct, Union)):
             name = self._ensure(type_id, place)
             assert name is not None
-            return RecordPlan(name, t.size, off)
+            return RecordPlan(name, t.size, off, flex=self._has_flex(t))
         if isinstance(t, Array):
             dims: list[int] = []
             et: BtfType = t
@@ -494,9 +498,13 @@ class TypeRefs:
             if isinstance(et, (Struct, Union)):
                 name = self._ensure(elem_id, place)
                 assert name is not None
-                return RecordPlan(name, et.size, off, tuple(dims))
+                return RecordPlan(name, et.size, off, tuple(dims), self._has_flex(et))
             t = et
         raise GenerateError(f"type id {t.id} ({t.kind.name}) cannot be a value")
+
+    def _has_flex(self, t: BtfType) -> bool:
+        c = self._classes.get(t.id)
+        return isinstance(c, RecordClass) and c.flex is not None
 
     def _codec(self, type_id: int) -> str:
         t, _ = self._resolve(type_id)

@@ -46,15 +46,10 @@ SKELETON_API = frozenset({
     "open_and_load", "OBJECT", "OBJECT_NAME",
 })
 SECTION_API = frozenset({"size", "read_bytes", "get", "set", "SECTION"})
-NAMESPACE_API = frozenset()
+NAMESPACE_API: frozenset[str] = frozenset()
 
-RUNTIME_IMPORTS = [
-    "from btfgen.runtime import bpfobj as _bpfobj",
-    "from btfgen.runtime import buffers as _buffers",
-    "from btfgen.runtime import maps as _maps",
-    "from btfgen.runtime import sections as _sections",
-    "from btfgen.runtime import skeleton as _skeleton",
-]
+#: One import for everything the skeleton uses (generated class names never start with "_").
+RUNTIME_IMPORTS = ["from btfgen import runtime as _rt"]
 
 
 @dataclass
@@ -109,7 +104,7 @@ def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str) -> Attr:
     handle = f"skel._map({py_str(m.name)})"
     doc = f"{m.map_type_name or m.map_type} map ``{doc_text(m.name)}``"
     if m.map_type in (PERF_EVENT_ARRAY, RINGBUF):
-        cls = "_buffers.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_buffers.RingBuf"
+        cls = "_rt.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_rt.RingBuf"
         rid = record_type_id(obj, m)
         if rid:
             refs.ensure(rid, f"{m.name}_record")
@@ -128,14 +123,14 @@ def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str) -> Attr:
     if m.map_type in _HASH_LIKE | _ARRAY_LIKE | _PERCPU_HASH | _PERCPU_ARRAY:
         kh, kc = codec(m.key_type_id, m.key_size)
         vh, vc = codec(m.value_type_id, m.value_size)
-        cls = ("_maps.HashMap" if m.map_type in _HASH_LIKE else
-               "_maps.ArrayMap" if m.map_type in _ARRAY_LIKE else
-               "_maps.PerCpuHashMap" if m.map_type in _PERCPU_HASH else "_maps.PerCpuArrayMap")
+        cls = ("_rt.HashMap" if m.map_type in _HASH_LIKE else
+               "_rt.ArrayMap" if m.map_type in _ARRAY_LIKE else
+               "_rt.PerCpuHashMap" if m.map_type in _PERCPU_HASH else "_rt.PerCpuArrayMap")
         if m.map_type in _PERCPU_HASH | _PERCPU_ARRAY:
             doc += f", one ``{vh}`` per possible CPU"
         return Attr(attr, doc, _call("        ", f"self.{attr}: {cls}[{kh}, {vh}] = ", cls,
                                      [handle, kc, vc]))
-    return Attr(attr, doc, _call("        ", f"self.{attr}: _maps.MapBase = ", "_maps.MapBase",
+    return Attr(attr, doc, _call("        ", f"self.{attr}: _rt.MapBase = ", "_rt.MapBase",
                                  [handle]))
 
 
@@ -146,9 +141,9 @@ def _section_attr_name(sec: DataSection) -> str:
 
 def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> SectionNs:
     ro = sec.readonly or sec.name == ".kconfig"
-    doc = (f"Globals of ``{doc_text(sec.name)}`` ({sec.size} bytes): "
+    doc = (f"Globals of ``{doc_text(sec.name)}``: "
            + ("set before load(), read-only after." if ro else
-              "the initial image before load(), the kernel's memory after."))
+              "initial values before load(), kernel memory after."))
     ns = SectionNs(attr, f"_{cls_prefix}{camel(attr)}", sec.name, ro, doc)
     names = UniqueNames(SECTION_API)
     for v in sec.variables:
@@ -157,9 +152,9 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
         refs.ensure(v.type_id, v.name)
         name = names.add(attr_name(v.name, SECTION_API))
         hint, codec = refs.hint(v.type_id), refs.codec(v.type_id)
-        vdoc = f"``{doc_text(refs.btf.c_spelling(v.type_id))} {doc_text(v.name)}`` at {v.offset}"
-        ns.vars.append(Attr(name, vdoc, _call("    ", f"{name}: _sections.var[{hint}] = ",
-                                              "_sections.var", [codec, str(v.offset)])))
+        vdoc = f"``{doc_text(v.name)}`` at offset {v.offset}"
+        ns.vars.append(Attr(name, vdoc, _call("    ", f"{name}: _rt.var[{hint}] = ",
+                                              "_rt.var", [codec, str(v.offset)])))
     return ns
 
 
@@ -177,7 +172,7 @@ def build_skeleton_context(obj: BpfObject, types: TypeRefs) -> dict[str, Any]:
     for p in obj.programs:
         a = prog_names.add(attr_name(p.name))
         progs.append(Attr(a, f"``{doc_text(p.section)}``",
-                          _call("        ", f"self.{a}: _bpfobj.Program = ", "skel._prog",
+                          _call("        ", f"self.{a}: _rt.Program = ", "skel._prog",
                                 [py_str(p.name)])))
     sections = []
     for sec in obj.sections:

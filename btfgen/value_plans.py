@@ -33,6 +33,8 @@ def int_code(size: int, signed: bool) -> str | None:
 
 
 def _plus(base: str, k: int) -> str:
+    if base == "0":
+        return str(k)
     return base if k == 0 else f"{base} + {k}"
 
 
@@ -205,6 +207,9 @@ class RecordPlan(Plan):
     rsize: int
     offset: int
     dims: tuple[int, ...] = ()
+    #: The record ends in a flexible array: nested by value, it gets exactly
+    #: its SIZE bytes (the array is empty, as in C).
+    flex: bool = False
     size: int = field(init=False)
     hint: str = field(init=False)
     default: str = field(init=False)
@@ -234,6 +239,8 @@ class RecordPlan(Plan):
 
     def _decode_level(self, buf: str, level: int, base: str) -> str:
         if level == len(self.dims):
+            if self.flex:
+                return f"{self.cls}.from_bytes(bytes({buf}[{base}:{base} + {self.rsize}]))"
             return f"{self.cls}.from_bytes({buf}, {base})"
         stride = self.rsize * _count(self.dims[level + 1:])
         k = f"k{level}"
@@ -274,6 +281,17 @@ class BitRun:
 
     def code(self) -> str:
         return int_code(self.size, False) or f"{self.size}s"
+
+    def mask(self) -> int:
+        """The storage bits the members own (for ``raw``)."""
+        m = 0
+        for b in self.members:
+            m |= ((1 << b.width) - 1) << self._shift(b)
+        return m
+
+    def raw(self, tv: str, i: int) -> str:
+        """The storage as an unsigned int."""
+        return self._raw(tv, i)
 
     def _raw(self, tv: str, i: int) -> str:
         if self.code().endswith("s"):

@@ -19,6 +19,7 @@ ids and string offsets then continue after the base's.
 from __future__ import annotations
 
 import struct
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ KIND = {
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 STATIC, GLOBAL, EXTERN = 0, 1, 2
 
+#: A name: text, raw bytes, or a string offset used as it is (to point anywhere).
+Name = typing.Union[str, bytes, int]
 #: A member: (name, type_id, bit_offset) or (name, type_id, bit_offset, bitfield_size).
 MemberSpec = Sequence[object]
 
@@ -94,12 +97,12 @@ class BtfBuilder:
             self._offsets[raw] = off
         return off
 
-    def _name(self, name: str | bytes | int) -> int:
+    def _name(self, name: Name) -> int:
         return name if isinstance(name, int) else self.string(name)
 
     # -- records --------------------------------------------------------------
 
-    def raw_type(self, name: str | bytes | int, kind: int, vlen: int, kflag: bool,
+    def raw_type(self, name: Name, kind: int, vlen: int, kflag: bool,
                  size_or_type: int, extra: Iterable[int] = ()) -> int:
         """Append one record verbatim; ``name`` may be a string or a raw offset."""
         words = [self._name(name), info(kind, vlen, kflag), size_or_type & 0xFFFFFFFF]
@@ -107,7 +110,7 @@ class BtfBuilder:
         self.records.append(words)
         return self.next_id - 1
 
-    def int_(self, name: str | bytes, size: int, *, signed: bool = False,
+    def int_(self, name: Name, size: int, *, signed: bool = False,
              encoding: int | None = None, bits_offset: int = 0,
              nr_bits: int | None = None) -> int:
         enc = encoding if encoding is not None else (INT_SIGNED if signed else 0)
@@ -121,7 +124,7 @@ class BtfBuilder:
     def array(self, elem: int, index: int, nelems: int) -> int:
         return self.raw_type(0, 3, 0, False, 0, [elem, index, nelems])
 
-    def _composite(self, kind: int, name: str | bytes, size: int,
+    def _composite(self, kind: int, name: Name, size: int,
                    members: Sequence[MemberSpec], kflag: bool) -> int:
         extra: list[int] = []
         for m in members:
@@ -133,35 +136,35 @@ class BtfBuilder:
             extra += [self._name(mname), mtype, off]
         return self.raw_type(name, kind, len(members), kflag, size, extra)
 
-    def struct(self, name: str | bytes, size: int, members: Sequence[MemberSpec],
+    def struct(self, name: Name, size: int, members: Sequence[MemberSpec],
                *, kflag: bool = False) -> int:
         """Members are ``(name, type_id, bit_offset[, bitfield_size])``; with
         ``kflag`` the bitfield size is packed into the offset word."""
         return self._composite(4, name, size, members, kflag)
 
-    def union(self, name: str | bytes, size: int, members: Sequence[MemberSpec],
+    def union(self, name: Name, size: int, members: Sequence[MemberSpec],
               *, kflag: bool = False) -> int:
         return self._composite(5, name, size, members, kflag)
 
-    def enum(self, name: str | bytes, size: int, values: Sequence[tuple[str | bytes, int]],
+    def enum(self, name: Name, size: int, values: Sequence[tuple[Name, int]],
              *, signed: bool = False) -> int:
         extra: list[int] = []
         for vname, v in values:
             extra += [self._name(vname), v & 0xFFFFFFFF]
         return self.raw_type(name, 6, len(values), signed, size, extra)
 
-    def enum64(self, name: str | bytes, size: int,
-               values: Sequence[tuple[str | bytes, int]], *, signed: bool = False) -> int:
+    def enum64(self, name: Name, size: int,
+               values: Sequence[tuple[Name, int]], *, signed: bool = False) -> int:
         extra: list[int] = []
         for vname, v in values:
             v &= 0xFFFFFFFFFFFFFFFF
             extra += [self._name(vname), v & 0xFFFFFFFF, v >> 32]
         return self.raw_type(name, 19, len(values), signed, size, extra)
 
-    def fwd(self, name: str | bytes, *, union: bool = False) -> int:
+    def fwd(self, name: Name, *, union: bool = False) -> int:
         return self.raw_type(name, 7, 0, union, 0)
 
-    def typedef(self, name: str | bytes, type_id: int) -> int:
+    def typedef(self, name: Name, type_id: int) -> int:
         return self.raw_type(name, 8, 0, False, type_id)
 
     def volatile(self, type_id: int) -> int:
@@ -173,22 +176,22 @@ class BtfBuilder:
     def restrict(self, type_id: int) -> int:
         return self.raw_type(0, 11, 0, False, type_id)
 
-    def type_tag(self, name: str | bytes, type_id: int) -> int:
+    def type_tag(self, name: Name, type_id: int) -> int:
         return self.raw_type(name, 18, 0, False, type_id)
 
-    def func(self, name: str | bytes, proto: int, linkage: int = GLOBAL) -> int:
+    def func(self, name: Name, proto: int, linkage: int = GLOBAL) -> int:
         return self.raw_type(name, 12, linkage, False, proto)
 
-    def func_proto(self, ret: int, params: Sequence[tuple[str | bytes, int]]) -> int:
+    def func_proto(self, ret: int, params: Sequence[tuple[Name, int]]) -> int:
         extra: list[int] = []
         for pname, ptype in params:
             extra += [self._name(pname), ptype]
         return self.raw_type(0, 13, len(params), False, ret, extra)
 
-    def var(self, name: str | bytes, type_id: int, linkage: int = GLOBAL) -> int:
+    def var(self, name: Name, type_id: int, linkage: int = GLOBAL) -> int:
         return self.raw_type(name, 14, 0, False, type_id, [linkage])
 
-    def datasec(self, name: str | bytes, size: int,
+    def datasec(self, name: Name, size: int,
                 entries: Sequence[tuple[int, int, int]]) -> int:
         """Entries are ``(type_id, offset, size)``."""
         extra: list[int] = []
@@ -196,10 +199,10 @@ class BtfBuilder:
             extra += list(e)
         return self.raw_type(name, 15, len(entries), False, size, extra)
 
-    def float_(self, name: str | bytes, size: int) -> int:
+    def float_(self, name: Name, size: int) -> int:
         return self.raw_type(name, 16, 0, False, size)
 
-    def decl_tag(self, name: str | bytes, type_id: int, component_idx: int = -1) -> int:
+    def decl_tag(self, name: Name, type_id: int, component_idx: int = -1) -> int:
         return self.raw_type(name, 17, 0, False, type_id, [component_idx])
 
     # -- output ---------------------------------------------------------------

@@ -3,6 +3,7 @@ helpers, and one per kind of malformed input (each asserting its message)."""
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -231,6 +232,17 @@ def test_names_keep_their_bytes() -> None:
     assert name_bytes(t.name) == raw
 
 
+@pytest.mark.parametrize("word", [b"hello", b"h\xc3\xa9llo\xff"])
+def test_name_offset_inside_a_string(word: bytes) -> None:
+    b = BtfBuilder()
+    off = b.string(word)
+    b.struct(off + 2, 0, [])  # names may share a suffix of another string
+    b.struct("after", 0, [])
+    first, second = parse_btf(b.build()).types
+    assert name_bytes(first.name) == word[2:]
+    assert second.name == "after"
+
+
 def test_split_btf_ids_and_strings() -> None:
     base = BtfBuilder()
     i = base.int_("int", 4, signed=True)
@@ -402,3 +414,30 @@ def test_loops_through_pointers_are_fine() -> None:
     b.ptr(1)
     btf = parse_btf(b.build())
     assert btf.size_of(1) == 8
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_mutated_blobs_fail_cleanly(order: str) -> None:
+    """Bytes flipped anywhere: the parser either accepts the result (and the
+    helpers work on it) or raises BtfError with one line -- nothing else."""
+    data = every_kind()[0].build(order)
+    rnd = random.Random(2)
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(1500):
+        blob = bytearray(data)
+        for _ in range(rnd.randint(1, 3)):
+            pos = rnd.randrange(len(blob))
+            blob[pos] = rnd.choice([0, 0xFF, rnd.randrange(256), blob[pos] ^ 1 << rnd.randrange(8)])
+        try:
+            btf = parse_btf(bytes(blob))
+        except BtfError as e:
+            assert "\n" not in str(e)
+            outcomes["error"] += 1
+            continue
+        outcomes["ok"] += 1
+        for t in btf.types:
+            try:
+                btf.size_of(t.id)
+            except BtfError as e:
+                assert "has no size" in str(e) or "loop" in str(e)
+    assert outcomes["ok"] > 100 and outcomes["error"] > 100

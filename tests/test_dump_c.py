@@ -23,6 +23,7 @@ from conftest import ROOT, compile_bpf, run_btfgen
 from btfgen.btf_model import Btf, Composite, Kind, Struct, Union
 from btfgen.btf_parse import parse_btf
 from btfgen.dump_c import CWriter, format_c, sanitize
+from btfgen.errors import BtfError
 from btfgen.object_reader import read_btf
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
@@ -214,7 +215,7 @@ struct arrays { int m[2][3][4]; struct nested n[2]; char z[0]; };
 struct flex { int n; long data[]; };
 struct empty { };
 struct holds_empty { char a; struct empty e; char b; };
-struct wide { char c; __int128 i; char d; unsigned __int128 u; };
+struct wide { char c; __int128 i; char d; unsigned __int128 u; float f; double g; _Bool b; };
 
 typedef struct { int a; char b; } anon_td;
 typedef union { int a; long b; } anon_union_td;
@@ -238,6 +239,7 @@ struct callbacks {
 	const char *const names[3];
 	volatile long vl;
 	int *restrict rp;
+	int __attribute__((btf_type_tag("user"))) *up;
 	const volatile struct nested *cvn;
 	anon_enum_td e;
 	enum { INLINE_A, INLINE_B } inl;
@@ -270,6 +272,14 @@ def case_objects(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
             compile_bpf(CASES, d / "cases19.bpf.o", clang="clang-19")]
 
 
+def test_big_endian_object_dumps_the_same(case_objects: list[Path]) -> None:
+    """BTF bit offsets are allocation order, not memory order: bpfeb's dump is bpf's."""
+    be = compile_bpf(CASES, case_objects[1].with_name("cases19eb.bpf.o"), clang="clang-19",
+                     target="bpfeb")
+    assert read_btf(str(be)).byteorder == "big"
+    assert format_c(read_btf(str(be))) == format_c(read_btf(str(case_objects[1])))
+
+
 def test_cases_layout(case_objects: list[Path], tmp_path: Path) -> None:
     btfs = [read_btf(str(o)) for o in case_objects]
     assert btfs[1].find("big64", Kind.ENUM64)
@@ -295,6 +305,7 @@ def test_cases_text(case_objects: list[Path]) -> None:
     assert "typedef void fn_type(struct nested *);" in text
     assert "\tconst int *const cp;" in text
     assert "\tint *restrict rp;" in text
+    assert '\tint __attribute__((btf_type_tag("user"))) *up;' in text
     assert "enum {\n\tLONE_A = 7,\n\tLONE_B = 8,\n};" in text
     assert "enum small_enum {\n\tSE_A = 1,\n\tSE_B = 200,\n} __attribute__((mode(QI)));" in text
     assert "\tUM64 = 18446744073709551615ULL,\n};" in text
@@ -311,6 +322,7 @@ def test_corpus_layouts(corpus_objects: list[Path], tmp_path: Path) -> None:
     units: list[tuple[Btf, list[int] | None]] = [(read_btf(str(o)), None)
                                                  for o in corpus_objects]
     n = check_layouts(tmp_path, units)
+    print(f"{n} layout checks over {len(units)} objects")
     assert len(units) == len(corpus_objects) >= 61
     assert n > 10000
 
@@ -324,6 +336,7 @@ def test_vmlinux_layout(tmp_path: Path) -> None:
     pool = [i for i in record_ids(btf) if i not in ids]
     ids += random.Random(2).sample(pool, 400)
     n = check_layouts(tmp_path, [(btf, ids)])
+    print(f"{n} layout checks over {len(ids)} vmlinux records")
     assert n > 5000
 
 
@@ -412,3 +425,31 @@ def test_gaps_and_odd_sizes_from_raw_btf(tmp_path: Path) -> None:
     assert "unsigned char __pad[24];" in text
     assert "enum e_small64 {\n\tE_S64 = 1,\n} __attribute__((mode(DI)));" in text
     assert check_layouts(tmp_path, [(btf, None)]) >= 15
+
+
+def test_split_btf_includes_its_base(tmp_path: Path) -> None:
+    base = BtfBuilder()
+    i = base.int_("int", 4, signed=True)
+    inner = base.struct("base_rec", 8, [("a", i, 0), ("b", i, 32)])
+    split = BtfBuilder(base=base)
+    e = split.enum("", 4, [])
+    split.struct("mod_rec", 24, [("r", inner, 0), ("e", e, 64), ("p", split.ptr(inner), 128)])
+    btf = parse_btf(split.build(), base=parse_btf(base.build()))
+    text = format_c(btf)
+    assert text.index("struct base_rec {") < text.index("struct mod_rec {")
+    assert "\tunsigned int e;" in text
+    assert check_layouts(tmp_path, [(btf, None)]) >= 5
+
+
+def test_too_deep_nesting_is_a_btf_error(tmp_path: Path) -> None:
+    b = BtfBuilder()
+    i = b.int_("int", 4, signed=True)
+    depth = 3000  # outermost first, so nothing is laid out before it is needed
+    for k in range(depth):
+        b.struct(f"s{k}", 4, [("m", b.next_id + 1 if k < depth - 1 else i, 0)])
+    path = tmp_path / "deep.btf"
+    path.write_bytes(b.build())
+    with pytest.raises(BtfError, match="nested too deeply"):
+        format_c(parse_btf(path.read_bytes()))
+    r = run_btfgen("dump", path, "--format", "c")
+    assert r.returncode == 1 and r.stdout == "" and "Traceback" not in r.stderr

@@ -98,8 +98,13 @@ def module_types(split: BtfBuilder, int_id: int, struct_id: int) -> None:
     split.enum("e", 4, [("N", -1)], signed=True)
     split.enum("", 1, [("", 3)])
     v = split.var("v", int_id, 0)
-    split.datasec(".data", 4, [(v, 0, 4)])
+    odd = split.var("odd", int_id, 5)  # a linkage bpftool calls "(unknown)"
+    split.datasec(".data", 8, [(v, 0, 4), (odd, 4, 4)])
     split.decl_tag("tag", v)
+    # Offset 0 prints as (anon), an offset at some other empty string as ''.
+    empty = split.string("x") + 1
+    split.raw_type(empty, 7, 0, False, 0)
+    split.struct("holes", 4, [(empty, int_id, 0)])
 
 
 @pytest.mark.parametrize("order", ["little", "big"])

@@ -13,7 +13,6 @@ from btfgen.runtime.errors import (
     MapKeyError,
     RuntimeBpfError,
 )
-from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
 from btfgen.runtime.maps import (
     ANY,
     EXIST,
@@ -26,6 +25,7 @@ from btfgen.runtime.maps import (
     PerCpuHashMap,
 )
 from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
+from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
 from btfgen.runtime.skeleton import Namespace, Skeleton
 from btfgen.runtime.system import TracefsError, possible_cpus
 

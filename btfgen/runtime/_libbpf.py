@@ -131,18 +131,27 @@ int mount(const char *source, const char *target, const char *fstype, unsigned l
           const void *data);
 """
 
+#: Declarations are parsed on first use (:func:`lib`), not at import: importing a
+#: generated module should stay cheap.
 ffi = FFI()
-ffi.cdef(CDEF)
-ffi.cdef(LIBC_CDEF)
 
 _lib: Any = None
 _libc: Any = None
+_declared: list[bool] = []
+
+
+def _declare() -> None:
+    if not _declared:
+        ffi.cdef(CDEF)
+        ffi.cdef(LIBC_CDEF)
+        _declared.append(True)
 
 
 def lib() -> Any:
     """The loaded libbpf (raises :class:`LibbpfMissingError` with what to install)."""
     global _lib
     if _lib is None:
+        _declare()
         _lib = _load()
     return _lib
 
@@ -151,6 +160,7 @@ def libc() -> Any:
     """The C library (vsnprintf for libbpf's log lines, mount for tracefs)."""
     global _libc
     if _libc is None:
+        _declare()
         _libc = ffi.dlopen(None)
     return _libc
 

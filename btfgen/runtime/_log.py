@@ -44,14 +44,12 @@ def _print_line(level: int, fmt: Any, ap: Any) -> int:
     return 0
 
 
-_print = ffi.callback("int(int, const char *, void *)", _print_line)
-
-
 def install() -> None:
     """Route libbpf's messages to our buffer (idempotent)."""
     if not _installed:
-        lib().libbpf_set_print(_print)
-        _installed.append(_print)
+        cb = ffi.callback("int(int, const char *, void *)", _print_line)
+        lib().libbpf_set_print(cb)
+        _installed.append(cb)  # keep the callback alive
 
 
 @contextmanager

@@ -8,27 +8,32 @@ buffer is a blocking iterator (``for cpu, rec in pb``) and an asyncio one
 
 Perf samples are padded to 8 bytes by the kernel, and programs sending a struct
 followed by packet bytes (``bpf_perf_event_output`` with ``BPF_F_CTXLEN_MASK``)
-make them longer still: when a sample is longer than the record, the record is
-delivered as a :class:`WithPayload` of the record, with the trailing bytes (up to
-the 8-byte padding, which the program should let the reader cut off, e.g. with a
-length field) as ``.payload``.
+make them longer still.  Opened with ``payload=True``, a buffer delivers each
+record as a :class:`WithPayload`: ``.record`` and the trailing bytes as
+``.payload`` (including the kernel's padding of up to 7 bytes, which the program
+should let the reader cut off, e.g. with a length field in the record).
+
+Where a faster drain goes (see the performance issue): ``_Reader._deliver``
+is the single place records reach Python; a compiled drain can copy many raw
+samples into one buffer per poll and feed them to it (or to a batch decoder)
+without a C -> Python call per record.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, Native, check_ptr
 from btfgen.runtime.errors import _add_note, error_class
 from btfgen.runtime.maps import MapBase
-from btfgen.runtime.protocols import Codec
+from btfgen.runtime.protocols import Codec, as_codec
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 PERF_RECORD_LOST, PERF_RECORD_SAMPLE = 2, 9
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT, PERF_SAMPLE_RAW = 1, 10, 1 << 10
@@ -54,6 +59,19 @@ class WithPayload(Generic[R]):
         return f"WithPayload({self.record!r}, payload={len(self.payload)} bytes)"
 
 
+_callbacks: dict[str, Any] = {}
+
+
+def _callback(name: str) -> Any:
+    """The C callback for perf events or ring samples (made once, after libbpf's cdef)."""
+    if not _callbacks:
+        lib()
+        _callbacks["perf"] = ffi.callback("int(void *, int, struct perf_event_header *)",
+                                          _on_perf_event)
+        _callbacks["ring"] = ffi.callback("int(void *, void *, size_t)", _on_ring_sample)
+    return _callbacks[name]
+
+
 class _Reader(Generic[R]):
     """Shared poll/consume/iterate/exception plumbing."""
 
@@ -71,14 +89,21 @@ class _Reader(Generic[R]):
         #: Records delivered so far.
         self.received = 0
 
-    def _record(self, data: memoryview) -> Any:
+    def _record(self, data: Any, offset: int, size: int) -> Any:
+        """Decode one sample of ``size`` bytes at ``data[offset:]``."""
         if self._decode is None:
-            return bytes(data)
-        if len(data) > self._size + 7 or (len(data) > self._size and self._payload_always):
-            return WithPayload(self._decode(data), bytes(data[self._size:]))
-        return self._decode(data)
+            rec: Any = bytes(data[offset:offset + size])
+            return WithPayload(rec, b"") if self._payload else rec
+        if size < self._size:
+            raise ValueError(f"{self._what}: a {size}-byte sample is shorter than its "
+                             f"{self._size}-byte record")
+        rec = self._decode(data, offset)
+        if self._payload:
+            return WithPayload(rec, bytes(data[offset + self._size:offset + size]))
+        return rec
 
-    _payload_always = False
+    _payload = False
+    _what = ""
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
@@ -131,6 +156,8 @@ class _Reader(Generic[R]):
     async def _aiter_queue(self) -> AsyncIterator[Any]:
         if self._callback is not None:
             raise TypeError("iteration needs a buffer opened without a callback")
+        import asyncio  # only for asyncio users: it is slow to import
+
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
         fd = self.fileno()
@@ -157,16 +184,18 @@ class _Reader(Generic[R]):
 def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
     pb: PerfBuffer[Any] = ffi.from_handle(ctx)
     try:
-        etype, _misc, size, raw = _HDR.unpack(ffi.buffer(event, 12))
+        # one copy of the whole event (header, size, sample): cheaper than cffi views
+        data = ffi.unpack(ffi.cast("char *", event), event.size)
+        etype, _misc, _size, raw = _HDR.unpack_from(data)
         if etype == PERF_RECORD_SAMPLE:
-            rec = pb._record(memoryview(ffi.buffer(ffi.cast("char *", event) + 12, raw)))
+            rec = pb._record(data, 12, raw)
             pb.received += 1
             if pb._callback is None:
                 pb._queue.append((cpu, rec))
             else:
                 pb._callback(cpu, rec)
         elif etype == PERF_RECORD_LOST:
-            _id, lost = _LOST.unpack(ffi.buffer(ffi.cast("char *", event) + 8, 16))
+            _id, lost = _LOST.unpack_from(data, 8)
             pb.lost += lost
             if pb._lost_callback is not None:
                 pb._lost_callback(cpu, lost)
@@ -174,8 +203,6 @@ def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
         pb._fail(e)
     return LIBBPF_PERF_EVENT_CONT
 
-
-_perf_event = ffi.callback("int(void *, int, struct perf_event_header *)", _on_perf_event)
 
 
 class PerfBuffer(_Reader[R]):
@@ -196,7 +223,8 @@ class PerfBuffer(_Reader[R]):
         if page_count <= 0 or page_count & (page_count - 1):
             raise ValueError(f"page_count must be a power of two, not {page_count}")
         self._init_common(codec, callback)
-        self._payload_always = payload
+        self._payload = payload
+        self._what = f"perf buffer {handle.name}"
         self._lost_callback = lost_callback
         #: Samples the kernel could not write (ring full), as reported so far.
         self.lost = 0
@@ -220,7 +248,8 @@ class PerfBuffer(_Reader[R]):
             opts.map_keys = arr
         ptr = check_ptr(f"open perf buffer on map {handle.name}",
                         lambda: lib().perf_buffer__new_raw(handle.fd, page_count, attr,
-                                                           _perf_event, self._handle_ref, opts))
+                                                           _callback("perf"), self._handle_ref,
+                                                           opts))
         self._native = Native(ptr, "perf_buffer__free")
         self._owner = handle.owner
         self._owner.own(self._native)
@@ -245,11 +274,11 @@ class PerfBuffer(_Reader[R]):
         self._native.close()
         self._owner.disown(self._native)
 
-    def __iter__(self) -> Iterator[tuple[int, Any]]:
+    def __iter__(self) -> Iterator[tuple[int, R]]:
         """Block and yield ``(cpu, record)`` forever (buffer opened without callback)."""
         return self._iter_queue(100)
 
-    def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
+    def __aiter__(self) -> AsyncIterator[tuple[int, R]]:
         """``async for cpu, record in pb`` (buffer opened without callback)."""
         return self._aiter_queue()
 
@@ -257,7 +286,7 @@ class PerfBuffer(_Reader[R]):
 def _on_ring_sample(ctx: Any, data: Any, size: int) -> int:
     rb: RingBuffer[Any] = ffi.from_handle(ctx)
     try:
-        rec = rb._record(memoryview(ffi.buffer(data, size)))
+        rec = rb._record(ffi.buffer(data, size), 0, size)
         rb.received += 1
         if rb._callback is None:
             rb._queue.append(rec)
@@ -268,8 +297,6 @@ def _on_ring_sample(ctx: Any, data: Any, size: int) -> int:
         return -1  # libbpf stops here; the sample is consumed, the rest stays queued
     return 0
 
-
-_ring_sample = ffi.callback("int(void *, void *, size_t)", _on_ring_sample)
 
 
 class RingBuffer(_Reader[R]):
@@ -285,10 +312,11 @@ class RingBuffer(_Reader[R]):
                  callback: Callable[[Any], Any] | None, payload: bool = False) -> None:
         handle.owner.check_loaded()
         self._init_common(codec, callback)
-        self._payload_always = payload
+        self._payload = payload
+        self._what = f"ring buffer {handle.name}"
         self._handle_ref = ffi.new_handle(self)
         ptr = check_ptr(f"open ring buffer on map {handle.name}",
-                        lambda: lib().ring_buffer__new(handle.fd, _ring_sample,
+                        lambda: lib().ring_buffer__new(handle.fd, _callback("ring"),
                                                        self._handle_ref, ffi.NULL))
         self._native = Native(ptr, "ring_buffer__free")
         self._owner = handle.owner
@@ -308,48 +336,77 @@ class RingBuffer(_Reader[R]):
         self._native.close()
         self._owner.disown(self._native)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[R]:
         """Block and yield records forever (buffer opened without callback)."""
         return self._iter_queue(100)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[R]:
         """``async for record in rb`` (buffer opened without callback)."""
         return self._aiter_queue()
 
 
 class PerfEventArray(MapBase, Generic[R]):
-    """A BPF_MAP_TYPE_PERF_EVENT_ARRAY whose samples decode as ``R``."""
+    """A BPF_MAP_TYPE_PERF_EVENT_ARRAY whose samples decode as ``R``
+    (``bytes`` when the skeleton knew no record type: see ``with_record``)."""
 
     def __init__(self, handle: MapPtr, record: Codec[R] | None = None) -> None:
         super().__init__(handle)
         self.record_codec = record
 
-    def open_perf_buffer(self, callback: Callable[[int, R], Any] | None = None,
-                         lost_callback: Callable[[int, int], Any] | None = None,
-                         page_count: int = 64, cpus: Sequence[int] | None = None, *,
-                         wakeup_events: int = 1, record: Codec[Any] | None = None,
-                         payload: bool = False) -> PerfBuffer[R]:
-        """Open per-CPU buffers (``page_count`` pages each) and deliver decoded records.
+    def with_record(self, record: Codec[T] | Any) -> PerfEventArray[T]:
+        """This map with samples decoded by ``record`` (a codec or record class)."""
+        return PerfEventArray(self._h, as_codec(record))
 
-        ``record`` overrides the record codec; ``payload=True`` always delivers
-        :class:`WithPayload` (also for samples with only padding after the record);
+    @overload
+    def open_perf_buffer(self, callback: Callable[[int, R], object] | None = None,
+                         lost_callback: Callable[[int, int], object] | None = None,
+                         page_count: int = 64, cpus: Sequence[int] | None = None, *,
+                         wakeup_events: int = 1,
+                         payload: Literal[False] = False) -> PerfBuffer[R]: ...
+
+    @overload
+    def open_perf_buffer(self, callback: Callable[[int, WithPayload[R]], object] | None = None,
+                         lost_callback: Callable[[int, int], object] | None = None,
+                         page_count: int = 64, cpus: Sequence[int] | None = None, *,
+                         wakeup_events: int = 1,
+                         payload: Literal[True]) -> PerfBuffer[WithPayload[R]]: ...
+
+    def open_perf_buffer(self, callback: Callable[[int, Any], object] | None = None,
+                         lost_callback: Callable[[int, int], object] | None = None,
+                         page_count: int = 64, cpus: Sequence[int] | None = None, *,
+                         wakeup_events: int = 1, payload: bool = False) -> PerfBuffer[Any]:
+        """Open per-CPU buffers (``page_count`` pages each, on ``cpus`` or all) and
+        deliver decoded records to ``callback(cpu, record)``.
+
+        Without a callback, iterate over the buffer instead.  ``payload=True``
+        delivers :class:`WithPayload` (the record and the bytes after it);
         ``wakeup_events`` wakes the reader every N samples instead of every one.
         """
-        codec = record if record is not None else self.record_codec
-        return PerfBuffer(self._h, codec, callback, lost_callback, page_count, cpus,
+        return PerfBuffer(self._h, self.record_codec, callback, lost_callback, page_count, cpus,
                           wakeup_events, payload)
 
 
 class RingBuf(MapBase, Generic[R]):
-    """A BPF_MAP_TYPE_RINGBUF whose records decode as ``R``."""
+    """A BPF_MAP_TYPE_RINGBUF whose records decode as ``R`` (see ``with_record``)."""
 
     def __init__(self, handle: MapPtr, record: Codec[R] | None = None) -> None:
         super().__init__(handle)
         self.record_codec = record
 
-    def open_ring_buffer(self, callback: Callable[[R], Any] | None = None, *,
-                         record: Codec[Any] | None = None,
-                         payload: bool = False) -> RingBuffer[R]:
-        """Open the ring buffer and deliver decoded records to ``callback``."""
-        codec = record if record is not None else self.record_codec
-        return RingBuffer(self._h, codec, callback, payload)
+    def with_record(self, record: Codec[T] | Any) -> RingBuf[T]:
+        """This map with records decoded by ``record`` (a codec or record class)."""
+        return RingBuf(self._h, as_codec(record))
+
+    @overload
+    def open_ring_buffer(self, callback: Callable[[R], object] | None = None, *,
+                         payload: Literal[False] = False) -> RingBuffer[R]: ...
+
+    @overload
+    def open_ring_buffer(self, callback: Callable[[WithPayload[R]], object] | None = None, *,
+                         payload: Literal[True]) -> RingBuffer[WithPayload[R]]: ...
+
+    def open_ring_buffer(self, callback: Callable[[Any], object] | None = None, *,
+                         payload: bool = False) -> RingBuffer[Any]:
+        """Open the ring buffer and deliver decoded records to ``callback(record)``
+        (or iterate over it when there is no callback)."""
+        return RingBuffer(self._h, self.record_codec, callback, payload)
