@@ -239,20 +239,18 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
         t: BtfType
         if k == 4 or k == 5:  # STRUCT, UNION
             members = []
+            for j in range(i, i + extra, 3):
+                moff = words[j]
+                mname = name_cache.get(moff)
+                if mname is None:
+                    mname = name_of(moff, tid, k)
+                off = words[j + 2]
+                if kflag:
+                    members.append(Member(mname, moff, words[j + 1], off & 0xFFFFFF, off >> 24))
+                else:
+                    members.append(Member(mname, moff, words[j + 1], off, 0))
             if vlen:
-                rec = words[i:i + extra]
-                mtypes = rec[1::3]
-                for moff, mtype, off in zip(rec[0::3], mtypes, rec[2::3], strict=True):
-                    mname = name_cache.get(moff)
-                    if mname is None:
-                        mname = name_of(moff, tid, k)
-                    if kflag:
-                        members.append(Member(mname, moff, mtype, off & 0xFFFFFF, off >> 24))
-                    else:
-                        members.append(Member(mname, moff, mtype, off, 0))
-                mmax = max(mtypes)
-                if mmax > max_ref:
-                    max_ref = mmax
+                max_ref = max(max_ref, max(words[i + 1:i + extra:3]))
             t = (Struct if k == 4 else Union)(tid, name, name_off, size_type, members, kflag)
         elif k == 12:  # FUNC
             t = Func(tid, name, name_off, size_type, vlen, kflag)
@@ -261,19 +259,13 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
                 max_ref = size_type
         elif k == 13:  # FUNC_PROTO
             params = []
-            if size_type > max_ref:
-                max_ref = size_type
-            if vlen:
-                rec = words[i:i + extra]
-                ptypes = rec[1::2]
-                for poff, ptype in zip(rec[0::2], ptypes, strict=True):
-                    pname = name_cache.get(poff)
-                    if pname is None:
-                        pname = name_of(poff, tid, k)
-                    params.append(Param(pname, poff, ptype))
-                pmax = max(ptypes)
-                if pmax > max_ref:
-                    max_ref = pmax
+            for j in range(i, i + extra, 2):
+                poff = words[j]
+                pname = name_cache.get(poff)
+                if pname is None:
+                    pname = name_of(poff, tid, k)
+                params.append(Param(pname, poff, words[j + 1]))
+            max_ref = max(max_ref, size_type, max(words[i + 1:i + extra:2], default=0))
             t = FuncProto(tid, name, name_off, size_type, params, kflag)
         elif k == 2 or (8 <= k <= 11) or k == 18:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
             if size_type > max_ref:

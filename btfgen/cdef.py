@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cffi
+import cffi.model
 
 from btfgen.btf_model import (
     Array,
@@ -32,6 +33,9 @@ from btfgen.btf_model import (
 from btfgen.layout import struct_gaps, type_align
 from btfgen.naming import c_identifier
 from btfgen.records import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
+
+#: Type names cffi knows by itself; a typedef must not redefine them.
+CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}
 
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern
 float for goto if inline int long register restrict return short signed sizeof static struct
@@ -242,6 +246,9 @@ class CdefBuilder:
             text, packed = self._record(c, t, enum_lines, deps)
             self._text[c.type_id] = (text, packed)
             chunks.append(CdefChunk(text, packed))
+        typedefs = self._typedefs(classes, chunks)
+        if typedefs:
+            chunks.append(CdefChunk("\n".join(typedefs) + "\n", False))
         merged: list[CdefChunk] = []
         for ch in chunks:
             if merged and merged[-1].packed == ch.packed:
@@ -249,6 +256,40 @@ class CdefBuilder:
             else:
                 merged.append(ch)
         return merged
+
+    def _typedefs(self, classes: list[TypeClass], chunks: list[CdefChunk]) -> list[str]:
+        """``typedef <tag> name;`` for the typedef names in TYPES that cffi can take."""
+        by_name = {c.name: c for c in classes}
+        lines = []
+        for spelling, cls in sorted(self.refs.c_names.items()):
+            c = by_name.get(cls)
+            if c is None or " " in spelling or not _cname(spelling) or spelling in CFFI_NAMES:
+                continue
+            t = self.btf.type(c.type_id)
+            if isinstance(c, RecordClass):
+                if t.size == 0:
+                    continue
+                target = self.tags[c.type_id]
+            elif c.type_id in self.enum_ok:
+                target = self.tags[c.type_id]
+            elif c.size in (1, 2, 4, 8):
+                target = self._int(c.size, c.signed)
+            else:
+                continue
+            lines.append(f"typedef {target} {spelling};")
+        if not lines:
+            return lines
+        ffi = cffi.FFI()
+        for ch in chunks:
+            ffi.cdef(ch.text, packed=ch.packed)
+        ok = []
+        for line in lines:
+            try:
+                ffi.cdef(line)
+            except (cffi.CDefError, cffi.FFIError):
+                continue
+            ok.append(line)
+        return ok
 
     def _enums(self, enums: list[EnumClass]) -> list[str]:
         lines: list[str] = []

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from btfgen.btf_model import Btf, BtfType, Datasec, Linkage, Var, VarSecinfo
 from btfgen.elf_image import ElfImage, ElfSymbol
 from btfgen.errors import BtfError
+from btfgen.sec_defs import KCONFIG_SEC
 
-KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
 
 

@@ -68,7 +68,7 @@ def format_raw(btf: Btf) -> str:
             emit(f"[{t.id}] FUNC_PROTO '{name}' ret_type_id={t.return_type_id}"  # type: ignore[union-attr]
                  f" vlen={len(t.params)}\n")  # type: ignore[union-attr]
             for p in t.params:  # type: ignore[union-attr]
-                emit(f"\t'{_name(p)}' type_id={p.type_id}\n")
+                emit(f"\t'{p.name if p.name_off else '(anon)'}' type_id={p.type_id}\n")
         else:
             fmt = formatters.get(cls)
             if fmt is None:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
@@ -94,7 +94,8 @@ def _array(btf: Btf, t: Array) -> str:
 def _composite(btf: Btf, t: Struct | Union) -> str:
     parts = [f" size={t.size} vlen={len(t.members)}"]
     for m in t.members:
-        line = f"\n\t'{_name(m)}' type_id={m.type_id} bits_offset={m.bit_offset}"
+        name = m.name if m.name_off else "(anon)"
+        line = f"\n\t'{name}' type_id={m.type_id} bits_offset={m.bit_offset}"
         if m.bitfield_size:
             line += f" bitfield_size={m.bitfield_size}"
         parts.append(line)

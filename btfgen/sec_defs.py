@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: The section of ``extern`` kernel config variables (CONFIG_*), filled by libbpf.
+KCONFIG_SEC = ".kconfig"
+
 #: (section definition, BPF_PROG_TYPE_* name without the prefix)
 SECTION_DEFS: tuple[tuple[str, str], ...] = (
     ("socket", "SOCKET_FILTER"),

@@ -26,7 +26,7 @@ from typing import Any
 from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import DeclTag, Kind
 from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str
-from btfgen.records import TypeRefs
+from btfgen.records import GenerateError, TypeRefs
 from btfgen.type_select import find_type
 
 #: Max line length of generated code (ruff's, in pyproject.toml).
@@ -95,7 +95,13 @@ def record_type_id(obj: BpfObject, m: MapDef) -> int:
     for t in btf.all_types():
         if (isinstance(t, DeclTag) and t.type_id in var_ids and t.component_idx == -1
                 and t.name.startswith(RECORD_TAG)):
-            return int(find_type(btf, t.name[len(RECORD_TAG):].strip()).id)
+            spec = t.name[len(RECORD_TAG):].strip()
+            try:
+                return int(find_type(btf, spec).id)
+            except GenerateError:
+                raise GenerateError(f"map {m.name!r}: its {RECORD_TAG} tag names {spec!r}, "
+                                    "which is not a complete type in the BTF (reference it "
+                                    "from a global so clang keeps it)") from None
     found = [t for t in btf.find("event", Kind.STRUCT)]
     return int(found[0].id) if found else 0
 

@@ -173,6 +173,8 @@ class ScalarPlan(Plan):
         dims = self.dims
         if level == len(dims) - 1:
             n = dims[-1]
+            if n == 0:
+                return "[]"
             end = f"{base} + {n}" if not base.isdigit() else str(int(base) + n)
             sl = f"{tv}[{base}:{end}]"
             if self.scalar.dconv is None:

@@ -14,8 +14,8 @@ from typing import Any
 from btfgen.runtime.bpfobj import LibbpfObject
 from btfgen.runtime.buffers import PerfEventArray, RingBuf
 from btfgen.runtime.codec import ArrayCodec, Buffer, IntCodec, RecordCodec
-from btfgen.runtime.sections import GlobalSection, var
 from btfgen.runtime.maps import ArrayMap, HashMap, PerCpuArrayMap
+from btfgen.runtime.sections import GlobalSection, var
 
 ZOO_SRC = r"""
 #include <linux/types.h>
@@ -40,11 +40,15 @@ __u64 data_value = 7;
 __u32 data_arr[4] = {1, 2, 3, 4};
 __u64 custom_var SEC(".data.custom") = 99;
 
-struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4); __uint(value_size, 4); } events SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4);
+         __uint(value_size, 4); } events SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 16384); } rb SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, struct event); } by_seq SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } pcpu SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } arr SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32);
+         __type(value, struct event); } by_seq SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+         __type(value, __u64); } pcpu SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 8); __type(key, __u32);
+         __type(value, __u64); } arr SEC(".maps");
 
 static __always_inline void fill(struct event *e, __u64 seq, __u32 pid)
 {

@@ -84,7 +84,7 @@ def test_execsnoop_records(examples: dict[str, ModuleType]) -> None:
         t1 = time.monotonic_ns()
     got.sort(key=lambda e: e.seq)  # per-CPU buffers: arrival order is not program order
     assert [e.seq for e in got] == list(range(len(argvs)))
-    for e, argv, pid in zip(got, argvs, pids):
+    for e, argv, pid in zip(got, argvs, pids, strict=True):
         assert isinstance(e, skel_mod.Event)
         assert (e.pid, e.ppid, e.uid) == (pid, PID, 0)
         assert e.comm == COMM  # exec not done yet: the forked child's name
@@ -124,7 +124,7 @@ def test_opensnoop_records_and_filters(examples: dict[str, ModuleType], tmp_path
     ours = [e for e in got if e.fname.startswith(str(tmp_path).encode())]
     assert len(ours) == len(cases)
     tid = threading.get_native_id()
-    for e, (path, flags, mode, ret) in zip(ours, cases):
+    for e, (path, flags, mode, ret) in zip(ours, cases, strict=True):
         assert isinstance(e, sys.modules["opensnoop_skel"].Event)
         assert (e.pid, e.tid, e.uid) == (PID, tid, 0)
         assert e.fname == path.encode() and e.comm == COMM

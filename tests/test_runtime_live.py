@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import compile_bpf
+from runtime_zoo import ZOO_SRC, Event, expected, open_zoo
 
 from btfgen.runtime import (
     EXIST,
@@ -29,9 +31,8 @@ from btfgen.runtime import (
     possible_cpus,
 )
 from btfgen.runtime.bpfobj import LibbpfObject
+from btfgen.runtime.buffers import PerfEventArray, RingBuf
 from btfgen.runtime.system import tracefs_available
-from conftest import compile_bpf
-from runtime_zoo import ZOO_SRC, Event, expected, open_zoo
 
 PID = os.getpid()
 
@@ -423,3 +424,78 @@ def test_missing_libbpf_names_the_package(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "LibbpfMissingError" in r.stderr and "libbpf1" in r.stderr
     assert "BTFGEN_LIBBPF=" in r.stderr
+
+
+def test_perf_buffer_cpus_and_wakeup_events(zoo: Any) -> None:
+    o, maps = zoo
+    cpu0 = min(os.sched_getaffinity(0))
+    got: list[tuple[int, Event]] = []
+    pb = maps["events"].open_perf_buffer(lambda cpu, r: got.append((cpu, r)), cpus=[cpu0],
+                                         wakeup_events=1000)
+    assert pb.buffer_count == 1
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu0})
+    try:
+        trigger(10)
+    finally:
+        os.sched_setaffinity(0, old)
+    assert pb.poll(100) == 0 and got == []  # fewer than 1000 samples: no wakeup
+    assert pb.consume() >= 0
+    assert [(c, r.seq) for c, r in got] == [(cpu0, i) for i in range(10)]
+
+
+def test_settings_before_load(zoo_obj: bytes) -> None:
+    o, maps = open_zoo(zoo_obj, PID, load=False)
+    try:
+        maps["rb"].max_entries = 1 << 16
+        maps["by_seq"].max_entries = 7
+        prog = o.programs["handle"]
+        assert prog.autoload and prog.autoattach and prog.fd < 0
+        o.load()
+        assert maps["rb"].max_entries == 1 << 16 and maps["by_seq"].max_entries == 7
+        with pytest.raises(Exception, match="cannot set max_entries after load"):
+            maps["by_seq"].max_entries = 8
+        links = o.attach()
+        assert [lk.program.name for lk in links] == ["handle"] and prog.links == links
+        trigger(9)
+        assert sorted(maps["by_seq"].keys()) == list(range(7))  # full at 7 entries
+        prog.detach()
+        assert prog.links == [] and not links[0].alive and links[0].fd == -1
+    finally:
+        o.close()
+    with pytest.raises(Exception, match="is closed"):
+        maps["by_seq"].lookup(1)
+
+
+def test_untyped_buffers_give_bytes_and_with_record_types_them(zoo: Any) -> None:
+    o, maps = zoo
+    raw_map = PerfEventArray(o.find_map("events"))
+    raw: list[Any] = []
+    typed: list[Any] = []
+    pb = raw_map.open_perf_buffer(lambda cpu, r: raw.append(r))
+    rb = RingBuf(o.find_map("rb")).with_record(Event).open_ring_buffer(typed.append)
+    trigger(3)
+    drain(pb.poll, lambda: len(raw), 3)
+    drain(rb.poll, lambda: len(typed), 3)
+    assert all(isinstance(r, bytes) and len(r) == 60 for r in raw)  # 56 + padding to 8
+    assert sorted(Event.from_bytes(r).seq for r in raw) == [0, 1, 2]
+    assert typed == [expected(i, PID) for i in range(3)]
+
+
+def test_too_old_libbpf_is_refused_by_version() -> None:
+    """Any library without libbpf's version functions counts as older than 1.0."""
+    code = "from btfgen.runtime._libbpf import lib\nlib()"
+    env = dict(os.environ, BTFGEN_LIBBPF="libc.so.6")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode != 0
+    assert "libc.so.6 is libbpf 0.0, btfgen needs >= 1.0; install the libbpf1 package" in r.stderr
+
+
+def test_other_libbpf_build_via_environment() -> None:
+    path = "/usr/lib/x86_64-linux-gnu/libbpf.so.1"
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not present on this architecture")
+    code = "from btfgen.runtime._libbpf import version\nprint(version())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, BTFGEN_LIBBPF=path), check=True)
+    assert r.stdout.startswith("v1.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,10 @@ __u64 get = 5;
 __u32 SECTION = 6;
 __u64 odd_var SEC(".data.odd-name") = 7;
 const volatile __u32 __dunder__ = 8;
+extern unsigned int LINUX_KERNEL_VERSION __kconfig;
+__u32 kver = 0;
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4);
+         __uint(value_size, 4); } raw_events SEC(".maps");
 
 SEC("tp/syscalls/sys_enter_getppid")
 int None(void *ctx)
@@ -38,6 +43,7 @@ int None(void *ctx)
 	__u32 k = 0;
 	__u64 v = get + SECTION + odd_var + __dunder__;
 	bpf_map_update_elem(&class, &k, &v, BPF_ANY);
+	kver = LINUX_KERNEL_VERSION;
 	return 0;
 }
 char LICENSE[] SEC("license") = "GPL";
@@ -174,7 +180,8 @@ def test_open_from_path_and_bytes_and_open_and_load(zoo_mod: ModuleType, gen_dir
 def test_untrusted_names_become_safe_attributes(gen_dir: Path) -> None:
     mod = import_module(gen_dir / "odd_skel.py")
     with mod.OddSkel.open() as skel:
-        assert {"class_", "load"} <= set(vars(skel.maps))
+        assert set(vars(skel.maps)) == {"class_", "load", "raw_events"}
+        assert skel.maps.raw_events.record_codec is None  # no struct event: bytes
         assert set(vars(skel.progs)) == {"None_"}
         assert skel.progs.None_.name == "None"
         assert skel.data.get_ == 5 and skel.data.SECTION_ == 6
@@ -186,3 +193,147 @@ def test_untrusted_names_become_safe_attributes(gen_dir: Path) -> None:
         skel.attach()
         os.getppid()
         assert skel.maps.class_[0] == 5 + 6 + 7 + 8
+        a, b, c = (int(x) for x in os.uname().release.split("-")[0].split(".")[:3])
+        assert skel.kconfig.LINUX_KERNEL_VERSION == (a << 16) + (b << 8) + min(c, 255)
+        assert skel.bss.kver == skel.kconfig.LINUX_KERNEL_VERSION
+
+
+def test_record_tag_naming_a_missing_type_is_one_clear_error(tmp_path: Path) -> None:
+    src = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } rb SEC(".maps")
+    __attribute__((btf_decl_tag("btfgen:record=struct nope")));
+char LICENSE[] SEC("license") = "GPL";
+"""
+    obj = compile_bpf(src, tmp_path / "tag.bpf.o")
+    r = run_btfgen("gen", obj, "-o", tmp_path / "tag_skel.py")
+    assert r.returncode == 1 and not (tmp_path / "tag_skel.py").exists()
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "map 'rb': its btfgen:record= tag names 'struct nope'" in r.stderr
+
+
+TYPEZOO_SRC = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+enum color { RED = 1, GREEN = 2, BLUE = 40 };
+
+struct rich {
+	__u64 seq;
+	enum color color;
+	union { __u32 u; float f; } un;
+	union { __u64 bits; double d; } dv;
+	__u8 b1:3, b2:5;
+	__s8 sb:4;
+	__s16 sw:11;
+	_Bool flag;
+	char name[8];
+	__u16 mat[2][3];
+	struct { __s32 lo; __s32 hi; };
+	__s8 tiny[3];
+} __attribute__((packed));
+
+const volatile __u32 targ = 0;
+__u64 counter = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 65536);
+} out SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct rich")));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct rich);
+	__type(value, enum color);
+} by_rec SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_getppid")
+int emit(void *ctx)
+{
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) != targ)
+		return 0;
+	__u64 s = __sync_fetch_and_add(&counter, 1);
+	struct rich *r = bpf_ringbuf_reserve(&out, sizeof(*r), 0);
+	if (!r)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->seq = s;
+	r->color = s % 3 == 0 ? RED : s % 3 == 1 ? BLUE : (enum color)(7 + s);
+	r->un.u = 0x3f800000 + (__u32)s;      /* 1.0f plus s ulps */
+	r->dv.bits = 0x3ff8000000000000ULL + (s << 20);
+	r->b1 = s;
+	r->b2 = s * 3;
+	r->sb = -(__s8)s;
+	r->sw = -(__s16)(s * 100);
+	r->flag = s & 1;
+	r->name[0] = 'n';
+	r->name[1] = '0' + s % 10;
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 3; j++)
+			r->mat[i][j] = s * 100 + i * 10 + j;
+	r->lo = -(__s32)s;
+	r->hi = (__s32)s << 20;
+	r->tiny[0] = -1;
+	r->tiny[1] = s;
+	r->tiny[2] = -(__s8)s;
+	enum color c = r->color;  /* one ring pointer per helper call */
+	bpf_map_update_elem(&by_rec, r, &c, BPF_ANY);
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def check_rich(mod: ModuleType, r: Any, s: int) -> None:
+    """Every field of a struct rich equals what the typezoo program wrote for ``s``."""
+
+    def sx(v: int, bits: int) -> int:
+        v &= (1 << bits) - 1
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    assert isinstance(r, mod.Rich) and r.seq == s
+    want_color = {0: mod.Color.RED, 1: mod.Color.BLUE}.get(s % 3, 7 + s)
+    assert r.color == want_color and type(r.color) is type(want_color)
+    assert r.un.u == 0x3F800000 + s
+    assert r.un.f == struct.unpack("<f", struct.pack("<I", 0x3F800000 + s))[0]
+    bits = 0x3FF8000000000000 + (s << 20)
+    assert r.dv.bits == bits and r.dv.d == struct.unpack("<d", struct.pack("<Q", bits))[0]
+    assert (r.b1, r.b2, r.sb, r.sw) == (s & 7, (s * 3) & 31, sx(-s, 4), sx(-s * 100, 11))
+    assert r.flag is bool(s & 1)
+    assert r.name == b"n" + str(s % 10).encode()
+    assert r.mat == [[s * 100 + i * 10 + j for j in range(3)] for i in range(2)]
+    assert (r.lo, r.hi) == (-s, sx(s << 20, 32))
+    assert r.tiny == [-1, sx(s, 8), sx(-s, 8)]
+
+
+def test_typezoo_every_field_live(tmp_path: Path) -> None:
+    compile_bpf(TYPEZOO_SRC, tmp_path / "typezoo.bpf.o")
+    run_btfgen("gen", tmp_path / "typezoo.bpf.o", "-o", tmp_path / "typezoo_skel.py", check=True)
+    mod = import_module(tmp_path / "typezoo_skel.py")
+    with mod.TypezooSkel.open() as skel:
+        skel.rodata.targ = PID
+        try:
+            skel.load()
+        except BpfError as e:
+            pytest.skip(f"the kernel refuses BPF here: {e}")
+        got: list[Any] = []
+        rb = skel.maps.out.open_ring_buffer(got.append)
+        skel.attach()
+        n = 12
+        for _ in range(n):
+            os.getppid()
+        for _ in range(50):
+            if len(got) >= n:
+                break
+            rb.poll(20)
+        assert [r.seq for r in got] == list(range(n))
+        for r in got:
+            check_rich(mod, r, r.seq)
+            assert skel.maps.by_rec[r] == r.color  # a record as a map key
+            assert r.to_bytes() == mod.Rich.from_bytes(r.to_bytes()).to_bytes()
+        assert len(list(skel.maps.by_rec)) == n

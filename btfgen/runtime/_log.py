@@ -19,6 +19,8 @@ from typing import Any
 from btfgen.runtime._libbpf import ffi, lib, libc
 
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
+#: Longest message kept (the verifier log does not come this way: see bpfobj).
+LINE_MAX = 16384
 
 _lines: deque[str] = deque(maxlen=5000)
 _count = [0]  # lines ever appended, to find the ones printed during a capture
@@ -30,11 +32,11 @@ _echo = bool(os.environ.get("BTFGEN_LIBBPF_DEBUG"))
 def _print_line(level: int, fmt: Any, ap: Any) -> int:
     if level == LIBBPF_DEBUG and not _echo:
         return 0
-    buf = ffi.new("char[]", 4096)
-    n = libc().vsnprintf(buf, 4096, fmt, ap)
+    buf = ffi.new("char[]", LINE_MAX)
+    n = libc().vsnprintf(buf, LINE_MAX, fmt, ap)
     text = ffi.string(buf).decode(errors="replace")
-    if n >= 4096:
-        text += "..."
+    if n >= LINE_MAX:
+        text += f" [... {n - LINE_MAX + 1} more bytes]"
     with _lock:
         for line in text.rstrip("\n").split("\n"):
             _lines.append(line)

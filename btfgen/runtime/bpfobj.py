@@ -8,15 +8,19 @@ and interpreter exit, so nothing is left behind when the caller forgets.
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.errors import BpfError, RuntimeBpfError, _add_note, error_class
+from btfgen.runtime.errors import BpfError, RuntimeBpfError, error_class
 from btfgen.runtime.system import ensure_tracefs, needs_tracefs
+
+#: Bytes for the kernel's verifier/BTF log during load.
+KERNEL_LOG_SIZE = 1 << 20
+#: Verifier log lines quoted in the exception message (all are in ``.verifier_log``).
+VERIFIER_TAIL = 20
 
 
 def check_ptr(what: str, call: Callable[[], Any]) -> Any:
@@ -219,6 +223,12 @@ class LibbpfObject:
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
         cname = ffi.new("char[]", name.encode())
         opts.object_name = cname
+        # Our own buffer for the verifier log: libbpf then leaves it to us instead of
+        # printing it (kernels >= 6.4 keep the log's tail, where the error is, when
+        # it overflows).  Dropped after load.
+        self._kernel_log: Any = ffi.new("char[]", KERNEL_LOG_SIZE)
+        opts.kernel_log_buf = self._kernel_log
+        opts.kernel_log_size = KERNEL_LOG_SIZE
         ptr = check_ptr(f"open BPF object {name}",
                         lambda: L.bpf_object__open_mem(self._data, len(self._data), opts))
         self.loaded = False
@@ -266,9 +276,15 @@ class LibbpfObject:
         try:
             check_int(f"load BPF object {self.name}", lambda: lib().bpf_object__load(ptr))
         except BpfError as e:
-            if e.errno == 1 and os.geteuid() == 0:
-                _add_note(e, "the kernel refused BPF (EPERM) although running as root")
+            verifier = ffi.string(self._kernel_log).decode(errors="replace").rstrip("\n")
+            if verifier:
+                e.verifier_log = verifier.split("\n")
+                e.log.extend(["-- kernel log (verifier) --", *e.verifier_log])
+                e.strerror = f"{e.strerror}\nkernel log (last lines):\n" + "\n".join(
+                    e.verifier_log[-VERIFIER_TAIL:])
             raise
+        finally:
+            self._kernel_log = None  # libbpf only uses it during load
         self.loaded = True
 
     def attach(self) -> list[Link]:

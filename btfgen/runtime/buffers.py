@@ -353,7 +353,13 @@ class PerfEventArray(MapBase, Generic[R]):
         super().__init__(handle)
         self.record_codec = record
 
-    def with_record(self, record: Codec[T] | Any) -> PerfEventArray[T]:
+    @overload
+    def with_record(self, record: Codec[T]) -> PerfEventArray[T]: ...
+
+    @overload
+    def with_record(self, record: type[T]) -> PerfEventArray[T]: ...
+
+    def with_record(self, record: Any) -> PerfEventArray[Any]:
         """This map with samples decoded by ``record`` (a codec or record class)."""
         return PerfEventArray(self._h, as_codec(record))
 
@@ -393,7 +399,13 @@ class RingBuf(MapBase, Generic[R]):
         super().__init__(handle)
         self.record_codec = record
 
-    def with_record(self, record: Codec[T] | Any) -> RingBuf[T]:
+    @overload
+    def with_record(self, record: Codec[T]) -> RingBuf[T]: ...
+
+    @overload
+    def with_record(self, record: type[T]) -> RingBuf[T]: ...
+
+    def with_record(self, record: Any) -> RingBuf[Any]:
         """This map with records decoded by ``record`` (a codec or record class)."""
         return RingBuf(self._h, as_codec(record))
 

@@ -22,13 +22,16 @@ class LibbpfMissingError(RuntimeBpfError, ImportError):
 class BpfError(RuntimeBpfError, OSError):
     """A libbpf call failed.
 
-    ``errno`` is the error number, ``strerror`` its text, ``log`` the lines libbpf
-    printed during the call (warnings, the verifier log).
+    ``errno`` is the error number, ``strerror`` the message, ``log`` the lines
+    libbpf printed during the call, ``verifier_log`` the kernel's log when a
+    program failed to load (its last lines are in the message too).
     """
 
     def __init__(self, what: str, err: int, log: list[str] | None = None) -> None:
         err = abs(err)
         self.log: list[str] = list(log or [])
+        #: The kernel's verifier log when a program failed to load (else empty).
+        self.verifier_log: list[str] = []
         hint = _hint(err)
         text = f"{what}: {os.strerror(err)}"
         if hint:
@@ -56,6 +59,8 @@ def _hint(err: int) -> str:
     if err == errno_mod.EPERM:
         return ("the kernel refused BPF although we are root; check "
                 "kernel.unprivileged_bpf_disabled, lockdown and RLIMIT_MEMLOCK")
+    if err == errno_mod.ENOSYS:
+        return "this kernel has no BPF support (CONFIG_BPF_SYSCALL)"
     return ""
 
 

@@ -15,7 +15,7 @@ autoload) -> load -> attach -> destroy::
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from btfgen.runtime.bpfobj import LibbpfObject, Link, MapPtr, Program
 from btfgen.runtime.errors import RuntimeBpfError
@@ -129,8 +129,4 @@ class Namespace:
     """A plain attribute holder for ``skel.maps``/``skel.progs`` (subclasses declare types)."""
 
     def __repr__(self) -> str:
-        names = ", ".join(k for k in vars(self) if not k.startswith("_"))
-        return f"<{type(self).__name__}: {names}>"
-
-    def _items(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return f"<{type(self).__name__}: {', '.join(vars(self))}>"
