@@ -239,13 +239,13 @@ def _join_value(a: Value, b: Value) -> Value:
 
 
 def _join(a: _State, b: _State) -> _State:
-    regs = [_join_value(x, y) for x, y in zip(a.regs, b.regs)]
+    regs = [_join_value(x, y) for x, y in zip(a.regs, b.regs, strict=True)]
     stack = {k: _join_value(v, b.stack[k]) for k, v in a.stack.items() if k in b.stack}
     return _State(regs, stack)
 
 
 def _widen(old: _State, new: _State) -> _State:
-    regs = [n if n == o else UNKNOWN for o, n in zip(old.regs, new.regs)]
+    regs = [n if n == o else UNKNOWN for o, n in zip(old.regs, new.regs, strict=True)]
     stack = {k: v for k, v in new.stack.items() if old.stack.get(k) == v}
     return _State(regs, stack)
 
@@ -315,6 +315,11 @@ def _scalar_op(op: int, a: Scalar, b: Scalar, k: int | None) -> Scalar:
     return UNKNOWN
 
 
+#: ``K op x`` is ``x MIRROR[op] K``.
+_MIRROR = {0x10: 0x10, 0x50: 0x50, 0x20: 0xA0, 0xA0: 0x20, 0x30: 0xB0, 0xB0: 0x30,
+           0x60: 0xC0, 0xC0: 0x60, 0x70: 0xD0, 0xD0: 0x70}
+
+
 def _refine(v: Value, op: int, k: int, taken: bool) -> Value:
     """Narrow scalar ``v`` knowing that ``v OP k`` is ``taken`` (unsigned compares)."""
     if not isinstance(v, Scalar):
@@ -352,7 +357,13 @@ class _Analyzer:
     def __init__(self, sections: dict[str, _Section]) -> None:
         self.sections = sections
         self.sites: dict[tuple[str, int, str], EmitSite] = {}
+        #: frame -> lowest r10-relative offset the function uses (its stack depth)
+        self.frame_low: dict[str, int] = {}
         self.steps = 0
+
+    def _touch(self, v: Value, extra: int = 0) -> None:
+        if isinstance(v, StackPtr) and v.off + extra < self.frame_low.get(v.frame, 0):
+            self.frame_low[v.frame] = v.off + extra
 
     def run_function(self, sec_name: str, start: int, args: list[Value], depth: int) -> None:
         sec = self.sections[sec_name]
@@ -410,11 +421,13 @@ class _Analyzer:
                 if not ins.code & 0x08 and ins.imm < 0 and cls == 0x04:
                     b = Scalar(ins.imm & U32, ins.imm & U32)
                 regs[ins.dst] = _alu(op, regs[ins.dst], b, cls == 0x07)
+                self._touch(regs[ins.dst])
             return [(pc + 1, st)]
         if cls == 0x01:  # LDX
             if ins.dst > 9:
                 return [(pc + 1, st)]
             base = regs[ins.src] if ins.src <= 10 else UNKNOWN
+            self._touch(base, ins.off)
             val: Value = UNKNOWN
             size = ins.code & 0x18
             if isinstance(base, StackPtr) and size == 0x18:
@@ -425,6 +438,7 @@ class _Analyzer:
             return [(pc + 1, st)]
         if cls in (0x02, 0x03):  # ST, STX
             base = regs[ins.dst] if ins.dst <= 10 else UNKNOWN
+            self._touch(base, ins.off)
             if isinstance(base, StackPtr):
                 nbytes = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}[ins.code & 0x18]
                 lo = base.off + ins.off
@@ -467,14 +481,21 @@ class _Analyzer:
             k = k_val.const if isinstance(k_val, Scalar) else None
         else:
             k = ins.imm & (U64 if ins.code & 0x07 == 0x05 else U32)
-        if k is None or ins.dst > 9 or op == 0x40:  # jset and unknown operands: no refinement
+        reg = ins.dst
+        if k is None and ins.code & 0x08 and ins.src <= 9:
+            # ``if K op rX``: refine rX with the mirrored comparison
+            d = regs[ins.dst] if ins.dst <= 10 else UNKNOWN
+            k = d.const if isinstance(d, Scalar) else None
+            op = _MIRROR.get(op, 0x40)
+            reg = ins.src
+        if k is None or reg > 9 or op == 0x40:  # jset and unknown operands: no refinement
             return [(target, st), (pc + 1, st.copy())]
-        v = regs[ins.dst]
+        v = regs[reg]
         if ins.code & 0x07 == 0x06 and isinstance(v, Scalar) and v.hi > U32:
             return [(target, st), (pc + 1, st.copy())]
         taken, fall = st, st.copy()
-        taken.regs[ins.dst] = _refine(v, op, k, True)
-        fall.regs[ins.dst] = _refine(v, op, k, False)
+        taken.regs[reg] = _refine(v, op, k, True)
+        fall.regs[reg] = _refine(v, op, k, False)
         return [(target, taken), (pc + 1, fall)]
 
     def _helper(self, frame: str, section: str, pc: int, helper: int, regs: list[Value]) -> None:
@@ -506,14 +527,30 @@ def entry_points(sections: dict[str, _Section]) -> Iterator[tuple[str, int]]:
             yield s.name, idx
 
 
-def find_emit_sites(obj: BpfObject, elf: ElfImage | None = None) -> list[EmitSite]:
-    """Every output-helper call on a map in ``obj``'s programs, in code order."""
+@dataclass
+class BytecodeFacts:
+    """What the bytecode tells about output helpers."""
+
+    sites: list[EmitSite]
+    #: function -> stack depth in bytes (8-aligned), to place DWARF frame offsets
+    stack_depth: dict[str, int]
+
+
+def analyze(obj: BpfObject, elf: ElfImage | None = None) -> BytecodeFacts:
+    """Run every program of ``obj``; see the module docstring."""
     if not obj.is_elf or not obj.data:
-        return []
+        return BytecodeFacts([], {})
     if elf is None:
         elf = load_elf(obj.data)
     sections = _load_sections(obj, elf)
     an = _Analyzer(sections)
     for sec_name, start in entry_points(sections):
         an.run_function(sec_name, start, [Scalar(), UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN], 0)
-    return sorted(an.sites.values(), key=lambda s: (s.section, s.insn, repr(s)))
+    sites = sorted(an.sites.values(), key=lambda s: (s.section, s.insn, repr(s)))
+    depth = {f: (-low + 7) // 8 * 8 for f, low in an.frame_low.items()}
+    return BytecodeFacts(sites, depth)
+
+
+def find_emit_sites(obj: BpfObject, elf: ElfImage | None = None) -> list[EmitSite]:
+    """Every output-helper call on a map in ``obj``'s programs, in code order."""
+    return analyze(obj, elf).sites

@@ -265,9 +265,8 @@ class CdefBuilder:
             c = by_name.get(cls)
             if c is None or " " in spelling or not _cname(spelling) or spelling in CFFI_NAMES:
                 continue
-            t = self.btf.type(c.type_id)
             if isinstance(c, RecordClass):
-                if t.size == 0:
+                if c.size == 0:
                     continue
                 target = self.tags[c.type_id]
             elif c.type_id in self.enum_ok:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -34,18 +35,60 @@ def _cmd_dump(args: argparse.Namespace) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> str:
+    from btfgen.event_types import parse_event_args
     from btfgen.info import format_info
     from btfgen.object_reader import read_input
 
-    return format_info(read_input(args.file))
+    events = parse_event_args(args.event)
+    return format_info(read_input(args.file), events, args.header)
 
 
 def _cmd_gen(args: argparse.Namespace) -> str:
+    from btfgen.event_types import parse_event_args
     from btfgen.generate import generate_to_file
 
     generate_to_file(args.file, output=args.output, name=args.name, types=args.type,
-                     base=args.base)
+                     base=args.base, events=parse_event_args(args.event), header=args.header)
     return ""
+
+
+def _cmd_check(args: argparse.Namespace) -> str:
+    from btfgen.check import StaleModuleError, check_module
+    from btfgen.event_types import parse_event_args
+
+    gen_args = [args.file, "-o", args.output]
+    gen_args += ["--name", args.name] if args.name else []
+    gen_args += [a for t in args.type for a in ("--type", t)]
+    gen_args += ["--base", args.base] if args.base else []
+    gen_args += [a for e in args.event for a in ("--event", e)]
+    gen_args += ["--header", args.header] if args.header else []
+    fix = "btfgen gen " + shlex.join(gen_args)
+    try:
+        result = check_module(args.file, args.output, name=args.name, types=args.type,
+                              base=args.base, events=parse_event_args(args.event),
+                              header=args.header)
+    except StaleModuleError as e:
+        missing = StaleModuleError(f"{e} -- create it with: {fix}")
+        missing.path = e.path
+        raise missing from None
+    if result.fresh:
+        return f"{args.output}: up to date with {args.file}\n"
+    for line in result.excerpt:
+        print(f"  {line}", file=sys.stderr)
+    err = StaleModuleError(f"out of date with {args.file}: {result.summary}"
+                           f" -- regenerate with: {fix}")
+    err.path = args.output
+    raise err
+
+
+def _record_options(p: argparse.ArgumentParser) -> None:
+    """``--event``/``--header``: the record types of perf/ring buffer maps."""
+    p.add_argument("--event", action="append", default=[], metavar="MAP=CTYPE",
+                   help="records of perf/ring buffer map MAP are CTYPE, e.g."
+                   " events='struct event' (repeatable)")
+    p.add_argument("--header", metavar="FILE.h",
+                   help="C header declaring record types the object's BTF lacks"
+                   " (stripped objects); see --event")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="btfgen",
         description="Typed Python from the BTF of compiled eBPF objects.",
+        epilog="examples:\n  btfgen info prog.bpf.o\n  btfgen gen prog.bpf.o -o pkg/prog_skel.py\n"
+        "  btfgen check prog.bpf.o -o pkg/prog_skel.py   # in CI\n"
+        "  btfgen dump prog.bpf.o --format c\n"
+        "`btfgen COMMAND --help` shows each command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"btfgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     i.add_argument("file", help=".bpf.o object")
+    _record_options(i)
     i.set_defaults(func=_cmd_info)
 
     g = sub.add_parser(
@@ -91,7 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--type", action="append", default=[], metavar="CTYPE",
                    help="also emit this C type, e.g. 'struct sock' (repeatable)")
     g.add_argument("--base", help="base BTF for split BTF input")
+    _record_options(g)
     g.set_defaults(func=_cmd_gen)
+
+    c = sub.add_parser(
+        "check", help="exit 1 if a generated module differs from what gen would write now",
+        description="Generate in memory and compare with the module on disk (for CI of"
+        " projects that commit generated modules): exit 0 when identical, 1 with a short"
+        " diff summary when stale or missing.  Takes the same options as gen.",
+        epilog="examples:\n  btfgen check prog.bpf.o -o pkg/prog_skel.py\n"
+        "  btfgen check prog.bpf.o -o pkg/prog_skel.py --type 'struct event'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("file", help=".bpf.o object or raw BTF file")
+    c.add_argument("-o", "--output", required=True, help="the committed module to check")
+    c.add_argument("--name", help="module stem used for the skeleton class name")
+    c.add_argument("--type", action="append", default=[], metavar="CTYPE",
+                   help="also emit this C type, as for gen (repeatable)")
+    c.add_argument("--base", help="base BTF for split BTF input")
+    _record_options(c)
+    c.set_defaults(func=_cmd_check)
     return p
 
 

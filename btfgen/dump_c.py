@@ -37,7 +37,7 @@ from btfgen.btf_model import (
     Volatile,
 )
 from btfgen.errors import BtfError
-from btfgen.layout import Pad, pad_pieces, plan_record
+from btfgen.layout import Pad, natural_offset, pad_pieces, plan_record
 
 HEADER = """\
 #ifndef __VMLINUX_H__
@@ -79,6 +79,8 @@ TRANSPARENT_TYPEDEFS = frozenset({"__builtin_va_list"})
 
 _MODE = {1: "QI", 2: "HI", 4: "SI", 8: "DI"}
 _PAD_TYPES = {8: "char", 16: "short", 32: "int", 64: "long"}
+#: Struct padding longer than this many `long: 64` lines is declared as a char array.
+_MAX_PAD_BITFIELDS = 64
 _UNSIGNED = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long"}
 _FLOATS = {2: "_Float16", 4: "float", 8: "double", 16: "long double"}
 
@@ -485,8 +487,16 @@ class CWriter:
             if size <= 8:
                 return [f"{ind}{_PAD_TYPES[64]}: {pad.end};"]
             return [f"{ind}unsigned char {_unique('__pad', names)}[{size}];"]
-        return [f"{ind}{_PAD_TYPES[unit]}: {width};" for unit, width in
-                pad_pieces(pad.start, pad.end)]
+        start, end = pad.start, pad.end
+        if end - start <= _MAX_PAD_BITFIELDS * 64:
+            return [f"{ind}{_PAD_TYPES[unit]}: {width};" for unit, width in
+                    pad_pieces(start, end)]
+        # Too long for `long: 64;` lines (a size that lies may ask for 4 GiB):
+        # whole bytes as one char array, which goes at the next byte in any layout.
+        first, last = natural_offset(start, 8), end // 8 * 8
+        return ([f"{ind}{_PAD_TYPES[u]}: {w};" for u, w in pad_pieces(start, first)]
+                + [f"{ind}unsigned char {_unique('__pad', names)}[{(last - first) // 8}];"]
+                + [f"{ind}{_PAD_TYPES[u]}: {w};" for u, w in pad_pieces(last, end)])
 
     def _enum_text(self, t: Enum | Enum64, lvl: int) -> str:
         head = f"enum {self.tag_name(t.id)} {{" if t.name else "enum {"

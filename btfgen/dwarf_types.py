@@ -50,8 +50,10 @@ DW_OP_FBREG = 0x91
 _ATE_BOOLEAN, _ATE_FLOAT, _ATE_SIGNED, _ATE_SIGNED_CHAR = 0x02, 0x04, 0x05, 0x06
 _ATE_UNSIGNED_CHAR = 0x08
 _COMPOSITE = ("DW_TAG_structure_type", "DW_TAG_union_type")
-_QUALIFIERS = {"DW_TAG_const_type": Const, "DW_TAG_volatile_type": Volatile,
-               "DW_TAG_restrict_type": Restrict}
+_QUALIFIERS: dict[str, type[Const] | type[Volatile] | type[Restrict]] = {
+    "DW_TAG_const_type": Const, "DW_TAG_volatile_type": Volatile,
+    "DW_TAG_restrict_type": Restrict,
+}
 _MAX_DEPTH = 256
 
 Die = Any  # elftools.dwarf.die.DIE (pyelftools ships no type hints)
@@ -100,6 +102,8 @@ class DwarfTypes:
         self.structs: list[Die] = []
         #: function name -> every variable DIE in it (frame or register resident)
         self.variables: dict[str, list[Die]] = {}
+        #: C spelling ("struct event", "event_t") -> the first complete DIE so named
+        self.named: dict[str, Die] = {}
         self._own_dirs: set[str] = set()
         self._cu_files: set[str] = set()
         try:
@@ -110,12 +114,12 @@ class DwarfTypes:
             for cu in dwarf.iter_CUs():
                 self._read_cu(dwarf, cu)
         except (*_PARSE_ERRORS, RecursionError):
-            self.locals, self.structs, self.variables = [], [], {}
+            self.locals, self.structs, self.variables, self.named = [], [], {}, {}
 
     @property
     def present(self) -> bool:
         """Whether the object has usable DWARF."""
-        return bool(self.locals or self.structs)
+        return bool(self.locals or self.structs or self.named)
 
     def _read_cu(self, dwarf: Any, cu: Any) -> None:
         top = cu.get_top_DIE()
@@ -128,6 +132,9 @@ class DwarfTypes:
         lineprog = dwarf.line_program_for_CU(cu)
         files = self._file_names(lineprog, comp_dir)
         for die in top.iter_children():
+            if die.tag in (*_COMPOSITE, "DW_TAG_enumeration_type", "DW_TAG_typedef") \
+                    and _name(die) and "DW_AT_declaration" not in die.attributes:
+                self.named.setdefault(c_name(die), die)
             if die.tag in _COMPOSITE and "DW_AT_declaration" not in die.attributes:
                 f = files.get(_int_attr(die, "DW_AT_decl_file", -1), "")
                 if self._own_file(f):
@@ -326,7 +333,8 @@ class DwarfConverter:
             return elem
         if tag in _QUALIFIERS:
             inner = self.convert(type_of(die), depth + 1)
-            return ext.add(_QUALIFIERS[tag](0, "", 0, inner))
+            qual: Const | Volatile | Restrict = _QUALIFIERS[tag](0, "", 0, inner)
+            return ext.add(qual)
         if tag == "DW_TAG_atomic_type":
             return self.convert(type_of(die), depth + 1)
         return 0  # functions and anything else only appear behind pointers: void

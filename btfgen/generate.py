@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 from typing import Any
 
 import jinja2
@@ -93,7 +94,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     cdef = build_cdef(refs, classes)
     records = [c for c in classes if isinstance(c, RecordClass)]
     enums = [c for c in classes if isinstance(c, EnumClass)]
-    uses_field = any("field(" in f.default for r in records for f in r.fields)
+    uses_field = any(r.keeps_raw or any("field(" in f.default for f in r.fields) for r in records)
     stdlib = []
     if records:
         stdlib += ["import struct",
@@ -103,7 +104,10 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     if records:
         stdlib.append("from typing import ClassVar")
     imports: list[str] = list(skeleton.get("imports", [])) if skeleton else []
-    if refs.uses_codec:
+    if refs.uses_codec or imports:
+        # With btfgen imports present, cffi's FFI comes through the codec
+        # module: a plain cffi import next to them sorts differently depending
+        # on whether a linter sees btfgen as first- or third-party.
         imports.append(f"from btfgen.runtime import codec as {CODEC_MODULE}")
     exports = [c.name for c in classes] + ["TYPES", "ffi"]
     if skeleton:
@@ -123,6 +127,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         "all_names": exports,
         "types": types,
         "cdef": cdef,
+        "ffi_class": f"{CODEC_MODULE}.FFI" if imports else "FFI",
         "skeleton": bool(skeleton),
     }
     if skeleton:
@@ -134,28 +139,61 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
 
 
 def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,
-                    base: str | None = None) -> str:
-    """The text of the module for the object or raw BTF file at ``path``."""
+                    base: str | None = None, events: dict[str, str] | None = None,
+                    header: str | None = None, messages: list[str] | None = None) -> str:
+    """The text of the module for the object or raw BTF file at ``path``.
+
+    ``events`` (``--event MAP=CTYPE``) and ``header`` (``--header``) help
+    :func:`btfgen.event_types.resolve_event_types` find perf/ring record
+    types; its one-line notes about maps left untyped are appended to
+    ``messages``.
+    """
     base_btf = read_input(base).btf if base else None
     obj = read_input(path, base_btf)
     stem = name or stem_of(path)
-    refs = TypeRefs(obj.btf, obj.byteorder, skeleton_class_name(stem))
+    btf = obj.btf
+    event_types = None
+    if obj.is_elf or events or header:
+        from btfgen.event_types import resolve_event_types
+
+        event_types = resolve_event_types(obj, events, header)
+        btf = event_types.btf
+        if messages is not None:
+            messages += event_types.messages()
+    refs = TypeRefs(btf, obj.byteorder, skeleton_class_name(stem))
     try:
-        for root in select_roots(obj, list(types or [])):
+        roots = select_roots(obj, list(types or []), btf)
+        extra = len(types or [])
+        for root in roots[:len(roots) - extra]:
+            refs.ensure(root.type_id, root.place)
+        if event_types is not None:
+            for map_name in event_types.maps:
+                record = event_types.record_type_id(map_name)
+                if record:
+                    refs.ensure(record, f"{map_name}_record")
+        for root in roots[len(roots) - extra:]:
             refs.ensure(root.type_id, root.place)
         skeleton = None
         build = _skeleton_builder() if obj.is_elf else None
         if build is not None:
-            skeleton = build(obj, refs)
+            skeleton = build(obj, refs, events=event_types)
         return render_module(obj, refs, skeleton)
     except RecursionError:
         raise GenerateError("types nested too deeply") from None
 
 
 def generate_to_file(path: str, *, output: str | None = None, name: str | None = None,
-                     types: list[str] | None = None, base: str | None = None) -> str:
-    """Generate the module for ``path`` and write it atomically; returns the output path."""
-    text = generate_module(path, name=name, types=types, base=base)
+                     types: list[str] | None = None, base: str | None = None,
+                     events: dict[str, str] | None = None, header: str | None = None) -> str:
+    """Generate the module for ``path`` and write it atomically; returns the output path.
+
+    Notes about perf/ring maps whose record type is unknown go to stderr.
+    """
+    messages: list[str] = []
+    text = generate_module(path, name=name, types=types, base=base, events=events,
+                           header=header, messages=messages)
     out = output or default_output(path, name)
     write_atomic(out, text)
+    for line in messages:
+        print(f"btfgen: {path}: {line}", file=sys.stderr)
     return out

@@ -42,7 +42,6 @@ from btfgen.errors import BtfgenError
 _PACKED = "__btfgen_packed__"
 _ALIGN = "__btfgen_align_"  # + N + "__": the enclosing struct's alignment
 _MALIGN = "__btfgen_malign_"  # + N + "__": the previous member's alignment
-_INT128 = "__btfgen_int128"
 _MAX_DEPTH = 256
 
 #: BPF (LP64) base types: canonical name -> (size, signed, is_char, is_bool, is_float)
@@ -58,8 +57,6 @@ _BASE: dict[str, tuple[int, bool, bool, bool, bool]] = {
     "unsigned long": (8, False, False, False, False),
     "long long": (8, True, False, False, False),
     "unsigned long long": (8, False, False, False, False),
-    "__int128": (16, True, False, False, False),
-    "unsigned __int128": (16, False, False, False, False),
     "_Bool": (1, False, False, True, False),
     "float": (4, False, False, False, True),
     "double": (8, False, False, False, True),
@@ -70,7 +67,7 @@ _PREDEFS = (
     "-D__extension__=", "-D__inline__=inline", "-D__inline=inline", "-D__signed__=signed",
     "-D__restrict=restrict", "-D__restrict__=restrict", "-D__volatile__=volatile",
     "-D__const=const", "-D__asm__(...)=", "-D__asm(...)=", "-Dasm(...)=",
-    "-D__builtin_va_list=void *", f"-D__int128={_INT128}", "-D__thread=",
+    "-D__builtin_va_list=void *", "-D__thread=",
 )
 
 
@@ -79,23 +76,21 @@ class HeaderError(BtfgenError):
 
 
 def _canonical(words: list[str]) -> str:
-    ws = [w for w in words if w not in ("signed",)] if words != ["signed", "char"] else words
-    unsigned = "unsigned" in ws
-    ws = [w for w in ws if w != "unsigned"]
-    if "char" in ws and words != ["signed", "char"]:
-        base = "char"
-    elif words == ["signed", "char"]:
-        return "signed char"
-    elif "short" in ws:
-        base = "short"
-    elif ws.count("long") == 2:
+    """``['long', 'unsigned', 'int']`` -> ``unsigned long``."""
+    unsigned, signed = "unsigned" in words, "signed" in words
+    ws = [w for w in words if w not in ("unsigned", "signed")]
+    if ws.count("long") == 2:
         base = "long long"
     elif "long" in ws and "double" in ws:
         return "long double"
     elif "long" in ws:
         base = "long"
-    elif _INT128 in ws:
-        base = "__int128"
+    elif "short" in ws:
+        base = "short"
+    elif "char" in ws:
+        if signed and not unsigned:
+            return "signed char"
+        base = "char"
     elif ws in ([], ["int"]):
         base = "int"
     else:
@@ -186,7 +181,6 @@ class HeaderTypes:
         self.path = path
         self.ext = ext
         text = _strip_attributes(preprocess(path, include_dirs))
-        text = f"typedef long long {_INT128};\n" + text
         try:
             ast = c_parser.CParser().parse(text, path)
         except Exception as e:  # pycparser raises ParseError and others on odd input
@@ -273,7 +267,6 @@ class HeaderTypes:
         if name not in _BASE:
             raise HeaderError(f"unknown type '{' '.join(words)}'")
         size, signed, is_char, is_bool, is_float = _BASE[name]
-        name = name.replace(_INT128, "__int128")
         if is_float:
             for t in self.ext.base.find(name, Kind.FLOAT):
                 return self._set(t.id, size, size)

@@ -8,6 +8,8 @@ printable is shown escaped.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import (
     Array,
@@ -27,6 +29,9 @@ from btfgen.btf_model import (
 )
 from btfgen.errors import BtfgenError
 from btfgen.map_defs import PIN_NAMES, map_flag_names
+
+if TYPE_CHECKING:
+    from btfgen.event_types import EventTypes
 
 #: Declarators nested deeper than this are cut short (pointer cycles through
 #: function prototypes are legal BTF).
@@ -115,7 +120,8 @@ def _key_value(btf: Btf, type_id: int, size: int) -> str:
     return f"{size} bytes" if size else "-"
 
 
-def _map_lines(obj: BpfObject, m: MapDef, indent: str) -> list[str]:
+def _map_lines(obj: BpfObject, m: MapDef, indent: str,
+               records: EventTypes | None = None) -> list[str]:
     btf = obj.btf
     lines = [f"{indent}{show(m.name)}: {m.map_type_name}"
              + (f" ({m.source})" if m.source != "btf" else "")]
@@ -133,21 +139,32 @@ def _map_lines(obj: BpfObject, m: MapDef, indent: str) -> list[str]:
         lines.append(f"{sub}numa_node: {m.numa_node}")
     if m.map_extra:
         lines.append(f"{sub}map_extra: {m.map_extra:#x}")
-    lines.extend(_map_record_lines(obj, m, sub))
+    lines.extend(_map_record_lines(m, sub, records))
     if m.inner is not None:
         lines.append(f"{sub}inner map:")
-        lines.extend(_map_lines(obj, m.inner, sub + "  "))
+        lines.extend(_map_lines(obj, m.inner, sub + "  ", records))
     return lines
 
 
-def _map_record_lines(obj: BpfObject, m: MapDef, indent: str) -> list[str]:
-    """Extra lines about what a map carries.
-
-    Issue 5 adds here the record type of each perf event array / ring buffer
-    and where it was found (e.g. ``record: struct event (from bpf_perf_event_output
-    in handle_exec)``).
-    """
-    return []
+def _map_record_lines(m: MapDef, indent: str, records: EventTypes | None) -> list[str]:
+    """The record type of a perf event array / ring buffer and where it was found."""
+    if records is None or m.name not in records.maps:
+        return []
+    r = records.maps[m.name]
+    if r.resolved:
+        btf = records.btf
+        try:
+            size = f", {btf.size_of(r.type_id)} bytes"
+        except BtfgenError:
+            size = ""
+        return [f"{indent}record: {c_type_name(btf, r.type_id)}{size}"
+                f" [{r.source}: {show(r.detail)}]"]
+    if r.ambiguous:
+        names = ", ".join(show(c.name) for c in r.candidates)
+        return [f"{indent}record: ambiguous ({names}); records are bytes --"
+                f" pick one with --event {show(m.name)}=CTYPE"]
+    return [f"{indent}record: unknown, records are bytes -- type it with"
+            f" --event {show(m.name)}=CTYPE or BTFGEN_RECORD({show(m.name)}, CTYPE)"]
 
 
 def _section_lines(btf: Btf, sec: DataSection) -> list[str]:
@@ -162,8 +179,10 @@ def _section_lines(btf: Btf, sec: DataSection) -> list[str]:
     return lines
 
 
-def format_info(obj: BpfObject) -> str:
-    """The ``btfgen info`` text for ``obj``."""
+def format_info(obj: BpfObject, events: dict[str, str] | None = None,
+                header: str | None = None) -> str:
+    """The ``btfgen info`` text for ``obj``; ``events``/``header`` as ``--event``/``--header``
+    (see :func:`btfgen.event_types.resolve_event_types`)."""
     out = [f"file: {show(obj.path)}"]
     if not obj.is_elf:
         out.append(f"raw BTF: {len(obj.btf)} types ({obj.byteorder}-endian);"
@@ -182,9 +201,12 @@ def format_info(obj: BpfObject) -> str:
         extra = f" ({p.prog_type}{', sleepable' if p.sleepable else ''})"
         out.append(f"  {show(p.name):<{width}}  {kind}{extra}  SEC(\"{show(p.section)}\")")
 
+    from btfgen.event_types import resolve_event_types
+
+    records = resolve_event_types(obj, events, header)
     out.append(f"\nmaps ({len(obj.maps)}):")
     for m in obj.maps:
-        out.extend(_map_lines(obj, m, "  "))
+        out.extend(_map_lines(obj, m, "  ", records))
 
     out.append(f"\nglobals ({sum(len(s.variables) for s in obj.sections)}):")
     if obj.sections:

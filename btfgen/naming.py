@@ -39,7 +39,7 @@ MODULE_NAMES = frozenset({
 AMBIGUOUS = frozenset({"l", "O", "I"})
 
 #: Attributes of generated record classes that fields must not shadow.
-RECORD_API = frozenset({"SIZE", "from_bytes", "to_bytes"})
+RECORD_API = frozenset({"SIZE", "from_bytes", "to_bytes", "_raw"})
 
 #: Attributes of IntEnum members/classes that enumerators must not shadow.
 ENUM_API = frozenset(dir(int)) | frozenset({"name", "value", "mro"})

@@ -5,8 +5,9 @@
     [[tool.btfgen.skeletons]]
     source = "bpf/probe.bpf.c"        # or: object = "bpf/probe.bpf.o"
     module = "probe_tool.probe_skel"  # dotted path of the generated module
-    # cflags = ["-DDEBUG"], vmlinux_h = true, types = ["struct sock"],
-    # name = "probe", events = { probe_events = "struct probe_event" }
+    # cflags = ["-DDEBUG"], vmlinux_h = true, strip = true, types = ["struct sock"],
+    # name = "probe", events = { probe_events = "struct probe_event" },
+    # header = "bpf/probe.h"
 
 Every problem is a :class:`ConfigError` whose message names the entry and says
 how to fix it.  Paths are relative to the directory of ``pyproject.toml``.
@@ -31,7 +32,8 @@ __all__ = ["ConfigError", "SkeletonSpec", "load_skeletons", "has_skeletons", "PY
 
 PYPROJECT = "pyproject.toml"
 
-_KEYS = ("source", "object", "module", "cflags", "vmlinux_h", "types", "name", "events")
+_KEYS = ("source", "object", "module", "cflags", "vmlinux_h", "strip", "types", "name",
+         "events", "header")
 
 
 class ConfigError(BtfgenError):
@@ -47,9 +49,13 @@ class SkeletonSpec:
     object: str | None = None
     cflags: tuple[str, ...] = ()
     vmlinux_h: bool = False
+    #: ``llvm-strip -g`` the compiled object: the module embeds it, and DWARF is
+    #: most of its size.  Record types must then be in BTF (or ``header``).
+    strip: bool = True
     types: tuple[str, ...] = ()
     name: str | None = None
     events: dict[str, str] = field(default_factory=dict)
+    header: str | None = None
 
     @property
     def module_path(self) -> str:
@@ -157,12 +163,16 @@ def parse_skeleton(entry: object, i: int, root: str) -> SkeletonSpec:
     source = _relative_path(entry["source"], where, "source", root) if has_source else None
     obj = _relative_path(entry["object"], where, "object", root) if has_object else None
     cflags = _str_list(entry.get("cflags", []), where, "cflags")
-    vmlinux_h = entry.get("vmlinux_h", False)
-    if not isinstance(vmlinux_h, bool):
-        raise ConfigError(f"{where}: 'vmlinux_h' must be true or false")
-    if obj is not None and (cflags or vmlinux_h):
-        raise ConfigError(f"{where}: 'cflags' and 'vmlinux_h' apply to 'source' only"
-                          " -- remove them or use source =")
+    flags = {k: entry.get(k, d) for k, d in (("vmlinux_h", False), ("strip", True))}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false")
+    if obj is not None and (cflags or "vmlinux_h" in entry or "strip" in entry):
+        raise ConfigError(f"{where}: 'cflags', 'vmlinux_h' and 'strip' apply to 'source'"
+                          " only -- remove them or use source =")
+    header = entry.get("header")
+    if header is not None:
+        header = _relative_path(header, where, "header", root)
     name = entry.get("name")
     if name is not None and (not isinstance(name, str) or not name.isidentifier()):
         raise ConfigError(f'{where}: \'name\' must be an identifier, e.g. name = "probe"')
@@ -171,10 +181,12 @@ def parse_skeleton(entry: object, i: int, root: str) -> SkeletonSpec:
         source=source,
         object=obj,
         cflags=cflags,
-        vmlinux_h=vmlinux_h,
+        vmlinux_h=flags["vmlinux_h"],
+        strip=flags["strip"],
         types=_str_list(entry.get("types", []), where, "types"),
         name=name,
         events=_events(entry.get("events", {}), where),
+        header=header,
     )
 
 

@@ -3,11 +3,15 @@
 Slots that do not overlap (all of a struct's, the first member of a union)
 form *layer 0*: one ``struct.Struct`` for the whole record, unpacked once.
 Overlapping slots (further union members, anonymous unions inside structs)
-each get a small Struct of their own at their offset.  Encoding packs layer
-0, then writes each overlapping slot whose value is not the default (zero)
-and differs from what the bytes so far decode to.  So a decoded record
-re-encodes to the same bytes, and in a record built by hand the union member
-you set is the one written.
+each get a small Struct of their own at their offset.
+
+A record with overlapping slots keeps the bytes it was decoded from (the
+hidden ``_raw`` field, not compared).  Encoding starts from them (zeros for a
+record built by hand) and writes a slot only where the bytes so far do not
+decode to its values -- and, in a record built by hand, only slots not left
+at their default.  So a decoded record re-encodes to exactly its bytes, the
+member you changed is the one written, and padding and bytes of union members
+nobody touched survive.
 """
 
 from __future__ import annotations
@@ -78,10 +82,15 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
         # A bitfield run: compare the storage bits its members own.
         enc = s.bits.encode([f"self.{rec.fields[m.attr_index].attr}" for m in s.bits.members])
         raw = s.bits.raw("w", 0)
+        mask = s.bits.mask()
+        keep_bits = (1 << (8 * s.bits.size)) - 1 ^ mask
         lines += _assign("new", enc, ind)
         lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
-        lines.append(f"{ind}if new and {raw} & {s.bits.mask():#x} != new:")
-        lines += _call(f"{oe}.pack_into(", ["b", str(s.start), "new"], ind + "    ")
+        lines.append(f"{ind}if (keep or new) and {raw} & {mask:#x} != new:")
+        merged = f"{raw} & {keep_bits:#x} | new"
+        if s.bits.code().endswith("s"):
+            merged = f'({merged}).to_bytes({s.bits.size}, "{s.bits.byteorder}")'
+        lines += _call(f"{oe}.pack_into(", ["b", str(s.start), merged], ind + "    ")
         return lines
     assert s.plan is not None
     i = s.fields[0]
@@ -89,7 +98,7 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     got = _slot_decode(s, "w", 0, "b", "0")[i]
     if s.nvals():
         lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
-    conds = [f"{name} != {_zero(rec.fields[i].default)}", f"{got} != {name}"]
+    conds = [f"(keep or {name} != {_zero(rec.fields[i].default)})", f"{got} != {name}"]
     one = f"{ind}if {' and '.join(conds)}:"
     if len(one) <= 100:
         lines.append(one)
@@ -187,12 +196,15 @@ def render_record(rec: RecordClass, bo: str) -> None:
     if args == plain and not overlays and nv:
         body = [f"{ind}return cls(*{d_name}.unpack_from(buf, offset))"]
     else:
+        if overlays:
+            args.append(f"bytes(buf[offset:offset + {rec.size}])")
         body += _call("return cls(", args, ind)
     rec.from_body = body
 
     to: list[str] = []
     if overlays:
-        to += _call(f"b = bytearray({e_name}.pack(", enc_args, ind, "))")
+        rec.keeps_raw = True
+        to += _layer0_write(rec, layer, decode_b(layer, rec), enc_args, d_name, e_name, nv, ind)
         to += ov_checks
         base = "bytes(b)"
     elif flex is None:
@@ -210,6 +222,55 @@ def render_record(rec: RecordClass, bo: str) -> None:
         else:
             to.append(f"{ind}return ({base}[:{flex.offset}] + {fenc}).ljust({rec.size}, b\"\\0\")")
     rec.to_body = to
+
+
+def decode_b(layer: list[Slot], rec: RecordClass) -> dict[int, str]:
+    """Layer-0 decode expressions over the bytes ``b`` being built."""
+    out: dict[int, str] = {}
+    nv = 0
+    for s in layer:
+        out.update(_slot_decode(s, "v", nv, "b", "0"))
+        nv += s.nvals()
+    return out
+
+
+def _ranges(layer: list[Slot]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s in sorted(layer, key=lambda s: s.start):
+        if s.end <= s.start:
+            continue
+        if merged and s.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], s.end))
+        else:
+            merged.append((s.start, s.end))
+    return merged
+
+
+def _layer0_write(rec: RecordClass, layer: list[Slot], dec: dict[int, str], enc_args: list[str],
+                  d_name: str, e_name: str, nv: int, ind: str) -> list[str]:
+    """Start from the bytes the record was decoded from (zeros if built by hand)
+    and write layer 0 only if its values changed, leaving padding and the bytes
+    of other union members alone."""
+    size = rec.size
+    lines = [f"{ind}keep = len(self._raw) == {size}",
+             f"{ind}b = bytearray(self._raw if keep else bytes({size}))"]
+    fields = [i for s in layer for i in s.fields]
+    if not fields:
+        return lines
+    if nv:
+        lines.append(f"{ind}v = {d_name}.unpack_from(b, 0)")
+    got = [dec[i] for i in fields]
+    have = [f"self.{rec.fields[i].attr}" for i in fields]
+    cond = f"{ind}if not keep or ({', '.join(got)},) != ({', '.join(have)},):"
+    if len(cond) <= 100:
+        lines.append(cond)
+    else:
+        lines += [f"{ind}if not keep or (", *[f"{ind}    {g}," for g in got], f"{ind}) != (",
+                  *[f"{ind}    {h}," for h in have], f"{ind}):"]
+    lines += _call(f"new = {e_name}.pack(", enc_args, ind + "    ")
+    for a, z in _ranges(layer):
+        lines.append(f"{ind}    b[{a}:{z}] = new[{a}:{z}]")
+    return lines
 
 
 def _flex_decode(flex: Flex, bo: str) -> str:

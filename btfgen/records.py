@@ -157,6 +157,8 @@ class RecordClass:
     structs: list[tuple[str, str]] = field(default_factory=list)
     from_body: list[str] = field(default_factory=list)
     to_body: list[str] = field(default_factory=list)
+    #: Has overlapping members: keeps the decoded bytes in ``_raw``.
+    keeps_raw: bool = False
     kind = "record"
 
 

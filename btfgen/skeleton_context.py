@@ -5,13 +5,17 @@ inputs.  It decides the typed attributes of ``<CamelStem>Skel``: one per map
 (runtime class by map type, key/value codecs from BTF), per program, and one
 namespace class per global data section with a typed descriptor per variable.
 
-Perf and ring buffer maps carry no record type in BTF (their values are fds or
-nothing), so the record type of such a map comes from, in order:
+Perf and ring buffer maps usually carry no record type in BTF (their values
+are fds or nothing).  The generator may pass what :mod:`btfgen.event_types`
+resolved (``events``: anything with ``record_type_id(map_name) -> int``, ids in
+the BTF of ``types``); without it the record type of such a map comes from, in
+order:
 
 1. a ``btf_decl_tag("btfgen:record=<C type>")`` on the map variable, e.g.
    ``struct {...} events SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct event")));``
-2. a ``struct event`` in the object's BTF (the usual name);
-3. none: records arrive as bytes (pass ``record=`` when opening the buffer).
+2. a struct/union value type on the map (``__type(value, struct event)``);
+3. a ``struct event`` in the object's BTF (the usual name);
+4. none: records arrive as bytes (``skel.maps.events.with_record(Cls)`` types them).
 
 Names from BTF are untrusted: every attribute name goes through
 :func:`btfgen.naming.attr_name` and is made unique per namespace.
@@ -71,6 +75,8 @@ class SectionNs:
     readonly: bool
     doc: str
     vars: list[Attr] = field(default_factory=list)
+    #: ``self.<attr> = <cls>(...)`` in the skeleton's _bind().
+    bind: list[str] = field(default_factory=list)
 
 
 def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
@@ -89,7 +95,7 @@ def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
 
 
 def record_type_id(obj: BpfObject, m: MapDef) -> int:
-    """The record type of perf/ring map ``m`` (see the module docstring), or 0."""
+    """The record type of perf/ring map ``m`` (rules 1-3 of the module docstring), or 0."""
     btf = obj.btf
     var_ids = {t.id for t in btf.find(m.name, Kind.VAR)}
     for t in btf.all_types():
@@ -102,20 +108,24 @@ def record_type_id(obj: BpfObject, m: MapDef) -> int:
                 raise GenerateError(f"map {m.name!r}: its {RECORD_TAG} tag names {spec!r}, "
                                     "which is not a complete type in the BTF (reference it "
                                     "from a global so clang keeps it)") from None
+    if m.value_type_id and btf.skip_modifiers(m.value_type_id).kind in (Kind.STRUCT,
+                                                                         Kind.UNION):
+        return m.value_type_id
     found = [t for t in btf.find("event", Kind.STRUCT)]
     return int(found[0].id) if found else 0
 
 
-def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str) -> Attr:
+def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str, events: Any) -> Attr:
     handle = f"skel._map({py_str(m.name)})"
     doc = f"{m.map_type_name or m.map_type} map ``{doc_text(m.name)}``"
     if m.map_type in (PERF_EVENT_ARRAY, RINGBUF):
         cls = "_rt.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_rt.RingBuf"
-        rid = record_type_id(obj, m)
+        rid = (int(events.record_type_id(m.name)) if events is not None
+               else record_type_id(obj, m))
         if rid:
             refs.ensure(rid, f"{m.name}_record")
             hint, args = refs.hint(rid), [handle, refs.codec(rid)]
-            doc += f", records: ``{doc_text(obj.btf.c_spelling(rid))}``"
+            doc += f", records: ``{doc_text(refs.btf.c_spelling(rid))}``"
         else:
             hint, args = "bytes", [handle]
             doc += ", records: raw bytes (no record type known)"
@@ -150,7 +160,10 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
     doc = (f"Globals of ``{doc_text(sec.name)}``: "
            + ("set before load(), read-only after." if ro else
               "initial values before load(), kernel memory after."))
-    ns = SectionNs(attr, f"_{cls_prefix}{camel(attr)}", sec.name, ro, doc)
+    cls = f"_{cls_prefix}{camel(attr)}"
+    ns = SectionNs(attr, cls, sec.name, ro, doc,
+                   bind=_call("        ", f"self.{attr} = ", cls,
+                              [f"self._map({py_str(sec.name)})", f"readonly={ro}"]))
     names = UniqueNames(SECTION_API)
     for v in sec.variables:
         if v.linkage == 2 and sec.name != ".kconfig":
@@ -164,14 +177,18 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
     return ns
 
 
-def build_skeleton_context(obj: BpfObject, types: TypeRefs) -> dict[str, Any]:
-    """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``)."""
+def build_skeleton_context(obj: BpfObject, types: TypeRefs,
+                           events: Any = None) -> dict[str, Any]:
+    """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``).
+
+    ``events`` (optional) gives perf/ring record types: see the module docstring.
+    """
     from btfgen.generate import stem_of
 
     class_name = types.reserved_prefix or f"{camel(stem_of(obj.path))}Skel"
     top = UniqueNames(SKELETON_API)
     map_names = UniqueNames(NAMESPACE_API)
-    maps = [_map_attr(obj, m, types, map_names.add(attr_name(m.name)))
+    maps = [_map_attr(obj, m, types, map_names.add(attr_name(m.name)), events)
             for m in obj.maps]
     prog_names = UniqueNames(NAMESPACE_API)
     progs = []

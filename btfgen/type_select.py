@@ -82,10 +82,11 @@ def find_type(btf: Btf, spec: str) -> BtfType:
                         "'enum NAME' or a type name")
 
 
-def select_roots(obj: BpfObject, extra: list[str]) -> list[Root]:
-    """All roots for ``obj`` plus the ``--type`` specs in ``extra``."""
+def select_roots(obj: BpfObject, extra: list[str], btf: Btf | None = None) -> list[Root]:
+    """All roots for ``obj`` plus the ``--type`` specs in ``extra`` (looked up in
+    ``btf``, by default the object's), the latter last."""
     roots = object_roots(obj)
     for spec in extra:
-        t = find_type(obj.btf, spec)
+        t = find_type(btf or obj.btf, spec)
         roots.append(Root(t.id, spec))
     return roots

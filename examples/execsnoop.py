@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ppid", type=int, default=0, help="only children of this pid")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     a = ap.parse_args(argv)
-    print(HEADER)
     try:
-        trace(lambda e: print(format_event(e), flush=True), a.duration, a.ppid)
+        trace(lambda e: print(format_event(e), flush=True), a.duration, a.ppid,
+              started=lambda: print(HEADER, flush=True))
     except (BpfError, RuntimeBpfError) as e:
         print(f"execsnoop: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

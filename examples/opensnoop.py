@@ -48,11 +48,14 @@ def open_tracer(pid: int = 0, uid: int | None = None) -> OpensnoopSkel:
 
 
 def trace(on_event: Callable[[Event], object], duration: float | None = None, pid: int = 0,
-          uid: int | None = None) -> None:
-    """Trace opens for ``duration`` seconds (or until Ctrl-C)."""
+          uid: int | None = None, started: Callable[[], object] | None = None) -> None:
+    """Trace opens for ``duration`` seconds (or until Ctrl-C); ``started()`` is
+    called once tracing is live."""
     with open_tracer(pid, uid) as skel:
         pb = skel.maps.events.open_perf_buffer(lambda cpu, e: on_event(e))
         skel.attach()
+        if started is not None:
+            started()
         deadline = None if duration is None else time.monotonic() + duration
         try:
             while deadline is None or time.monotonic() < deadline:
@@ -71,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-u", "--uid", type=int, help="only this user")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     a = ap.parse_args(argv)
-    print(HEADER)
     try:
-        trace(lambda e: print(format_event(e), flush=True), a.duration, a.pid, a.uid)
+        trace(lambda e: print(format_event(e), flush=True), a.duration, a.pid, a.uid,
+              started=lambda: print(HEADER, flush=True))
     except (BpfError, RuntimeBpfError) as e:
         print(f"opensnoop: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1

@@ -7,13 +7,18 @@ test can check each received field; see :func:`expected`.
 
 from __future__ import annotations
 
+import errno
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from btfgen.runtime.bpfobj import LibbpfObject
 from btfgen.runtime.buffers import PerfEventArray, RingBuf
 from btfgen.runtime.codec import ArrayCodec, Buffer, IntCodec, RecordCodec
+from btfgen.runtime.errors import BpfError, BpfPermissionError
 from btfgen.runtime.maps import ArrayMap, HashMap, PerCpuArrayMap
 from btfgen.runtime.sections import GlobalSection, var
 
@@ -194,3 +199,17 @@ def open_zoo(obj: bytes, pid: int, load: bool = True) -> tuple[LibbpfObject, dic
         o.close()
         raise
     return o, maps
+
+
+T = TypeVar("T")
+
+
+def load_or_skip(load: Callable[[], T]) -> T:
+    """``load()``, skipping the test (saying why) only when the kernel refuses BPF
+    to this process (EPERM, no BPF syscall); any other failure fails the test."""
+    try:
+        return load()
+    except BpfError as e:
+        if isinstance(e, BpfPermissionError) or e.errno == errno.ENOSYS:
+            pytest.skip(f"the kernel refuses BPF here: {str(e).splitlines()[0]}")
+        raise

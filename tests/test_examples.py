@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-
-from btfgen.runtime import BpfError
+from runtime_zoo import load_or_skip
 
 EXAMPLES = ROOT / "examples"
 PID = os.getpid()
@@ -43,13 +42,6 @@ def examples() -> dict[str, ModuleType]:
     return {"execsnoop": execsnoop, "opensnoop": opensnoop, "pktsample": pktsample}
 
 
-def loaded(make: Callable[[], Any]) -> Any:
-    try:
-        return make()
-    except BpfError as e:
-        pytest.skip(f"the kernel refuses BPF here: {e}")
-
-
 def poll_until(pb: Any, done: Callable[[], bool], tries: int = 100) -> None:
     for _ in range(tries):
         if done():
@@ -68,7 +60,7 @@ def test_execsnoop_records(examples: dict[str, ModuleType]) -> None:
         skel.load()
         return skel
 
-    with loaded(make) as skel:
+    with load_or_skip(make) as skel:
         got: list[Any] = []
         pb = skel.maps.events.open_perf_buffer(lambda cpu, e: got.append(e))
         skel.attach()
@@ -99,7 +91,7 @@ def test_execsnoop_records(examples: dict[str, ModuleType]) -> None:
 
 def test_opensnoop_records_and_filters(examples: dict[str, ModuleType], tmp_path: Path) -> None:
     mod = examples["opensnoop"]
-    with loaded(lambda: mod.open_tracer(pid=PID)) as skel:
+    with load_or_skip(lambda: mod.open_tracer(pid=PID)) as skel:
         assert skel.rodata.targ_pid == PID and skel.rodata.targ_uid == mod.ANY_UID
         got: list[Any] = []
         pb = skel.maps.events.open_perf_buffer(lambda cpu, e: got.append(e))
@@ -184,7 +176,7 @@ def test_pktsample_struct_plus_packet_bytes(examples: dict[str, ModuleType],
     ns, here, there = veth_pair
     ifindex = int(Path(f"/sys/class/net/{here}/ifindex").read_text())
     mac_here = bytes.fromhex(Path(f"/sys/class/net/{here}/address").read_text().replace(":", ""))
-    with loaded(mod.load_sampler) as skel:
+    with load_or_skip(mod.load_sampler) as skel:
         got: list[Any] = []
         pb = skel.maps.samples.open_perf_buffer(lambda cpu, s: got.append(s), payload=True)
         skel.progs.sample.attach_xdp(here)

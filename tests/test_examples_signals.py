@@ -25,11 +25,8 @@ def test_ctrl_c_stops_the_tracer_and_frees_everything() -> None:
                           str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     assert p.stdout is not None
-    assert p.stdout.readline().startswith("  SEQ")
-    deadline = time.monotonic() + 10
-    while "exit_openat" not in bpftool_prog_names():  # attached once the header is out
-        assert time.monotonic() < deadline and p.poll() is None, p.stderr.read() if p.stderr else ""
-        time.sleep(0.05)
+    assert p.stdout.readline().startswith("  SEQ")  # printed once attached
+    assert "exit_openat" in bpftool_prog_names()
     os.close(os.open("/dev/null", os.O_RDONLY))
     time.sleep(0.3)
     p.send_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import compile_bpf
-from runtime_zoo import ZOO_SRC, Event, expected, open_zoo
+from runtime_zoo import ZOO_SRC, Event, expected, load_or_skip, open_zoo
 
 from btfgen.runtime import (
     EXIST,
@@ -42,10 +42,7 @@ def zoo_obj(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The compiled zoo program; skips the module when the kernel refuses BPF."""
     out = compile_bpf(ZOO_SRC, tmp_path_factory.mktemp("zoo") / "zoo.bpf.o")
     data = out.read_bytes()
-    try:
-        o, _ = open_zoo(data, PID)
-    except (BpfError, OSError) as e:
-        pytest.skip(f"the kernel refuses BPF here: {e}")
+    o, _ = load_or_skip(lambda: open_zoo(data, PID))
     o.close()
     return data
 
@@ -176,6 +173,8 @@ def test_typed_map_operations(zoo: Any) -> None:
     assert pc[0] == list(range(possible_cpus()))
     pc.update(0, 5)  # one value for every CPU
     assert pc[0] == [5] * possible_cpus()
+    with pytest.raises(ValueError, match="per-CPU values or one value for every CPU"):
+        pc.update(0, [1] * (possible_cpus() + 1))
 
 
 def test_callback_exceptions_come_out_of_poll_and_buffer_stays_usable(zoo: Any) -> None:
@@ -499,3 +498,23 @@ def test_other_libbpf_build_via_environment() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, BTFGEN_LIBBPF=path), check=True)
     assert r.stdout.startswith("v1.")
+
+
+def test_destroy_from_inside_a_callback_is_safe(zoo_obj: bytes) -> None:
+    o, maps = open_zoo(zoo_obj, PID)
+    seen: list[int] = []
+
+    def cb(cpu: int, r: Event) -> None:
+        seen.append(r.seq)
+        o.close()  # frees the buffer only once poll() has returned
+
+    pb = maps["events"].open_perf_buffer(cb)
+    rb = maps["rb"].open_ring_buffer(lambda r: o.close())
+    trigger(3)
+    for _ in range(20):
+        if seen:
+            break
+        pb.poll(20)
+    assert seen and pb.closed and o.closed and rb.closed
+    with pytest.raises(ValueError, match="closed"):
+        pb.poll(0)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, compile_bpf, run_btfgen
-from runtime_zoo import ZOO_SRC
+from runtime_zoo import ZOO_SRC, load_or_skip
 
-from btfgen.runtime import BpfError, ReadOnlyError, possible_cpus
+from btfgen.runtime import ReadOnlyError, possible_cpus
 
 PID = os.getpid()
 
@@ -122,10 +122,7 @@ def test_skeleton_live(zoo_mod: ModuleType) -> None:
     try:
         skel.rodata.target_pid = PID
         skel.rodata.rodata_mult = 2
-        try:
-            skel.load()
-        except BpfError as e:
-            pytest.skip(f"the kernel refuses BPF here: {e}")
+        load_or_skip(skel.load)
         links = skel.attach()
         assert len(links) == 1 and skel.links == links and links[0].fd > 0
         assert skel.progs.handle.fd > 0
@@ -168,10 +165,7 @@ def test_open_from_path_and_bytes_and_open_and_load(zoo_mod: ModuleType, gen_dir
     for src in (obj, str(obj), obj.read_bytes()):
         with zoo_mod.ZooSkel.open(src) as skel:
             assert skel.maps.by_seq.name == "by_seq"
-    try:
-        skel = zoo_mod.ZooSkel.open_and_load()
-    except BpfError as e:
-        pytest.skip(f"the kernel refuses BPF here: {e}")
+    skel = load_or_skip(zoo_mod.ZooSkel.open_and_load)
     with skel:
         assert skel.loaded and skel.maps.arr.fd > 0
     assert skel.obj.closed
@@ -186,10 +180,7 @@ def test_untrusted_names_become_safe_attributes(gen_dir: Path) -> None:
         assert skel.progs.None_.name == "None"
         assert skel.data.get_ == 5 and skel.data.SECTION_ == 6
         assert skel.data_odd_name.odd_var == 7
-        try:
-            skel.load()
-        except BpfError as e:
-            pytest.skip(f"the kernel refuses BPF here: {e}")
+        load_or_skip(skel.load)
         skel.attach()
         os.getppid()
         assert skel.maps.class_[0] == 5 + 6 + 7 + 8
@@ -198,7 +189,7 @@ def test_untrusted_names_become_safe_attributes(gen_dir: Path) -> None:
         assert skel.bss.kver == skel.kconfig.LINUX_KERNEL_VERSION
 
 
-def test_record_tag_naming_a_missing_type_is_one_clear_error(tmp_path: Path) -> None:
+def test_unknown_record_type_gives_a_bytes_buffer_and_a_note(tmp_path: Path) -> None:
     src = r"""
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -209,9 +200,9 @@ char LICENSE[] SEC("license") = "GPL";
 """
     obj = compile_bpf(src, tmp_path / "tag.bpf.o")
     r = run_btfgen("gen", obj, "-o", tmp_path / "tag_skel.py")
-    assert r.returncode == 1 and not (tmp_path / "tag_skel.py").exists()
-    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
-    assert "map 'rb': its btfgen:record= tag names 'struct nope'" in r.stderr
+    assert r.returncode == 0 and "map 'rb'" in r.stderr and "Traceback" not in r.stderr
+    text = (tmp_path / "tag_skel.py").read_text()
+    assert 'self.rb: _rt.RingBuf[bytes] = _rt.RingBuf(skel._map("rb"))' in text
 
 
 TYPEZOO_SRC = r"""
@@ -317,10 +308,7 @@ def test_typezoo_every_field_live(tmp_path: Path) -> None:
     mod = import_module(tmp_path / "typezoo_skel.py")
     with mod.TypezooSkel.open() as skel:
         skel.rodata.targ = PID
-        try:
-            skel.load()
-        except BpfError as e:
-            pytest.skip(f"the kernel refuses BPF here: {e}")
+        load_or_skip(skel.load)
         got: list[Any] = []
         rb = skel.maps.out.open_ring_buffer(got.append)
         skel.attach()
@@ -337,3 +325,55 @@ def test_typezoo_every_field_live(tmp_path: Path) -> None:
             assert skel.maps.by_rec[r] == r.color  # a record as a map key
             assert r.to_bytes() == mod.Rich.from_bytes(r.to_bytes()).to_bytes()
         assert len(list(skel.maps.by_rec)) == n
+
+
+def test_corpus_skeletons_open_with_every_map_program_and_section(
+        corpus_objects: list[Path], tmp_path: Path) -> None:
+    """All 61 libbpf-tools objects: the skeleton imports and libbpf opens it with
+    every map, program and global section the generator named."""
+    from btfgen.generate import generate_module
+
+    for obj in corpus_objects:
+        path = tmp_path / f"c_{obj.name.split('.')[0].replace('-', '_')}_skel.py"
+        path.write_text(generate_module(str(obj)))
+        mod = import_module(path)
+        skel_cls = next(v for k, v in vars(mod).items()
+                        if k.endswith("Skel") and not k.startswith("_"))
+        with skel_cls.open() as skel:
+            assert set(vars(skel.progs)) and all(p.name for p in vars(skel.progs).values())
+            for m in vars(skel.maps).values():
+                if hasattr(m, "key_codec"):  # typed codecs agree with libbpf's sizes
+                    assert (m.key_codec.size, m.value_codec.size) == (m.key_size, m.value_size)
+            for attr, sec in vars(skel).items():
+                if attr not in ("maps", "progs", "links", "_obj"):
+                    assert sec.size == len(sec.read_bytes())
+
+
+def test_record_type_fallbacks_without_event_types(gen_dir: Path, tmp_path: Path) -> None:
+    """``build_skeleton_context`` without ``events``: tag, then map value, then struct event."""
+    from btfgen.object_reader import read_input
+    from btfgen.records import TypeRefs
+    from btfgen.skeleton_context import build_skeleton_context, record_type_id
+
+    src = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct event { __u32 a; };
+struct other { __u64 b; };
+struct other *keep_other;
+struct event *keep_event;
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } tagged SEC(".maps")
+    __attribute__((btf_decl_tag("btfgen:record=struct other")));
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } plain SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+"""
+    obj = read_input(str(compile_bpf(src, tmp_path / "fb.bpf.o")))
+    maps = {m.name: m for m in obj.maps}
+    assert obj.btf.type(record_type_id(obj, maps["tagged"])).name == "other"
+    assert obj.btf.type(record_type_id(obj, maps["plain"])).name == "event"
+    ctx = build_skeleton_context(obj, TypeRefs(obj.btf, obj.byteorder, "FbSkel"))
+    lines = {a.name: " ".join(a.lines) for a in ctx["skel"]["maps"]}
+    assert "_rt.RingBuf[Other]" in lines["tagged"] and "_rt.RingBuf[Event]" in lines["plain"]
+    zoo = read_input(str(gen_dir / "zoo.bpf.o"))
+    assert zoo.btf.type(record_type_id(zoo, zoo.maps[0])).name == "event"

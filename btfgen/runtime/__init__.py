@@ -1,7 +1,25 @@
 """The btfgen runtime: libbpf through cffi, used by generated skeletons.
 
-Import cost matters (every generated module imports this), so libbpf itself is
-loaded lazily, on the first open.  The runtime never imports the generator.
+Generated modules subclass :class:`Skeleton` (``ProbeSkel``) and fill in typed
+namespaces; by hand the same pieces are usable directly::
+
+    obj = LibbpfObject(open("probe.bpf.o", "rb").read(), "probe")
+    rodata = MySection(obj.find_map(".rodata"))   # a GlobalSection subclass
+    rodata.target_pid = 42                         # before load
+    obj.load(); obj.attach()
+    events = PerfEventArray(obj.find_map("events"), RecordCodec(Event))
+    pb = events.open_perf_buffer(lambda cpu, ev: print(cpu, ev))
+    while True:
+        pb.poll(100)
+
+* libbpf (system ``libbpf.so.1``, or ``BTFGEN_LIBBPF``) is called through cffi
+  in ABI mode, loaded on first use so importing stays cheap;
+* failures raise :class:`BpfError` (an ``OSError``: ``errno``, libbpf's log
+  lines in ``.log``, the verifier log in ``.verifier_log``);
+* :class:`LibbpfObject` owns links, buffers and mmaps and frees them on
+  ``close()``, at garbage collection and at interpreter exit.
+
+The runtime never imports the generator.
 """
 
 from btfgen.runtime.bpfobj import LibbpfObject, Link, Program

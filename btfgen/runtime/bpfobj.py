@@ -8,8 +8,10 @@ and interpreter exit, so nothing is left behind when the caller forgets.
 
 from __future__ import annotations
 
+import errno
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from btfgen.runtime import _log
@@ -27,9 +29,9 @@ def check_ptr(what: str, call: Callable[[], Any]) -> Any:
     """Run a libbpf call returning a pointer; NULL becomes a :class:`BpfError`."""
     with _log.capture() as log:
         ptr = call()
-        err = ffi.errno
+        err = ffi.errno or errno.EINVAL
     if ptr == ffi.NULL:
-        raise error_class(err or 22)(what, err or 22, log)
+        raise error_class(err)(what, err, log)
     return ptr
 
 
@@ -52,12 +54,29 @@ class Native:
     def __init__(self, ptr: Any, free: str) -> None:
         self.ptr: Any = ptr
         self._free = free
+        self._busy = 0
+        self._close_pending = False
 
     def close(self) -> None:
-        """Free the pointer (idempotent)."""
+        """Free the pointer (idempotent); deferred while a call is using it."""
+        if self._busy:  # e.g. destroy() from a callback inside perf_buffer__poll
+            self._close_pending = True
+            return
         if self.ptr is not None:
             ptr, self.ptr = self.ptr, None
             getattr(lib(), self._free)(ptr)
+
+    @contextmanager
+    def using(self) -> Iterator[Any]:
+        """The pointer, kept alive for the block even if close() is called inside it."""
+        self._busy += 1
+        try:
+            yield self.ptr
+        finally:
+            self._busy -= 1
+            if self._close_pending and not self._busy:
+                self._close_pending = False
+                self.close()
 
 
 class Link:

@@ -125,7 +125,9 @@ class _Reader(Generic[R]):
         return self._native.ptr
 
     def _run(self, what: str, fn: str, *args: Any) -> int:
-        rc = int(getattr(lib(), fn)(self._ptr(), *args))
+        self._ptr()  # raises if closed
+        with self._native.using() as ptr:
+            rc = int(getattr(lib(), fn)(ptr, *args))
         self._raise_pending()
         if rc < 0 and rc != -4:  # EINTR: a signal; Python's handler runs on return
             raise error_class(rc)(f"{type(self).__name__}: {what}", rc)

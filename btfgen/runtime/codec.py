@@ -6,16 +6,21 @@ codec has ``size`` (bytes), ``decode(buf, offset=0)`` and ``encode(value)``
 :class:`RecordCodec`; their own ``from_bytes``/``to_bytes`` do the work.
 
 This module is part of the runtime: it imports only the standard library and
-never the generator.
+cffi (re-exporting ``FFI`` for generated modules), never the generator.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Generic, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, Union
+
+from cffi import FFI  # type: ignore[import-untyped, unused-ignore]
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
-    "Buffer", "Codec", "IntCodec", "BigIntCodec", "BoolCodec", "FloatCodec", "CStrCodec",
+    "FFI", "Buffer", "Codec", "IntCodec", "BigIntCodec", "BoolCodec", "FloatCodec", "CStrCodec",
     "RawCodec", "EnumCodec", "ArrayCodec", "RecordCodec", "Record", "cstr",
 ]
 
@@ -35,10 +40,10 @@ def cstr(raw: bytes) -> bytes:
 class Record(Protocol):
     """What generated record classes provide."""
 
-    SIZE: int
+    SIZE: ClassVar[int]
 
     @classmethod
-    def from_bytes(cls: type[R], buf: Buffer, offset: int = 0) -> R: ...
+    def from_bytes(cls, buf: Buffer, offset: int = 0) -> Self: ...
 
     def to_bytes(self) -> bytes: ...
 

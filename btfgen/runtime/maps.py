@@ -8,6 +8,7 @@ map whose key is ``__u32`` and value ``struct event`` reads as
 from __future__ import annotations
 
 import errno
+import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -286,12 +287,24 @@ class _PerCpu(KeyedMap[K, list[V]]):
         return [dec(buf, i * stride) for i in range(self.ncpus)]
 
     def _encode_value(self, value: list[V] | V) -> bytes:
-        values = value if isinstance(value, list) else [value] * self.ncpus
-        if len(values) != self.ncpus:
-            raise ValueError(f"map {self.name}: need {self.ncpus} per-CPU values, "
-                             f"got {len(values)}")
+        """A list of one value per possible CPU, or one value for every CPU.
+
+        (For list-typed values, a list of ``ncpus`` lists counts as per-CPU.)
+        """
         pad = b"\0" * (self.stride - self._h.value_size)
-        return b"".join(self.value_codec.encode(v) + pad for v in values)
+        enc = self.value_codec.encode
+        if isinstance(value, list):
+            if len(value) == self.ncpus:
+                try:
+                    return b"".join(enc(v) + pad for v in value)
+                except (TypeError, ValueError, struct.error):
+                    pass  # maybe one list-typed value for every CPU
+            try:
+                return (enc(value) + pad) * self.ncpus
+            except (TypeError, ValueError, struct.error):
+                raise ValueError(f"map {self.name}: need {self.ncpus} per-CPU values or one "
+                                 f"value for every CPU, got a list of {len(value)}") from None
+        return (enc(value) + pad) * self.ncpus
 
 
 class PerCpuHashMap(_PerCpu[K, V], HashMap[K, list[V]]):

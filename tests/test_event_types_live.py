@@ -1,0 +1,191 @@
+"""Typed records, live: the record type each source finds decodes what the kernel sends.
+
+For every way of typing a map (annotation, DWARF local, DWARF through a
+BPF-to-BPF call, map value, ring buffer reservation, a header for a stripped
+object) a program is compiled, its module generated and loaded; every field of
+every record must equal what the program wrote.  Two libbpf-tools objects run
+too: opensnoop typed by a header written here (its BTF lacks the event) and
+execsnoop typed from its bytecode alone.
+
+Needs root and a kernel that loads BPF; skips (saying why) only when the
+kernel refuses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from event_progs import EVENT_H, build_variant, expected_fields
+from runtime_zoo import load_or_skip
+
+from btfgen.event_types import resolve_event_types
+from btfgen.generate import generate_to_file
+from btfgen.object_reader import read_input
+from btfgen.runtime.codec import Codec
+
+PID = os.getpid()
+
+#: The event layout of libbpf-tools' opensnoop (its opensnoop.h), written from its source.
+OPENSNOOP_H = """\
+#include <linux/types.h>
+#define TASK_COMM_LEN 16
+#define NAME_MAX 255
+typedef int pid_t;
+typedef unsigned int uid_t;
+struct event {
+\t__u64 ts;
+\tpid_t pid;
+\tuid_t uid;
+\tint ret;
+\tint flags;
+\t__u64 callers[2];
+\tchar comm[TASK_COMM_LEN];
+\tchar fname[NAME_MAX];
+};
+"""
+
+
+def generate(obj: Path, dest: Path, **kw: Any) -> ModuleType:
+    """Generate the module for ``obj`` into ``dest`` and import it."""
+    stem = obj.name.removesuffix(".bpf.o")
+    out = dest / f"{stem}_skel.py"
+    generate_to_file(str(obj), output=str(out), **kw)
+    spec = importlib.util.spec_from_file_location(f"evlive_{stem}_{dest.name}", out)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def skel_class(mod: ModuleType) -> Any:
+    (name,) = [n for n in mod.__all__ if n.endswith("Skel")]
+    return getattr(mod, name)
+
+
+def drain(poll: Callable[[int], int], done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not done() and time.monotonic() < deadline:
+        poll(50)
+
+
+@pytest.mark.parametrize("variant, header", [
+    ("annotate", False), ("stack", False), ("call", False), ("heap", False),
+    ("ring", False), ("stack_stripped", True), ("ring_stripped", True),
+])
+def test_typed_records_from_each_source(variant: str, header: bool, tmp_path: Path) -> None:
+    obj = build_variant(variant, tmp_path)
+    kw: dict[str, Any] = {}
+    if header:
+        (tmp_path / "event.h").write_text(EVENT_H)
+        kw["header"] = str(tmp_path / "event.h")
+    mod = generate(obj, tmp_path, **kw)
+    event_cls = mod.TYPES["struct event"]
+    skel = load_or_skip(skel_class(mod).open_and_load)
+    mine: list[Any] = []
+    try:
+        skel.attach()
+        m = skel.maps.events
+        keep = lambda r: mine.append(r) if r.pid == PID else None  # noqa: E731
+        if variant.startswith("ring"):
+            buf = m.open_ring_buffer(keep)
+        else:
+            buf = m.open_perf_buffer(lambda cpu, r: keep(r))
+        n = 16
+        for _ in range(n):
+            os.getppid()
+        drain(buf.poll, lambda: len(mine) >= n)
+        buf.close()
+    finally:
+        skel.destroy()
+    assert len(mine) >= n
+    assert all(type(r) is event_cls for r in mine)
+    first = mine[0].seq
+    for i, r in enumerate(mine[:n]):
+        assert {k: getattr(r, k) for k in expected_fields(0, 0)} == \
+            expected_fields(first + i, PID), f"record {i}"
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(corpus_objects: list[Path]) -> Path:
+    return corpus_objects[0].parent
+
+
+FLAGS = (os.O_RDONLY, os.O_RDONLY | os.O_NOFOLLOW)
+
+
+def test_opensnoop_typed_by_a_header(corpus_dir: Path, tmp_path: Path) -> None:
+    header = tmp_path / "opensnoop.h"
+    header.write_text(OPENSNOOP_H)
+    mod = generate(corpus_dir / "opensnoop.bpf.o", tmp_path, header=str(header))
+    skel = load_or_skip(skel_class(mod).open_and_load)
+    target = str(tmp_path / f"btfgen-open-{PID}").encode()
+    got: list[Any] = []
+    try:
+        skel.attach()
+        buf = skel.maps.events.open_perf_buffer(
+            lambda cpu, r: got.append(r) if r.fname == target else None)
+        for flags in FLAGS:
+            try:
+                os.close(os.open(target, flags))
+            except FileNotFoundError:
+                pass
+        drain(buf.poll, lambda: len(got) >= 2)
+        buf.close()
+    finally:
+        skel.destroy()
+    assert len(got) == 2
+    comm = Path("/proc/self/comm").read_bytes().strip()[:15]
+    for r, flags in zip(got, FLAGS, strict=True):
+        assert (r.pid, r.uid, r.ret, r.comm, r.fname) == (PID, os.getuid(), -2, comm, target)
+        assert r.flags == flags | os.O_CLOEXEC  # Python's os.open always adds it
+
+
+class PaddedRecord(Codec[Any]):
+    """Decodes variable-length samples (shorter than the record) zero-padded."""
+
+    def __init__(self, cls: Any, min_size: int) -> None:
+        self.cls, self.size = cls, min_size
+
+    def decode(self, buf: Any, offset: int = 0) -> Any:
+        return self.cls.from_bytes(bytes(buf[offset:offset + self.cls.SIZE])
+                                   .ljust(self.cls.SIZE, b"\0"))
+
+
+def test_execsnoop_typed_from_its_bytecode(corpus_dir: Path, tmp_path: Path) -> None:
+    obj = corpus_dir / "execsnoop.bpf.o"
+    rec = resolve_event_types(read_input(str(obj))).maps["events"]
+    assert (rec.source, rec.size_range) == ("bytecode", (40, 7720))
+    mod = generate(obj, tmp_path)
+    event_cls = mod.TYPES["struct event"]
+    skel = load_or_skip(skel_class(mod).open_and_load)
+    prog = tmp_path / "btfgen-exec-probe"
+    prog.symlink_to("/bin/true")
+    got: list[Any] = []
+    try:
+        skel.attach()
+        # execsnoop sends 40 + args_size bytes of its 7720-byte struct event
+        events = skel.maps.events.with_record(PaddedRecord(event_cls, 40))
+        buf = events.open_perf_buffer(
+            lambda cpu, r: got.append(r) if r.ppid == PID else None)
+        child = subprocess.run([str(prog), "first-arg"], check=True)
+        assert child.returncode == 0
+        drain(buf.poll, lambda: len(got) >= 1)
+        buf.close()
+    finally:
+        skel.destroy()
+    (r,) = got
+    assert type(r) is event_cls
+    assert (r.retval, r.args_count, r.comm, r.uid) == (0, 2, prog.name.encode()[:15],
+                                                         os.getuid())
+    assert r.args == str(prog).encode()  # argv is NUL-separated: the first is the path
+    assert r.args_size == len(str(prog)) + 1 + len("first-arg") + 1
