@@ -122,7 +122,10 @@ def compile_bpf(source: str, output: str, *, cflags: Sequence[str] = (),
 
 
 def _strip_debug(obj: str) -> None:
-    strip = _tool("BTFGEN_LLVM_STRIP", ["llvm-strip"], "llvm (e.g. apt install llvm)")
+    # Debian's clang pulls in llvm-N, which has only the versioned name.
+    names = ["llvm-strip", *(f"llvm-strip-{v}" for v in range(30, 10, -1))]
+    strip = _tool("BTFGEN_LLVM_STRIP", names,
+                  "llvm (e.g. apt install llvm), set strip = false in [tool.btfgen],")
     r = subprocess.run([strip, "-g", obj], capture_output=True, text=True, errors="replace")
     if r.returncode != 0:
         raise CompileError(f"llvm-strip -g {obj} failed: {r.stderr.strip()}")

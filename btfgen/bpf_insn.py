@@ -105,7 +105,6 @@ class RingbufPtr:
 
 Value = Scalar | MapAddr | StackPtr | MapValuePtr | GlobalPtr | RingbufPtr
 UNKNOWN = Scalar()
-_NOT_SET = Scalar(0, 0)
 
 
 @dataclass(frozen=True)
@@ -412,12 +411,12 @@ class _Analyzer:
             op = ins.code & 0xF0
             if ins.dst > 9:
                 return [(pc + 1, st)]
-            if op in (0x80, 0xD0):  # neg, byte swap
-                regs[ins.dst] = UNKNOWN
+            if op in (0x80, 0xD0) or (ins.off and op in (0x30, 0x90, 0xB0)):
+                regs[ins.dst] = UNKNOWN  # neg, byte swap; cpu v4 signed div/mod, movsx
             else:
-                b = regs[ins.src] if ins.code & 0x08 else Scalar(ins.imm & U64, ins.imm & U64)
-                if ins.code & 0x08 and ins.src > 10:
-                    b = UNKNOWN
+                b: Value = Scalar(ins.imm & U64, ins.imm & U64)
+                if ins.code & 0x08:
+                    b = regs[ins.src] if ins.src <= 10 else UNKNOWN
                 if not ins.code & 0x08 and ins.imm < 0 and cls == 0x04:
                     b = Scalar(ins.imm & U32, ins.imm & U32)
                 regs[ins.dst] = _alu(op, regs[ins.dst], b, cls == 0x07)
@@ -432,7 +431,7 @@ class _Analyzer:
             size = ins.code & 0x18
             if isinstance(base, StackPtr) and size == 0x18:
                 val = st.stack.get((base.frame, base.off + ins.off), UNKNOWN)
-            elif size != 0x18:
+            elif size != 0x18 and ins.code & 0xE0 == 0x60:  # not sign-extending (MEMSX)
                 val = Scalar(0, (1 << (8 << {0x00: 2, 0x08: 1, 0x10: 0}.get(size, 3))) - 1)
             regs[ins.dst] = val
             return [(pc + 1, st)]

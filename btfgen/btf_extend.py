@@ -41,15 +41,14 @@ class BtfExtender:
         return self.start_str_off + off
 
     def add(self, t: BtfType) -> int:
-        """Append ``t`` (its ``id`` is set here) and return its id."""
+        """Append ``t`` (its ``id`` is set here) and return its id.
+
+        A struct may be added before its members are filled in, so that
+        members can refer to it (self-referencing types)."""
         t.id = self.next_id
         t.name_off = self.name_off(t.name) if t.name else 0
         self.types.append(t)
         return t.id
-
-    def placeholder(self, t: BtfType) -> int:
-        """Reserve an id for ``t`` now (fill its members later, for self-references)."""
-        return self.add(t)
 
     def int_type(self, name: str, size: int, signed: bool, *, is_bool: bool = False,
                  is_char: bool = False) -> int:

@@ -63,6 +63,8 @@ class CdefBuilder:
         self.tags: dict[int, str] = {}
         self.enum_ok: set[int] = set()
         self._text: dict[int, tuple[str, bool]] = {}
+        #: Counter naming padding members, unique within one struct.
+        self._pad = 0
 
     # -- spelling -----------------------------------------------------------
 
@@ -117,11 +119,15 @@ class CdefBuilder:
     # -- bodies -------------------------------------------------------------
 
     def _member_names(self, t: Struct | Union) -> list[str]:
+        """cdef names of ``t``'s members: the C name, or ``_btfgen_m<i>`` when
+        that is not a usable C identifier or repeats an earlier one."""
         names = []
         used = {m.name for m in t.members}
+        seen: set[str] = set()
         for i, m in enumerate(t.members):
-            if not m.name or _cname(m.name):
+            if not m.name or (_cname(m.name) and m.name not in seen):
                 names.append(m.name)
+                seen.add(m.name)
             else:
                 alt = f"_btfgen_m{i}"
                 while alt in used:
@@ -134,12 +140,10 @@ class CdefBuilder:
         btf = self.btf
         names = self._member_names(t)
         lines: list[str] = []
-        pad = 0
 
         def padding(offset: int, size: int) -> None:
-            nonlocal pad
-            lines.append(f"{indent}uint8_t _btfgen_pad{pad}[{size}]; /* offset {offset} */")
-            pad += 1
+            lines.append(f"{indent}uint8_t _btfgen_pad{self._pad}[{size}]; /* offset {offset} */")
+            self._pad += 1
 
         if isinstance(t, Union):
             biggest = 0
@@ -148,8 +152,8 @@ class CdefBuilder:
                 if bf.size:
                     if packed:
                         size = (bf.bit_offset + bf.size + 7) // 8
-                        lines.append(f"{indent}uint8_t _btfgen_bits{pad}[{size}];")
-                        pad += 1
+                        lines.append(f"{indent}uint8_t _btfgen_bits{self._pad}[{size}];")
+                        self._pad += 1
                     else:
                         lines.append(f"{indent}{self._bit_type(m.type_id)} {name} : {bf.size};")
                     biggest = max(biggest, (bf.bit_offset + bf.size + 7) // 8)
@@ -158,7 +162,8 @@ class CdefBuilder:
                 biggest = max(biggest, btf.size_of(m.type_id))
             natural = _round_up(biggest, 1 if packed else _align(btf, t))
             if natural != t.size:
-                lines.append(f"{indent}uint8_t _btfgen_size[{t.size}];")
+                lines.append(f"{indent}uint8_t _btfgen_size{self._pad}[{t.size}];")
+                self._pad += 1
             return lines
 
         if packed:
@@ -181,7 +186,8 @@ class CdefBuilder:
                     start = max(start, pos)
                     if start > pos:
                         padding(pos, start - pos)
-                    lines.append(f"{indent}uint8_t _btfgen_bits{start}[{end - start}];")
+                    lines.append(f"{indent}uint8_t _btfgen_bits{self._pad}[{end - start}];")
+                    self._pad += 1
                     pos = end
                     continue
                 start = m.bit_offset // 8
@@ -220,7 +226,8 @@ class CdefBuilder:
                 kw = "union" if isinstance(mt, Union) else "struct"
                 return [f"{indent}{kw} {{", *self.body(mt, packed, indent + "    "),
                         f"{indent}}};"]
-            name = f"_btfgen_anon{m.bit_offset // 8}"
+            name = f"_btfgen_anon{self._pad}"
+            self._pad += 1
         return [f"{indent}{self.decl(m.type_id, name)};"]
 
     # -- assembling and checking --------------------------------------------
@@ -338,6 +345,7 @@ class CdefBuilder:
         tag = self.tags[c.type_id]
         errors: list[str] = []
         for packed in (False, True):
+            self._pad = 0
             try:
                 lines = [f"{tag} {{", *self.body(t, packed, "    "), "};"]
             except GenerateError as e:

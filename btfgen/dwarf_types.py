@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from elftools.common.exceptions import DWARFError
+from elftools.dwarf.locationlists import LocationParser
 from elftools.elf.elffile import ELFFile
 
 from btfgen.btf_extend import BtfExtender
@@ -46,7 +48,13 @@ from btfgen.btf_model import (
 )
 from btfgen.elf_image import _PARSE_ERRORS
 
+#: What pyelftools raises on damaged DWARF, found lazily while DIEs are read: it
+#: also hands out None where a damaged file lacks data (hence AttributeError).
+DWARF_ERRORS = (*_PARSE_ERRORS, DWARFError, AttributeError, RecursionError)
 DW_OP_FBREG = 0x91
+DW_OP_BREG10 = 0x7A
+DW_OP_PIECE = 0x93
+DW_OP_STACK_VALUE = 0x9F
 _ATE_BOOLEAN, _ATE_FLOAT, _ATE_SIGNED, _ATE_SIGNED_CHAR = 0x02, 0x04, 0x05, 0x06
 _ATE_UNSIGNED_CHAR = 0x08
 _COMPOSITE = ("DW_TAG_structure_type", "DW_TAG_union_type")
@@ -81,6 +89,49 @@ def _sleb128(data: list[int]) -> int:
     return result
 
 
+def _uleb128(data: list[int], pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    return result, pos
+
+
+def _frame_base(expr: list[int]) -> int | None:
+    """The frame offset of byte 0 of a variable described by ``expr``.
+
+    Understands ``DW_OP_fbreg N`` and ``DW_OP_breg10 N`` (r10 is the frame base),
+    alone or as ``DW_OP_piece``s; None for anything else.
+    """
+    pos = piece_at = 0
+    while pos < len(expr):
+        op = expr[pos]
+        if op in (DW_OP_FBREG, DW_OP_BREG10):
+            off, _ = _sleb128_at(expr, pos + 1)
+            return off - piece_at
+        if op == DW_OP_PIECE:
+            size, pos = _uleb128(expr, pos + 1)
+            piece_at += size
+        elif 0x50 <= op <= 0x6F or op == DW_OP_STACK_VALUE:  # DW_OP_regN: in a register
+            pos += 1
+        elif 0x70 <= op <= 0x8F:  # DW_OP_bregN of another register
+            _, pos = _sleb128_at(expr, pos + 1)
+        else:
+            return None
+    return None
+
+
+def _sleb128_at(data: list[int], pos: int) -> tuple[int, int]:
+    end = pos
+    while end < len(data) and data[end] & 0x80:
+        end += 1
+    return _sleb128(data[pos:end + 1]), end + 1
+
+
 def _name(die: Die) -> str:
     a = die.attributes.get("DW_AT_name")
     if a is None:
@@ -104,6 +155,7 @@ class DwarfTypes:
         self.variables: dict[str, list[Die]] = {}
         #: C spelling ("struct event", "event_t") -> the first complete DIE so named
         self.named: dict[str, Die] = {}
+        self._loc_parser: Any = None
         self._own_dirs: set[str] = set()
         self._cu_files: set[str] = set()
         try:
@@ -111,9 +163,11 @@ class DwarfTypes:
             if not elf.has_dwarf_info():
                 return
             dwarf = elf.get_dwarf_info(relocate_dwarf_sections=False)
+            lists = dwarf.location_lists()
+            self._loc_parser = LocationParser(lists) if lists is not None else None
             for cu in dwarf.iter_CUs():
                 self._read_cu(dwarf, cu)
-        except (*_PARSE_ERRORS, RecursionError):
+        except DWARF_ERRORS:
             self.locals, self.structs, self.variables, self.named = [], [], {}, {}
 
     @property
@@ -173,12 +227,32 @@ class DwarfTypes:
         for child in die.iter_children():
             if child.tag == "DW_TAG_variable":
                 self.variables.setdefault(fn, []).append(child)
-                loc = child.attributes.get("DW_AT_location")
-                if loc is not None and loc.form == "DW_FORM_exprloc" and loc.value \
-                        and loc.value[0] == DW_OP_FBREG and "DW_AT_type" in child.attributes:
-                    self.locals.append(Local(_name(child), fn, _sleb128(loc.value[1:]), child))
+                base = self._frame_offset(child)
+                if base is not None and "DW_AT_type" in child.attributes:
+                    self.locals.append(Local(_name(child), fn, base, child))
             elif child.tag in ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"):
                 self._collect_locals(fn, child, depth + 1)
+
+    def _frame_offset(self, var: Die) -> int | None:
+        """Where ``var`` starts relative to the frame base, if it lives in the frame.
+
+        clang says so with ``DW_OP_fbreg`` (frame base r10), or -- clang 19 --
+        with a location list of ``DW_OP_breg10`` pieces; both count from the
+        bottom of the frame.
+        """
+        loc = var.attributes.get("DW_AT_location")
+        if loc is None:
+            return None
+        if loc.form == "DW_FORM_exprloc":
+            return _frame_base(loc.value)
+        if self._loc_parser is None:
+            return None
+        entries = self._loc_parser.parse_from_attribute(loc, var.cu["version"], var)
+        for entry in entries if isinstance(entries, list) else [entries]:
+            base = _frame_base(getattr(entry, "loc_expr", None) or [])
+            if base is not None:
+                return base
+        return None
 
     # -- queries ------------------------------------------------------------------
 

@@ -64,8 +64,16 @@ from btfgen.btf_model import (
     Union,
     Var,
 )
-from btfgen.dwarf_types import Die, DwarfConverter, DwarfTypes, c_name, die_size, type_of
-from btfgen.errors import BtfgenError
+from btfgen.dwarf_types import (
+    DWARF_ERRORS,
+    Die,
+    DwarfConverter,
+    DwarfTypes,
+    c_name,
+    die_size,
+    type_of,
+)
+from btfgen.errors import BtfgenError, ObjectError
 from btfgen.header_types import HeaderTypes
 
 PERF_EVENT_ARRAY = 4
@@ -326,7 +334,10 @@ class _Resolver:
     def dwarf_type(self, die: Die) -> int:
         if self._conv is None:
             self._conv = DwarfConverter(self.ext)
-        return self._conv.convert(die)
+        try:
+            return self._conv.convert(die)
+        except DWARF_ERRORS as e:
+            raise ObjectError(f"unusable DWARF ({type(e).__name__})") from None
 
     @property
     def header(self) -> HeaderTypes | None:
@@ -386,6 +397,13 @@ class _Resolver:
 
     def site_candidates(self, site: EmitSite) -> list[Candidate]:
         """Candidates for one call: from the data pointer's place, else by size."""
+        try:
+            return self._site_candidates(site)
+        except DWARF_ERRORS:  # damaged DWARF: go on as if there were none
+            self._dwarf = DwarfTypes(b"")
+            return self._site_candidates(site)
+
+    def _site_candidates(self, site: EmitSite) -> list[Candidate]:
         size = site.size
         if size.hi == U64 or size.hi == 0:
             return []
@@ -408,6 +426,10 @@ class _Resolver:
         if isinstance(data, StackPtr) and self.dwarf.present:
             depth = self.facts.stack_depth.get(data.frame, 0)
             local = self.dwarf.local_at(data.frame, data.off + depth)
+            if local is None:  # the depth guess missed: the one local that fits, if any
+                fitting = [v for v in self.dwarf.locals_of(data.frame)
+                           if fits(die_size(type_of(v.die)))]
+                local = fitting[0] if len(fitting) == 1 else None
             if local is not None:
                 t = type_of(local.die)
                 if t is not None and fits(die_size(t)):

@@ -72,7 +72,12 @@ _PREDEFS = (
 
 
 class HeaderError(BtfgenError):
-    """The header cannot be preprocessed or parsed (one-line message)."""
+    """The header cannot be preprocessed or parsed (one-line message; ``path`` is
+    the header, so the CLI names it)."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _canonical(words: list[str]) -> str:
@@ -161,15 +166,15 @@ def preprocess(path: str, include_dirs: list[str] | None = None) -> str:
     elif shutil.which("cpp"):
         cmd = ["cpp", "-D__BPF__", *_PREDEFS, *incs, path]
     else:
-        raise HeaderError("--header needs a C preprocessor (clang or cpp) on PATH")
+        raise HeaderError("--header needs a C preprocessor (clang or cpp) on PATH", path)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, errors="surrogateescape",
                            timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise HeaderError(f"cannot preprocess: {e}") from None
+        raise HeaderError(f"cannot preprocess: {e}", path) from None
     if r.returncode != 0:
         first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip())
-        raise HeaderError(f"preprocessor failed: {first}")
+        raise HeaderError(f"preprocessor failed: {first}", path)
     return r.stdout
 
 
@@ -185,7 +190,7 @@ class HeaderTypes:
             ast = c_parser.CParser().parse(text, path)
         except Exception as e:  # pycparser raises ParseError and others on odd input
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise HeaderError(f"cannot parse: {msg}") from None
+            raise HeaderError(f"cannot parse: {msg}", path) from None
         self.tags: dict[tuple[str, str], Any] = {}
         self.typedefs: dict[str, Any] = {}
         self.enumerators: dict[str, int] = {}
@@ -194,9 +199,13 @@ class HeaderTypes:
         self._done: dict[int, int] = {}
         self._layout: dict[int, tuple[int, int]] = {}
         real = os.path.realpath(path)
-        for node in ast.ext:
-            own = node.coord is not None and os.path.realpath(str(node.coord.file)) == real
-            self._collect(node, own)
+        try:
+            for node in ast.ext:
+                own = node.coord is not None and os.path.realpath(str(node.coord.file)) == real
+                self._collect(node, own)
+        except HeaderError as e:
+            e.path = path
+            raise
 
     # -- declarations --------------------------------------------------------------
 
@@ -239,10 +248,16 @@ class HeaderTypes:
     def lookup(self, spec: str) -> int:
         """The type id of ``struct x``/``union x``/``enum x``/a typedef name; 0 if absent."""
         words = spec.split()
-        if len(words) == 2 and (words[0], words[1]) in self.tags:
-            return self._convert(self.tags[(words[0], words[1])], 0)
-        if len(words) == 1 and words[0] in self.typedefs:
-            return self._typedef(words[0], 0)
+        try:
+            if len(words) == 2 and (words[0], words[1]) in self.tags:
+                return self._convert(self.tags[(words[0], words[1])], 0)
+            if len(words) == 1 and words[0] in self.typedefs:
+                return self._typedef(words[0], 0)
+        except HeaderError as e:
+            e.path = self.path
+            raise
+        except RecursionError:
+            raise HeaderError(f"{spec}: types nested too deeply", self.path) from None
         return 0
 
     def size_of(self, type_id: int) -> int:

@@ -80,7 +80,8 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     lines: list[str] = []
     if s.bits is not None:
         # A bitfield run: compare the storage bits its members own.
-        enc = s.bits.encode([f"self.{rec.fields[m.attr_index].attr}" for m in s.bits.members])
+        enc = s.bits.encode_int([f"self.{rec.fields[m.attr_index].attr}"
+                                 for m in s.bits.members])
         raw = s.bits.raw("w", 0)
         mask = s.bits.mask()
         keep_bits = (1 << (8 * s.bits.size)) - 1 ^ mask

@@ -37,14 +37,17 @@ def _root(dist: Any) -> str:
     return os.path.abspath(getattr(dist, "src_root", None) or os.curdir)
 
 
-def generate_skeleton(spec: SkeletonSpec, root: str, temp: str) -> str:
-    """Compile (when ``spec`` names a source) and generate; returns the module text."""
+def generate_skeleton(spec: SkeletonSpec, root: str, temp: str,
+                      vmlinux_dir: str | None = None) -> str:
+    """Compile (when ``spec`` names a source) in ``temp`` and generate; returns the
+    module text.  ``vmlinux_dir`` holds a ``vmlinux.h`` already written this build."""
     from btfgen.generate import generate_module
 
     if spec.source is not None:
         include: list[str] = []
         if spec.vmlinux_h:
-            include.append(os.path.dirname(write_vmlinux_h(os.path.join(temp, "include"))))
+            include.append(vmlinux_dir or
+                           os.path.dirname(write_vmlinux_h(os.path.join(temp, "include"))))
         obj = os.path.join(temp, f"{spec.stem}.bpf.o")
         cmd = compile_bpf(os.path.join(root, spec.source), obj, cflags=spec.cflags,
                           include=include, strip=spec.strip)
@@ -101,7 +104,9 @@ class BuildBtfgen(Command):  # type: ignore[misc]  # setuptools is untyped here
         """Where an editable install puts ``spec``'s module (relative to the project)."""
         build_py = self.get_finalized_command("build_py")
         package_dir = build_py.get_package_dir(spec.package) if spec.package else ""
-        return os.path.join(package_dir, spec.module_path.rpartition("/")[2])
+        path = os.path.join(package_dir, spec.module_path.rpartition("/")[2])
+        # with a src_root, setuptools answers with an absolute path
+        return os.path.relpath(path, _root(self.distribution)) if os.path.isabs(path) else path
 
     def _build_path(self, spec: SkeletonSpec) -> str:
         return os.path.join(str(self.build_lib), *spec.module_path.split("/"))
@@ -111,10 +116,13 @@ class BuildBtfgen(Command):  # type: ignore[misc]  # setuptools is untyped here
         temp = os.path.join(str(self.build_temp), "btfgen")
         os.makedirs(temp, exist_ok=True)
         texts = []
+        vmlinux_dir = None
         for spec in self.skeletons:
             _log.info("btfgen: %s -> %s", spec.input_path, spec.module)
             try:
-                texts.append(generate_skeleton(spec, root, temp))
+                if spec.vmlinux_h and vmlinux_dir is None:
+                    vmlinux_dir = os.path.dirname(write_vmlinux_h(os.path.join(temp, "include")))
+                texts.append(generate_skeleton(spec, root, temp, vmlinux_dir))
             except BtfgenError as e:
                 raise _SetuptoolsCompileError(f"btfgen: {spec.input_path}: {e}") from None
         for spec, text in zip(self.skeletons, texts, strict=True):

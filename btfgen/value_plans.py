@@ -320,13 +320,18 @@ class BitRun:
         return bits
 
     def encode(self, values: list[str]) -> str:
+        """The storage item for ``values`` (one expression per member)."""
+        expr = self.encode_int(values)
+        if self.code().endswith("s"):
+            return f'({expr}).to_bytes({self.size}, "{self.byteorder}")'
+        return expr
+
+    def encode_int(self, values: list[str]) -> str:
+        """The storage as an int."""
         parts = []
         for m, value in zip(self.members, values, strict=True):
             mask = (1 << m.width) - 1
             shift = self._shift(m)
             part = f"({value} & {mask:#x})"
             parts.append(f"{part} << {shift}" if shift else part)
-        expr = " | ".join(parts) if parts else "0"
-        if self.code().endswith("s"):
-            return f'({expr}).to_bytes({self.size}, "{self.byteorder}")'
-        return expr
+        return " | ".join(parts) if parts else "0"

@@ -114,6 +114,13 @@ int handle(void *ctx)
 		return 0;
 	fill(e);
 	bpf_ringbuf_submit(e, 0);
+#elif defined(CHOOSE)
+	struct event e1, e2;
+	struct event *e = bpf_get_prandom_u32() & 1 ? &e1 : &e2;
+
+	__builtin_memset(e, 0, sizeof(*e));
+	fill(e);
+	bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, e, sizeof(*e));
 #else
 	struct event e;
 
@@ -144,15 +151,16 @@ VARIANTS: dict[str, tuple[tuple[str, ...], bool]] = {
     "pool": (("GLOBAL_POOL",), True),
     "mapbtf": (("MAPBTF",), True),
     "decltag": (("DECL_TAG", "GLOBAL_POOL"), True),
+    "choose": (("CHOOSE",), False),
 }
 
 
-def build_variant(name: str, dest: Path) -> Path:
+def build_variant(name: str, dest: Path, clang: str = "clang") -> Path:
     """Compile variant ``name`` into ``dest/<name>.bpf.o`` (``event.h`` next to it)."""
     defines, strip = VARIANTS[name]
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "event.h").write_text(EVENT_H)
-    out = compile_bpf(PROG_C, dest / f"{name}.bpf.o",
+    out = compile_bpf(PROG_C, dest / f"{name}.bpf.o", clang=clang,
                       cflags=["-I", str(dest), *(f"-D{d}" for d in defines)])
     if strip:
         subprocess.run(["llvm-strip", "-g", str(out)], check=True)

@@ -6,12 +6,15 @@ Objects are compiled here (``clang -g``; "stripped" ones through
 
 from __future__ import annotations
 
+import io
+import random
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import compile_bpf, run_btfgen
+from elftools.elf.elffile import ELFFile
 from event_progs import EVENT_H, EVENT_SIZE, VARIANTS, build_variant
 
 from btfgen.bpf_insn import (
@@ -24,6 +27,7 @@ from btfgen.bpf_insn import (
 from btfgen.bpf_object import BpfObject
 from btfgen.btf_extend import BtfExtender
 from btfgen.btf_model import Btf, Struct, Union
+from btfgen.errors import BtfgenError
 from btfgen.event_types import (
     EventTypeError,
     EventTypes,
@@ -32,7 +36,7 @@ from btfgen.event_types import (
 )
 from btfgen.header_types import HeaderError, HeaderTypes
 from btfgen.info import c_type_name
-from btfgen.object_reader import read_input
+from btfgen.object_reader import read_input, read_object_bytes
 
 
 @pytest.fixture(scope="session")
@@ -75,12 +79,22 @@ def assert_event_members(et: EventTypes, map_name: str = "events") -> None:
     ("stack", "dwarf", "local 'e' of handle; bpf_perf_event_output in handle (32 bytes)"),
     ("call", "dwarf", "local 'e' of handle; bpf_perf_event_output in emit (32 bytes)"),
     ("ring", "dwarf", "pointer local in handle; bpf_ringbuf_reserve in handle (32 bytes)"),
+    ("choose", "dwarf", "size match in the object's source; bpf_perf_event_output"),
 ])
 def test_each_source_alone(variants: dict[str, Path], variant: str, source: str,
                            detail: str) -> None:
     name, src, size, got_detail = record(variants[variant])
     assert (name, src, size) == ("struct event", source, EVENT_SIZE)
     assert got_detail.startswith(detail)
+
+
+@pytest.mark.parametrize("variant, function", [("stack", "handle"), ("call", "emit")])
+def test_clang19_location_lists(variant: str, function: str, tmp_path: Path) -> None:
+    """clang 19 places stack locals with location lists of DW_OP_breg10 pieces."""
+    obj = build_variant(variant, tmp_path, clang="clang-19")
+    name, source, size, detail = record(obj)
+    assert (name, source, size) == ("struct event", "dwarf", EVENT_SIZE)
+    assert detail.startswith(f"local 'e' of handle; bpf_perf_event_output in {function}")
 
 
 def test_dwarf_types_land_in_a_split_btf(variants: dict[str, Path]) -> None:
@@ -133,10 +147,13 @@ def test_bad_event_options(variants: dict[str, Path]) -> None:
 def test_bad_header(variants: dict[str, Path], tmp_path: Path) -> None:
     h = tmp_path / "bad.h"
     h.write_text("struct event { int a; ;;; garbage here }\n")
-    with pytest.raises(HeaderError, match="cannot parse"):
+    with pytest.raises(HeaderError, match="cannot parse") as e:
         record(variants["stack_stripped"], header=str(h))
+    assert e.value.path == str(h)
     with pytest.raises(HeaderError, match="preprocessor failed"):
         record(variants["stack_stripped"], header=str(tmp_path / "missing.h"))
+    r = run_btfgen("info", variants["stack_stripped"], "--header", h)
+    assert r.returncode == 1 and r.stderr.startswith(f"btfgen: {h}: cannot parse")
 
 
 # -- combinations and precedence --------------------------------------------------------
@@ -194,6 +211,88 @@ def test_emit_sites(variants: dict[str, Path]) -> None:
     assert heap.data == MapValuePtr("heap", 0) and (heap.size.lo, heap.size.hi) == (16, 32)
     (ring,) = analyze(read_input(str(variants["ring"]))).sites
     assert (ring.helper, ring.size.lo, ring.data) == (HELPER_RINGBUF_RESERVE, 32, None)
+
+
+ASM_PROG = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, 4);
+	__uint(value_size, 4);
+} events SEC(".maps");
+char LICENSE[] SEC("license") = "GPL";
+/* exact instructions: a spilled data pointer, a size bounded by two checks,
+   a BPF-to-BPF call into another section passing a pointer to the caller's stack */
+asm(
+"	.text\n"
+"	.globl emit\n"
+"	.type emit,@function\n"
+"emit:\n"
+"	r4 = r2\n"
+"	r2 = events ll\n"
+"	r3 = 4294967295 ll\n"
+"	call 25\n"
+"	exit\n"
+"	.section \"tp/syscalls/sys_enter_getppid\",\"ax\"\n"
+"	.globl handle\n"
+"	.type handle,@function\n"
+"handle:\n"
+"	r6 = r1\n"
+"	r1 = r10\n"
+"	r1 += -48\n"
+"	*(u64 *)(r10 - 56) = r1\n"
+"	r7 = *(u32 *)(r6 + 8)\n"
+"	call 14\n"
+"	r4 = *(u64 *)(r10 - 56)\n"
+"	r1 = r6\n"
+"	r2 = events ll\n"
+"	r3 = 4294967295 ll\n"
+"	r5 = r7\n"
+"	if r5 > 48 goto out\n"
+"	if r5 < 8 goto out\n"
+"	call 25\n"
+"	r1 = r6\n"
+"	r2 = r10\n"
+"	r2 += -48\n"
+"	r5 = 40\n"
+"	call emit\n"
+"out:\n"
+"	r0 = 0\n"
+"	exit\n");
+"""
+
+
+def test_spills_bounds_and_calls(tmp_path: Path) -> None:
+    facts = analyze(read_input(str(compile_bpf(ASM_PROG, tmp_path / "asm.bpf.o"))))
+    got = [(s.function, s.section, s.insn, s.size.lo, s.size.hi, s.data) for s in facts.sites]
+    assert got == [
+        ("emit", ".text", 5, 40, 40, StackPtr("handle", -48)),
+        ("handle", "tp/syscalls/sys_enter_getppid", 15, 8, 48, StackPtr("handle", -48)),
+    ]
+    assert facts.stack_depth == {"handle": 56}
+
+
+def test_damaged_code_and_dwarf_raise_only_btfgen_errors(variants: dict[str, Path]) -> None:
+    """Random damage to program code, relocations and DWARF: a result or a
+    BtfgenError, never another exception."""
+    rnd = random.Random(99)
+    for variant in ("call", "ring", "choose", "varlen"):
+        data = variants[variant].read_bytes()
+        elf = ELFFile(io.BytesIO(data))
+        regions = [(int(sec["sh_offset"]), int(sec["sh_size"])) for sec in elf.iter_sections()
+                   if sec["sh_size"] and (sec["sh_flags"] & 4 or sec.name.startswith(
+                       (".rel", ".debug")))]
+        for _ in range(40):
+            b = bytearray(data)
+            off, size = rnd.choice(regions)
+            for _ in range(rnd.choice((1, 4, 16))):
+                b[off + rnd.randrange(size)] = rnd.randrange(256)
+            try:
+                resolve_event_types(read_object_bytes("damaged.o", bytes(b)))
+            except BtfgenError as e:
+                assert str(e) and "\n" not in str(e)
 
 
 # -- the annotation loads unchanged -------------------------------------------------------

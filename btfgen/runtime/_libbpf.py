@@ -114,6 +114,7 @@ int perf_buffer__epoll_fd(const struct perf_buffer *pb);
 int perf_buffer__poll(struct perf_buffer *pb, int timeout_ms);
 int perf_buffer__consume(struct perf_buffer *pb);
 size_t perf_buffer__buffer_cnt(const struct perf_buffer *pb);
+int perf_buffer__buffer(struct perf_buffer *pb, int buf_idx, void **buf, size_t *buf_size);
 
 typedef int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
 struct ring_buffer_opts { size_t sz; };

@@ -13,21 +13,29 @@ record as a :class:`WithPayload`: ``.record`` and the trailing bytes as
 ``.payload`` (including the kernel's padding of up to 7 bytes, which the program
 should let the reader cut off, e.g. with a length field in the record).
 
-Where a faster drain goes (see the performance issue): ``_Reader._deliver``
-is the single place records reach Python; a compiled drain can copy many raw
-samples into one buffer per poll and feed them to it (or to a batch decoder)
-without a C -> Python call per record.
+Perf buffers are drained by ``btfgen.runtime._drain`` when it is built (see
+:mod:`btfgen.runtime.drain`): one C call copies every waiting sample into one
+buffer, then Python decodes them with the record's precompiled ``struct``
+code and calls the callback -- no C -> Python call per record.  Without the
+extension, libbpf calls back into Python once per record.  ``read_batch()``
+returns everything waiting as one :class:`PerfBatch` (records as a list or a
+numpy structured array).
 """
 
 from __future__ import annotations
 
 import collections
+import errno
+import os
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from btfgen.runtime import drain as _drain
 from btfgen.runtime._libbpf import ffi, lib
+from btfgen.runtime.batch import PerfBatch
 from btfgen.runtime.bpfobj import MapPtr, Native, check_ptr
+from btfgen.runtime.codec import RecordCodec
 from btfgen.runtime.errors import _add_note, error_class
 from btfgen.runtime.maps import MapBase
 from btfgen.runtime.protocols import Codec, as_codec
@@ -39,6 +47,8 @@ PERF_RECORD_LOST, PERF_RECORD_SAMPLE = 2, 9
 PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT, PERF_SAMPLE_RAW = 1, 10, 1 << 10
 LIBBPF_PERF_EVENT_CONT = -2
 _PERF_ATTR_WATERMARK = 1 << 14
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_EINTR = -errno.EINTR
 _HDR = struct.Struct("<IHHI")  # perf_event_header + the sample's u32 raw size
 _LOST = struct.Struct("<QQ")
 
@@ -190,6 +200,10 @@ def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
         data = ffi.unpack(ffi.cast("char *", event), event.size)
         etype, _misc, _size, raw = _HDR.unpack_from(data)
         if etype == PERF_RECORD_SAMPLE:
+            if pb._sink is not None:  # read_batch() without the compiled drain
+                pb._sink.append((cpu, data[12:12 + raw]))
+                pb.received += 1
+                return LIBBPF_PERF_EVENT_CONT
             rec = pb._record(data, 12, raw)
             pb.received += 1
             if pb._callback is None:
@@ -208,10 +222,15 @@ def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
 
 
 class PerfBuffer(_Reader[R]):
-    """Per-CPU perf ring buffers of a PERF_EVENT_ARRAY map, drained by libbpf.
+    """Per-CPU perf ring buffers of a PERF_EVENT_ARRAY map.
 
     ``callback(cpu, record)`` per sample, ``lost_callback(cpu, count)`` per loss
     report; ``lost`` is the running total of samples the kernel dropped.
+    ``wakeup_events=N`` (or ``wakeup_bytes=B``) makes the kernel wake the reader
+    every N samples (B bytes) instead of every one, which costs the traced
+    program much less; ``poll()`` drains whatever is waiting when its timeout
+    expires, so records wait at most that long.  ``drain=False`` forces
+    libbpf's per-record callback even when the compiled drain is built.
     """
 
     _epoll_fn = "perf_buffer__epoll_fd"
@@ -220,14 +239,18 @@ class PerfBuffer(_Reader[R]):
                  callback: Callable[[int, Any], Any] | None,
                  lost_callback: Callable[[int, int], Any] | None = None, page_count: int = 64,
                  cpus: Sequence[int] | None = None, wakeup_events: int = 1,
-                 payload: bool = False) -> None:
+                 payload: bool = False, wakeup_bytes: int = 0, drain: bool = True) -> None:
         handle.owner.check_loaded()
         if page_count <= 0 or page_count & (page_count - 1):
             raise ValueError(f"page_count must be a power of two, not {page_count}")
+        if wakeup_bytes < 0 or wakeup_bytes >= page_count * _PAGE_SIZE:
+            raise ValueError(f"wakeup_bytes must be below the buffer size "
+                             f"({page_count * _PAGE_SIZE}), not {wakeup_bytes}")
         self._init_common(codec, callback)
         self._payload = payload
         self._what = f"perf buffer {handle.name}"
         self._lost_callback = lost_callback
+        self._sink: list[tuple[int, bytes]] | None = None
         #: Samples the kernel could not write (ring full), as reported so far.
         self.lost = 0
         self._handle_ref = ffi.new_handle(self)
@@ -237,7 +260,13 @@ class PerfBuffer(_Reader[R]):
         attr.config = PERF_COUNT_SW_BPF_OUTPUT
         attr.sample_type = PERF_SAMPLE_RAW
         attr.sample_period = 1
-        attr.wakeup_events = max(1, wakeup_events)
+        if wakeup_bytes:
+            attr.flags = _PERF_ATTR_WATERMARK
+            attr.wakeup_events = wakeup_bytes  # a union with wakeup_watermark
+        else:
+            attr.wakeup_events = max(1, wakeup_events)
+        #: True when poll() waits for more than one sample: it then drains on timeout.
+        self._batched_wakeup = bool(wakeup_bytes) or wakeup_events > 1
         opts = ffi.new("struct perf_buffer_raw_opts *")
         opts.sz = ffi.sizeof("struct perf_buffer_raw_opts")
         keep = []
@@ -257,14 +286,193 @@ class PerfBuffer(_Reader[R]):
         self._owner.own(self._native)
         #: The map this buffer reads.
         self.map_name = handle.name
+        count = int(lib().perf_buffer__buffer_cnt(ptr))
+        # libbpf opens ring i for cpus[i], or for the i-th online CPU.
+        self._cpus = list(cpus) if cpus is not None else _drain.online_cpus()
+        self._rings: _drain.RingSet | None = None
+        if drain and _drain.AVAILABLE and len(self._cpus) == count:
+            self._rings = _drain.RingSet(ptr, count, _PAGE_SIZE)
+        # Fixed-size records go one per slot of ``stride`` bytes; others are packed.
+        self._stride = self._size if (codec is not None and not payload) else 0
+        self._from_bytes: Any = None
+        if isinstance(codec, RecordCodec):
+            self._from_bytes = codec.cls.from_bytes
+        elif codec is not None:
+            self._from_bytes = codec.decode
+
+    @property
+    def drained(self) -> bool:
+        """True when the compiled drain serves this buffer (else libbpf callbacks)."""
+        return self._rings is not None
 
     def poll(self, timeout_ms: int = 100) -> int:
-        """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them."""
-        return self._run("poll", "perf_buffer__poll", timeout_ms)
+        """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them;
+        returns how many were delivered."""
+        if self._rings is None:
+            before = self.received
+            n = self._run("poll", "perf_buffer__poll", timeout_ms)
+            if n == 0 and self._batched_wakeup:  # timed out: take what did not wake us
+                self._run("consume", "perf_buffer__consume")
+            return self.received - before
+        self._wait(timeout_ms)
+        return self._drain_deliver()
 
     def consume(self) -> int:
-        """Deliver whatever is waiting, without blocking."""
-        return self._run("consume", "perf_buffer__consume")
+        """Deliver whatever is waiting, without blocking; returns the record count."""
+        if self._rings is None:
+            before = self.received
+            self._run("consume", "perf_buffer__consume")
+            return self.received - before
+        self._ptr()
+        return self._drain_deliver()
+
+    def _wait(self, timeout_ms: int) -> None:
+        assert self._rings is not None
+        self._ptr()  # raises if closed
+        if timeout_ms == 0:
+            return
+        with self._native.using() as ptr:
+            rc = self._rings.wait(int(lib().perf_buffer__epoll_fd(ptr)), timeout_ms)
+        if rc < 0 and rc != _EINTR:
+            raise error_class(rc)(f"{type(self).__name__}: poll", rc)
+
+    def _drain_once(self, stride: int) -> tuple[int, bytes, list[int], list[int] | None, bool]:
+        """One C drain: (count, data, per-ring counts, sizes or None, more waiting)."""
+        rings = self._rings
+        assert rings is not None
+        with self._native.using() as ptr:
+            if ptr is None:
+                return 0, b"", [], None, False
+            n = rings.drain(stride)
+            lost = rings.take_lost()
+            out = rings.out
+            more = bool(out.more)
+            if n:
+                data = rings.data()
+                counts = rings.ring_counts()
+                sizes = rings.sizes() if (out.short_count or not stride) else None
+            else:
+                data, counts, sizes = b"", [], None
+        if any(lost):
+            for i, count in enumerate(lost):
+                if count:
+                    self._report_lost(self._cpus[i], count)
+        return n, data, counts, sizes, more
+
+    def _report_lost(self, cpu: int, count: int) -> None:
+        self.lost += count
+        if self._lost_callback is not None:
+            try:
+                self._lost_callback(cpu, count)
+            except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                self._fail(e)
+
+    def _drain_deliver(self) -> int:
+        total = 0
+        more = True
+        while more:
+            n, data, counts, sizes, more = self._drain_once(self._stride)
+            if n:
+                self.received += n
+                if sizes is None:
+                    self._deliver_fixed(data, counts)
+                else:
+                    self._deliver_sized(data, counts, sizes)
+            total += n
+        self._raise_pending()
+        return total
+
+    def _deliver_fixed(self, data: bytes, counts: list[int]) -> None:
+        """Records at a fixed stride, each at least a whole record (the hot path)."""
+        decode, callback, stride, cpus = self._from_bytes, self._callback, self._stride, self._cpus
+        pos = 0
+        for ring, count in enumerate(counts):
+            if not count:
+                continue
+            cpu = cpus[ring]
+            end = pos + count * stride
+            if callback is None:
+                self._queue.extend([(cpu, decode(data, off)) for off in range(pos, end, stride)])
+            else:
+                for off in range(pos, end, stride):
+                    try:
+                        callback(cpu, decode(data, off))
+                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                        self._fail(e)
+            pos = end
+
+    def _deliver_sized(self, data: bytes, counts: list[int], sizes: list[int]) -> None:
+        """Records of any size (payloads, raw bytes, short samples): one at a time."""
+        stride, cpus = self._stride, self._cpus
+        pos = idx = 0
+        for ring, count in enumerate(counts):
+            cpu = cpus[ring]
+            for size in sizes[idx:idx + count]:
+                try:
+                    rec = self._record(data, pos, min(size, stride) if stride else size)
+                    if self._callback is None:
+                        self._queue.append((cpu, rec))
+                    else:
+                        self._callback(cpu, rec)
+                except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                    self._fail(e)
+                pos = pos + stride if stride else (pos + size + 7) & ~7
+            idx += count
+
+    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
+        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
+        as one :class:`PerfBatch`: no Python call per record.
+
+        The callback is not called for these records; lost samples are counted
+        (``lost``, ``lost_callback``) as usual.
+        """
+        codec = self._codec
+        if self._payload or codec is None:
+            raise TypeError("read_batch needs fixed-size records (a record type, no payload)")
+        stride = self._size
+        if self._rings is None:
+            return self._read_batch_fallback(codec, timeout_ms, stride)
+        self._ptr()
+        self._wait(timeout_ms)
+        chunks: list[bytes] = []
+        segments: list[tuple[int, int]] = []
+        all_sizes: list[int] = []
+        short = False
+        more = True
+        while more:
+            n, data, counts, sizes, more = self._drain_once(stride)
+            if n:
+                chunks.append(data)
+                segments.extend((self._cpus[r], c) for r, c in enumerate(counts) if c)
+                if sizes is not None:
+                    short = True
+                all_sizes.extend(sizes if sizes is not None else [stride] * n)
+        self._raise_pending()
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        count = len(data) // stride
+        self.received += count
+        return PerfBatch(data, codec, segments, all_sizes if short else None)
+
+    def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int,
+                             stride: int) -> PerfBatch[R]:
+        sink: list[tuple[int, bytes]] = []
+        self._sink = sink
+        try:
+            if timeout_ms:
+                self._run("poll", "perf_buffer__poll", timeout_ms)
+            self._run("consume", "perf_buffer__consume")
+        finally:
+            self._sink = None
+        segments: list[tuple[int, int]] = []
+        for cpu, _raw in sink:
+            if segments and segments[-1][0] == cpu:
+                segments[-1] = (cpu, segments[-1][1] + 1)
+            else:
+                segments.append((cpu, 1))
+        data = b"".join(raw[:stride].ljust(stride, b"\0") for _cpu, raw in sink)
+        short = any(len(raw) < stride for _cpu, raw in sink)
+        return PerfBatch(data, codec, segments,
+                         [len(raw) for _cpu, raw in sink] if short else None)
 
     @property
     def buffer_count(self) -> int:
@@ -369,29 +577,33 @@ class PerfEventArray(MapBase, Generic[R]):
     def open_perf_buffer(self, callback: Callable[[int, R], object] | None = None,
                          lost_callback: Callable[[int, int], object] | None = None,
                          page_count: int = 64, cpus: Sequence[int] | None = None, *,
-                         wakeup_events: int = 1,
+                         wakeup_events: int = 1, wakeup_bytes: int = 0, drain: bool = True,
                          payload: Literal[False] = False) -> PerfBuffer[R]: ...
 
     @overload
     def open_perf_buffer(self, callback: Callable[[int, WithPayload[R]], object] | None = None,
                          lost_callback: Callable[[int, int], object] | None = None,
                          page_count: int = 64, cpus: Sequence[int] | None = None, *,
-                         wakeup_events: int = 1,
+                         wakeup_events: int = 1, wakeup_bytes: int = 0, drain: bool = True,
                          payload: Literal[True]) -> PerfBuffer[WithPayload[R]]: ...
 
     def open_perf_buffer(self, callback: Callable[[int, Any], object] | None = None,
                          lost_callback: Callable[[int, int], object] | None = None,
                          page_count: int = 64, cpus: Sequence[int] | None = None, *,
-                         wakeup_events: int = 1, payload: bool = False) -> PerfBuffer[Any]:
+                         wakeup_events: int = 1, wakeup_bytes: int = 0, drain: bool = True,
+                         payload: bool = False) -> PerfBuffer[Any]:
         """Open per-CPU buffers (``page_count`` pages each, on ``cpus`` or all) and
         deliver decoded records to ``callback(cpu, record)``.
 
         Without a callback, iterate over the buffer instead.  ``payload=True``
         delivers :class:`WithPayload` (the record and the bytes after it);
-        ``wakeup_events`` wakes the reader every N samples instead of every one.
+        ``wakeup_events`` wakes the reader every N samples instead of every one
+        (``wakeup_bytes``: every B bytes); ``poll(timeout)`` still delivers what
+        is waiting when the timeout expires.  ``drain=False`` uses libbpf's
+        per-record callback instead of the compiled drain.
         """
         return PerfBuffer(self._h, self.record_codec, callback, lost_callback, page_count, cpus,
-                          wakeup_events, payload)
+                          wakeup_events, payload, wakeup_bytes, drain)
 
 
 class RingBuf(MapBase, Generic[R]):

@@ -39,7 +39,7 @@ def names() -> st.SearchStrategy[bytes]:
     )
 
 
-_BASE = (("int", 4, INT_SIGNED), ("unsigned int", 4, 0), ("char", 1, INT_CHAR | INT_SIGNED),
+_BASE = (("int", 4, INT_SIGNED), ("unsigned int", 4, 0), ("char", 1, INT_SIGNED),
          ("_Bool", 1, INT_BOOL), ("long long", 8, INT_SIGNED), ("unsigned short", 2, 0),
          ("unsigned __int128", 16, 0))
 
@@ -155,5 +155,6 @@ def btf_blobs(draw: Any, max_types: int = 14) -> bytes:
     if lie == 1:
         return b.build(order, str_len=draw(st.sampled_from((0, 1, 0xFFFFFFFF))))
     if lie == 2:
-        return b.build(order, hdr_len=draw(st.sampled_from((0, 23, 32, 0xFFFFFFFF))))
+        return b.build(order, hdr_len=draw(st.sampled_from((0, 23, 32, 0xFFFFFFFF))),
+                       header_tail=b"")
     return b.build(order)

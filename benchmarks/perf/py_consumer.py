@@ -1,0 +1,158 @@
+"""Benchmark consumers in Python: btfgen's paths and bcc's.
+
+    py_consumer.py MODE TARGET_TGID PAGES [SKEL_DIR]
+
+MODE: event (btfgen per-event callback), event-nodrain (libbpf callback per
+record, the fallback), batch (read_batch + numpy), batch-records (read_batch +
+records()), event-w64 / batch-w64 (wakeup every 64 samples), bcc (bcc's
+``b["events"].event(data)``; run with the system python3).  Same protocol as
+c_consumer.c: "ready", SIGUSR1 drains and prints "drained", SIGUSR2 ends with
+one JSON line (received, lost, attempts, successes, cpu_s, bad).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+K, MASK = 2654435761, (1 << 64) - 1
+flags = {"drain": False, "stop": False}
+
+
+def on_signal(sig: int, _frame: Any) -> None:
+    flags["drain" if sig == signal.SIGUSR1 else "stop"] = True
+
+
+BCC_SRC = r"""
+struct event { u64 seq; u64 ts_ns; u32 pid; u32 cpu; char comm[16]; u64 check; };
+BPF_PERF_OUTPUT(events);
+BPF_ARRAY(counts, u64, 2);
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct event e = {};
+    int k0 = 0, k1 = 1;
+    if ((id >> 32) != TARGET)
+        return 0;
+    u64 *a = counts.lookup(&k0), *s = counts.lookup(&k1);
+    if (!a || !s)
+        return 0;
+    e.seq = __sync_fetch_and_add(a, 1);
+    e.ts_ns = bpf_ktime_get_ns();
+    e.pid = (u32)id;
+    e.cpu = bpf_get_smp_processor_id();
+    bpf_get_current_comm(e.comm, sizeof(e.comm));
+    e.check = e.seq * 2654435761ULL;
+    if (events.perf_submit(args, &e, sizeof(e)) == 0)
+        __sync_fetch_and_add(s, 1);
+    return 0;
+}
+"""
+
+
+def run_loop(poll: Any, consume: Any) -> None:
+    print("ready", flush=True)
+    while not flags["stop"]:
+        poll()
+        if flags["drain"]:
+            flags["drain"] = False
+            consume()
+            print("drained", flush=True)
+    consume()
+
+
+def bcc_main(target: int, pages: int) -> dict[str, Any]:
+    from bcc import BPF  # type: ignore[import-not-found]
+
+    b = BPF(text=BCC_SRC, cflags=[f"-DTARGET={target}"])
+    st = {"received": 0, "lost": 0, "bad": 0}
+
+    def cb(cpu: int, data: Any, size: int) -> None:
+        ev = b["events"].event(data)
+        st["received"] += 1
+        if ev.check != (ev.seq * K) & MASK:
+            st["bad"] += 1
+
+    def lost_cb(n: int) -> None:
+        st["lost"] += n
+
+    b["events"].open_perf_buffer(cb, page_cnt=pages, lost_cb=lost_cb)
+    t0 = time.process_time()
+    run_loop(lambda: b.perf_buffer_poll(100), lambda: b.perf_buffer_poll(0))
+    cpu = time.process_time() - t0
+    counts = b["counts"]
+    return {**st, "cpu_s": cpu, "attempts": counts[0].value, "successes": counts[1].value}
+
+
+def btfgen_main(mode: str, target: int, pages: int, skel_dir: str) -> dict[str, Any]:
+    spec = importlib.util.spec_from_file_location("bench_skel", Path(skel_dir) / "bench_skel.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_skel"] = mod
+    spec.loader.exec_module(mod)
+    skel = mod.BenchSkel.open()
+    skel.rodata.target_tgid = target
+    skel.load()
+    skel.attach()
+    st = {"received": 0, "bad": 0}
+    wakeup = 64 if mode.endswith("-w64") else 1
+    base = mode.removesuffix("-w64")
+    if base.startswith("event"):
+        n = [0]
+        bad = []
+
+        def cb(cpu: int, ev: Any) -> None:
+            n[0] += 1
+            if ev.check != (ev.seq * K) & MASK:
+                bad.append(ev)
+
+        pb = skel.maps.events.open_perf_buffer(cb, page_count=pages, wakeup_events=wakeup,
+                                               drain=(base != "event-nodrain"))
+        t0 = time.process_time()
+        run_loop(lambda: pb.poll(100), pb.consume)
+        cpu = time.process_time() - t0
+        st["received"], st["bad"] = n[0], len(bad)
+    else:
+        import numpy as np
+
+        pb = skel.maps.events.open_perf_buffer(page_count=pages, wakeup_events=wakeup)
+        as_records = base == "batch-records"
+
+        def take(timeout: int) -> None:
+            batch = pb.read_batch(timeout)
+            if not len(batch):
+                return
+            if as_records:
+                recs = batch.records()
+                st["received"] += len(recs)
+                st["bad"] += sum(1 for r in recs if r.check != (r.seq * K) & MASK)
+            else:
+                arr = batch.array()
+                st["received"] += len(arr)
+                st["bad"] += int(np.count_nonzero(arr["check"] != arr["seq"] * np.uint64(K)))
+
+        t0 = time.process_time()
+        run_loop(lambda: take(100), lambda: take(0))
+        cpu = time.process_time() - t0
+    return {**st, "lost": pb.lost, "cpu_s": cpu, "attempts": skel.bss.attempts,
+            "successes": skel.bss.successes, "drained": pb.drained}
+
+
+def main() -> None:
+    mode, target, pages = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    signal.signal(signal.SIGUSR1, on_signal)
+    signal.signal(signal.SIGUSR2, on_signal)
+    if mode == "bcc":
+        res = bcc_main(target, pages)
+    else:
+        res = btfgen_main(mode, target, pages, sys.argv[4])
+    print(json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""cffi build script for ``btfgen.runtime._drain`` (the compiled perf ring drain).
+
+Run by setuptools through ``cffi_modules`` in setup.py at ``pip install``; the C
+code is ``_drain.c`` beside this file and needs only libc headers.  The runtime
+falls back to a pure-Python drain when the extension is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+CDEF = """
+struct btfgen_ring { char *base; uint64_t page_size; uint64_t data_size; };
+struct btfgen_drain_out {
+    char *data; uint64_t data_size; uint32_t *sizes; uint32_t max_records;
+    uint32_t *ring_counts; uint64_t *ring_lost;
+    uint32_t count; uint64_t used; uint32_t short_count; uint32_t more;
+};
+int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
+                 struct btfgen_drain_out *out);
+int btfgen_wait(int epoll_fd, int timeout_ms);
+uint64_t btfgen_pending(struct btfgen_ring *rings, int nrings);
+"""
+
+ffibuilder = FFI()
+ffibuilder.cdef(CDEF)
+ffibuilder.set_source("btfgen.runtime._drain",
+                      (Path(__file__).with_name("_drain.c")).read_text(),
+                      extra_compile_args=["-O2"])
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,241 @@
+"""Batches of fixed-size records: one contiguous buffer, decoded in bulk.
+
+:meth:`PerfBuffer.read_batch() <btfgen.runtime.buffers.PerfBuffer.read_batch>`
+returns a :class:`PerfBatch`: the records back to back (``stride`` bytes each)
+and which CPU each run of records came from.  ``records()`` decodes them into
+the generated record classes; ``array()`` views them as a numpy structured
+array (numpy is the optional ``numpy`` extra) whose dtype comes from the
+record's C layout (:func:`record_dtype`): explicit offsets, nested structs,
+unions as overlapping fields, arrays as sub-arrays, ``char[N]`` as ``S<N>``.
+Bitfields have no numpy type: :meth:`PerfBatch.column` derives them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from btfgen.runtime.codec import Codec, RecordCodec
+
+R = TypeVar("R")
+
+__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "record_dtype", "record_layout"]
+
+
+@dataclass(frozen=True)
+class Bitfield:
+    """A bitfield member: ``bits`` bits at bit ``shift`` of the bytes at ``offset``."""
+
+    name: str
+    offset: int
+    shift: int
+    bits: int
+    signed: bool
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """A record's numpy dtype and the bitfields it cannot express."""
+
+    dtype: Any
+    bitfields: dict[str, Bitfield]
+
+
+def _np() -> Any:
+    try:
+        import numpy
+    except ImportError:
+        raise ImportError("numpy is needed for structured arrays: pip install "
+                          "'btfgen[numpy]'") from None
+    return numpy
+
+
+_layouts: dict[Any, RecordLayout] = {}
+
+
+def record_layout(record: Any, ffi: Any = None, spelling: str | None = None) -> RecordLayout:
+    """The :class:`RecordLayout` of a generated record class (or codec of one).
+
+    The layout comes from the ``ffi`` declarations of the class's generated
+    module (``TYPES`` names its C spelling); pass ``ffi`` and ``spelling`` for
+    other classes, or give the class a ``DTYPE`` attribute.
+    """
+    cls = record.cls if isinstance(record, RecordCodec) else record
+    key = (cls, spelling)
+    if key in _layouts:
+        return _layouts[key]
+    given = getattr(cls, "DTYPE", None)
+    if given is not None and ffi is None:
+        layout = RecordLayout(_np().dtype(given), {})
+    else:
+        if ffi is None or spelling is None:
+            mod = sys.modules.get(getattr(cls, "__module__", ""), None)
+            types = getattr(mod, "TYPES", None) or {}
+            spelling = spelling or next((s for s, c in types.items() if c is cls), None)
+            ffi = ffi if ffi is not None else getattr(mod, "ffi", None)
+        if ffi is None or spelling is None:
+            raise TypeError(f"no C layout known for {cls!r}: not a generated record class "
+                            "(pass ffi= and spelling=, or set DTYPE)")
+        bitfields: dict[str, Bitfield] = {}
+        layout = RecordLayout(_ctype_dtype(ffi, ffi.typeof(spelling), 0, bitfields, ""),
+                              bitfields)
+    _layouts[key] = layout
+    return layout
+
+
+def record_dtype(record: Any, ffi: Any = None, spelling: str | None = None) -> Any:
+    """The numpy structured dtype of a record (see :func:`record_layout`)."""
+    return record_layout(record, ffi, spelling).dtype
+
+
+def _ctype_dtype(ffi: Any, t: Any, base: int, bitfields: dict[str, Bitfield],
+                 prefix: str) -> Any:
+    np = _np()
+    kind = t.kind
+    if kind in ("struct", "union"):
+        names: list[str] = []
+        formats: list[Any] = []
+        offsets: list[int] = []
+        for name, f in t.fields or ():
+            if not name:
+                continue
+            if f.bitsize >= 0:
+                ft = f.type
+                signed = ft.kind == "primitive" and int(ffi.cast(ft, -1)) < 0
+                bitfields[prefix + name] = Bitfield(prefix + name, base + f.offset,
+                                                    f.bitshift, f.bitsize, signed)
+                continue
+            names.append(name)
+            # Nested bitfields are addressed from the record start: keep absolute offsets.
+            formats.append(_ctype_dtype(ffi, f.type, base + f.offset, bitfields,
+                                        f"{prefix}{name}."))
+            offsets.append(f.offset)
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                         "itemsize": ffi.sizeof(t)})
+    if kind == "array":
+        item = t.item
+        if item.kind == "primitive" and item.cname == "char":
+            return np.dtype(f"S{t.length}")
+        return np.dtype((_ctype_dtype(ffi, item, base, {}, prefix), (t.length,)))
+    if kind == "pointer":
+        return np.dtype(f"=u{ffi.sizeof(t)}")
+    if kind == "enum":
+        size = ffi.sizeof(t)
+        negative = any(v < 0 for v in (t.elements or {}))
+        return np.dtype(f"={'i' if negative else 'u'}{size}")
+    if kind == "primitive":
+        size = ffi.sizeof(t)
+        name = t.cname
+        if name == "_Bool":
+            return np.dtype("?")
+        if name in ("float", "double"):
+            return np.dtype(f"=f{size}")
+        if name == "char":
+            return np.dtype("S1")
+        if name == "long double":
+            return np.dtype(f"V{size}")
+        signed = int(ffi.cast(t, -1)) < 0
+        return np.dtype(f"={'i' if signed else 'u'}{size}")
+    return np.dtype(f"V{ffi.sizeof(t)}")
+
+
+class PerfBatch(Generic[R]):
+    """Records drained from a perf buffer in one call.
+
+    ``data`` holds ``len(batch)`` records of ``stride`` bytes (each sample cut
+    or zero-padded to the record size); ``segments`` lists ``(cpu, count)`` runs
+    in order.  ``sizes`` (or None when every sample was at least a record) holds
+    each sample's raw size.
+    """
+
+    __slots__ = ("data", "codec", "stride", "segments", "sizes")
+
+    def __init__(self, data: bytes, codec: Codec[R], segments: list[tuple[int, int]],
+                 sizes: list[int] | None = None) -> None:
+        self.data = data
+        self.codec = codec
+        self.stride = codec.size
+        self.segments = segments
+        self.sizes = sizes
+
+    def __len__(self) -> int:
+        return len(self.data) // self.stride if self.stride else 0
+
+    def _check_sizes(self) -> None:
+        if self.sizes is not None:
+            short = [i for i, s in enumerate(self.sizes) if s < self.stride]
+            if short:
+                raise ValueError(f"{len(short)} samples shorter than the {self.stride}-byte "
+                                 f"record (first: #{short[0]}, {self.sizes[short[0]]} bytes)")
+
+    def records(self) -> list[R]:
+        """Every record decoded (generated record objects)."""
+        self._check_sizes()
+        codec = self.codec
+        dec = codec.cls.from_bytes if isinstance(codec, RecordCodec) else codec.decode
+        data, stride = self.data, self.stride
+        return [dec(data, off) for off in range(0, len(data), stride)]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.records())
+
+    def cpus(self) -> list[int]:
+        """The CPU of each record."""
+        out: list[int] = []
+        for cpu, count in self.segments:
+            out.extend([cpu] * count)
+        return out
+
+    def array(self, dtype: Any = None) -> Any:
+        """The records as a read-only numpy structured array (no copy).
+
+        ``dtype`` defaults to :func:`record_dtype` of the record type.
+        """
+        self._check_sizes()
+        np = _np()
+        if dtype is None:
+            dtype = record_dtype(self.codec)
+        return np.frombuffer(self.data, dtype=dtype, count=len(self))
+
+    def cpu_array(self) -> Any:
+        """The CPU of each record as a numpy array."""
+        np = _np()
+        if not self.segments:
+            return np.zeros(0, dtype=np.int32)
+        cpus = np.array([cpu for cpu, _count in self.segments], dtype=np.int32)
+        return np.repeat(cpus, [count for _cpu, count in self.segments])
+
+    def column(self, name: str) -> Any:
+        """One column by name: a dtype field (``"pair.lo"`` for nested ones) or a
+        bitfield, derived from the record bytes (numpy has no bitfield type)."""
+        layout = record_layout(self.codec)
+        bf = layout.bitfields.get(name)
+        if bf is None:
+            arr = self.array(layout.dtype)
+            for part in name.split("."):
+                arr = arr[part]
+            return arr
+        np = _np()
+        raw = np.frombuffer(self.data, dtype=np.uint8).reshape(-1, self.stride)
+        first = bf.offset + bf.shift // 8
+        last = bf.offset + (bf.shift + bf.bits - 1) // 8
+        word = np.zeros(len(raw), dtype=np.uint64)
+        for i, pos in enumerate(range(first, last + 1)):
+            word |= raw[:, pos].astype(np.uint64) << np.uint64(8 * i)
+        value = (word >> np.uint64(bf.shift % 8)) & np.uint64((1 << bf.bits) - 1)
+        if not bf.signed:
+            return value
+        sign = np.uint64(1 << (bf.bits - 1))
+        return (value ^ sign).astype(np.int64) - np.int64(1 << (bf.bits - 1))
+
+    def columns(self, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Top-level fields and bitfields as a dict of numpy arrays."""
+        layout = record_layout(self.codec)
+        if names is None:
+            names = [*layout.dtype.names, *layout.bitfields]
+        return {n: self.column(n) for n in names}
+
+    def __repr__(self) -> str:
+        return f"<PerfBatch {len(self)} records, {len(self.segments)} segments>"

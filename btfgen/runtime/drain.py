@@ -1,0 +1,121 @@
+"""The compiled perf ring drain: many records per call, no Python per record.
+
+``btfgen.runtime._drain`` (C, cffi API mode, built by ``pip install``; see
+``_drain.c``) copies every sample waiting in libbpf's mmap'ed per-CPU rings into
+one contiguous buffer per call, at a fixed stride (one record per slot) or
+packed, and advances the rings' tails.  Python then decodes the whole buffer.
+
+When the extension is missing (or ``BTFGEN_NO_DRAIN=1``), :data:`AVAILABLE` is
+False and :class:`~btfgen.runtime.buffers.PerfBuffer` falls back to libbpf's
+per-record callback, which works everywhere but costs a C -> Python call per
+record.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from btfgen.runtime._libbpf import ffi as libbpf_ffi
+from btfgen.runtime._libbpf import lib
+
+_ext: Any
+try:
+    if os.environ.get("BTFGEN_NO_DRAIN"):
+        raise ImportError("disabled by BTFGEN_NO_DRAIN")
+    from btfgen.runtime import _drain as _ext  # type: ignore[attr-defined, no-redef]
+except ImportError as _e:
+    _ext = None
+    #: Why the compiled drain is not used (None when it is).
+    UNAVAILABLE_REASON: str | None = str(_e)
+else:
+    UNAVAILABLE_REASON = None
+
+#: True when the compiled drain is importable and enabled.
+AVAILABLE = _ext is not None
+
+#: Smallest perf record holding a sample: header (8) + raw size (4) + 4 bytes.
+_MIN_RECORD = 16
+
+
+def online_cpus() -> list[int]:
+    """The online CPUs, in order (libbpf opens one ring per online CPU)."""
+    try:
+        text = open("/sys/devices/system/cpu/online").read().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+class RingSet:
+    """The rings of one libbpf ``struct perf_buffer`` and a drain buffer for them."""
+
+    def __init__(self, pb_ptr: Any, count: int, page_size: int) -> None:
+        assert _ext is not None
+        ffi = _ext.ffi
+        self._lib = _ext.lib
+        self.count = count
+        self.rings = ffi.new("struct btfgen_ring[]", max(count, 1))
+        total = 0
+        base = libbpf_ffi.new("void **")
+        size = libbpf_ffi.new("size_t *")
+        for i in range(count):
+            rc = lib().perf_buffer__buffer(pb_ptr, i, base, size)
+            if rc < 0:
+                continue  # left NULL: the drain skips it
+            self.rings[i].base = ffi.cast("char *", int(libbpf_ffi.cast("uintptr_t", base[0])))
+            self.rings[i].page_size = page_size
+            self.rings[i].data_size = size[0]
+            total += int(size[0])
+        #: Bytes of all rings together: one drain never copies more.
+        self.capacity = max(total, page_size)
+        max_records = self.capacity // _MIN_RECORD
+        self._data = ffi.new("char[]", self.capacity)
+        self._sizes = ffi.new("uint32_t[]", max_records)
+        self._counts = ffi.new("uint32_t[]", max(count, 1))
+        self._lost = ffi.new("uint64_t[]", max(count, 1))
+        out = ffi.new("struct btfgen_drain_out *")
+        out.data = self._data
+        out.data_size = self.capacity
+        out.sizes = self._sizes
+        out.max_records = max_records
+        out.ring_counts = self._counts
+        out.ring_lost = self._lost
+        self.out = out
+        self._ffi = ffi
+
+    def wait(self, epoll_fd: int, timeout_ms: int) -> int:
+        """epoll_wait without the GIL: ready fds, 0 on timeout, -errno."""
+        return int(self._lib.btfgen_wait(epoll_fd, timeout_ms))
+
+    def drain(self, stride: int) -> int:
+        """Copy what is waiting into the drain buffer; returns the record count."""
+        return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
+
+    def data(self) -> bytes:
+        """The bytes the last drain wrote."""
+        return self._ffi.unpack(self._data, self.out.used)  # type: ignore[no-any-return]
+
+    def sizes(self) -> list[int]:
+        """Raw sample size of each record of the last drain."""
+        return self._ffi.unpack(self._sizes, self.out.count)  # type: ignore[no-any-return]
+
+    def ring_counts(self) -> list[int]:
+        """Records per ring in the last drain."""
+        return self._ffi.unpack(self._counts, self.count)  # type: ignore[no-any-return]
+
+    def take_lost(self) -> list[int]:
+        """Lost samples reported per ring since the last call (then reset)."""
+        lost: list[int] = self._ffi.unpack(self._lost, self.count)
+        if any(lost):
+            for i in range(self.count):
+                self._lost[i] = 0
+        return lost
+
+    def pending(self) -> int:
+        """Bytes waiting in the rings."""
+        return int(self._lib.btfgen_pending(self.rings, self.count))

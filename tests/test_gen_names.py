@@ -1,0 +1,101 @@
+"""Names from BTF are untrusted: hostile names still give a valid, clean module."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from btf_builder import BtfBuilder
+from conftest import run_btfgen
+from gen_util import load, mypy_strict, ruff
+
+from btfgen.naming import UniqueNames, attr_name, class_name, enum_member_name, py_str
+
+HOSTILE_MEMBERS = [
+    "class", "__init__", "self", "SIZE", "from_bytes", "to_bytes", "_raw", "int", "type",
+    'q"uote', "new\nline", "1abc", "__pad", "x", "x", "Root", "ffi", "TYPES", "struct",
+    "back\\slash", b"\xff\xfe", "l", "é",
+]
+
+
+def _hostile_btf() -> bytes:
+    b = BtfBuilder()
+    i = b.int_("int", 4, signed=True)
+    u8 = b.int_("unsigned char", 1)
+    weird = b.struct('evil"""\nname\\', 4, [("v", i, 0)])
+    enum = b.enum("class", 4, [("name", 1), ("value", 2), ("_sunder_", 3), ("__private", 4),
+                               ("None", 5), ("RED", 6), ("RED", 7), ("mro", 8), ("", 9)])
+    dunder = b.struct("__init__", 1, [("__class__", u8, 0)])
+    same = b.struct("Root", 4, [("a", i, 0)])  # collides with the class for "root"
+    members = []
+    for n, name in enumerate(HOSTILE_MEMBERS):
+        members.append((name, i, 32 * n))
+    size = 4 * len(HOSTILE_MEMBERS)
+    members += [("w", weird, 8 * size), ("e", enum, 8 * (size + 4)),
+                ("d", dunder, 8 * (size + 8)), ("s", same, 8 * (size + 12))]
+    b.struct("root", size + 16, members)
+    return b.build()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModuleType]:
+    d = tmp_path_factory.mktemp("names")
+    src = d / "hostile.btf"
+    src.write_bytes(_hostile_btf())
+    out = d / "hostile_skel.py"
+    r = run_btfgen("gen", src, "-o", out, "--type", "struct root")
+    assert r.returncode == 0, r.stderr
+    return out, load(out)
+
+
+def test_hostile_module_imports_and_round_trips(hostile: tuple[Path, ModuleType]) -> None:
+    _, mod = hostile
+    root = mod.TYPES["struct root"]
+    fields = [f.name for f in dataclasses.fields(root) if f.name != "_raw"]
+    assert fields[:len(HOSTILE_MEMBERS)] == [
+        "class_", "__init___", "self", "SIZE_", "from_bytes_", "to_bytes_", "_raw_", "int_",
+        "type_", "q_uote", "new_line", "_1abc", "pad_", "x", "x_2", "Root_", "ffi_", "TYPES_",
+        "struct_", "back_slash", "_x_", "l_", "__"]
+    data = bytes(range(root.SIZE))
+    r = root.from_bytes(data)
+    padding = slice(101, 104)  # after the 1-byte struct member "d"
+    assert r.to_bytes() == data[:padding.start] + bytes(3) + data[padding.stop:]
+    assert root.from_bytes(r.to_bytes()) == r
+    assert getattr(r, "self") == int.from_bytes(data[8:12], "little")
+
+
+def test_hostile_type_names(hostile: tuple[Path, ModuleType]) -> None:
+    _, mod = hostile
+    assert mod.TYPES['struct evil"""\nname\\'].__name__ == "EvilName"
+    assert mod.TYPES["struct root"].__name__ == "Root"
+    assert mod.TYPES["struct Root"].__name__ == "Root_2"
+    assert mod.TYPES["struct __init__"].__name__ == "Init"
+    enum = mod.TYPES["enum class"]
+    assert enum.__name__ == "Class"
+    assert [m.name for m in enum] == ["name_", "value_", "sunder__", "private_", "None_",
+                                      "RED", "RED_2", "mro_", "V_"]
+    assert mod.Root.__doc__ == "C ``struct root`` (108 bytes)."
+    assert mod.EvilName.__doc__ == 'C ``struct evil"""\nname\\`` (4 bytes).'
+
+
+def test_hostile_module_is_lint_and_type_clean(hostile: tuple[Path, ModuleType]) -> None:
+    path, _ = hostile
+    r = mypy_strict([path])
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = ruff([path])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_naming_rules() -> None:
+    assert attr_name("for") == "for_" and attr_name("__x__") == "__x___"
+    assert attr_name("__pad") == "pad_" and attr_name("a-b c") == "a_b_c"
+    assert attr_name("match") == "match_" and attr_name("pid") == "pid"
+    assert class_name("data_t") == "DataT" and class_name("__sk_buff") == "SkBuff"
+    assert class_name("9lives") == "T9lives" and class_name("") == "T"
+    assert enum_member_name("__MAX") == "MAX_" and enum_member_name("name") == "name_"
+    u = UniqueNames({"a"})
+    assert [u.add("a"), u.add("a"), u.add("b")] == ["a_2", "a_3", "b"]
+    assert py_str('x"\n\udcff') == '"x\\"\\n\\udcff"'
+    assert eval(py_str('x"\n\udcff')) == 'x"\n\udcff'  # noqa: S307
