@@ -110,45 +110,65 @@ def readline(p: subprocess.Popen[str], what: str, timeout: float = 120) -> str:
     return line.strip()
 
 
-def run_one(kind: str, bins: dict[str, Path], tmp: Path, count: int, rate: float, pages: int,
-            env: dict[str, str], cpus: tuple[int, int]) -> dict[str, Any]:
-    prod = subprocess.Popen([str(bins["producer"]), str(count), str(rate)], stdin=subprocess.PIPE,
+def run_one(kind: str, bins: dict[str, Path], tmp: Path, regime: str, count: int, rate: float,
+            pages: int, env: dict[str, str], cpus: tuple[int, int],
+            chunk: int) -> dict[str, Any]:
+    """One consumer against one producer run; the consumer's figures plus the producer's."""
+    prod = subprocess.Popen([str(bins["producer"])], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     os.sched_setaffinity(prod.pid, {cpus[0]})
     if kind == "c":
-        cmd = [str(bins["c_consumer"]), str(prod.pid), str(pages)]
+        cmd = [str(bins["c_consumer"]), str(prod.pid), str(pages), regime]
     elif kind == "bcc":
-        cmd = ["/usr/bin/python3", str(SRC / "py_consumer.py"), "bcc", str(prod.pid), str(pages)]
+        cmd = ["/usr/bin/python3", str(SRC / "py_consumer.py"), "bcc", str(prod.pid), str(pages),
+               regime]
     else:
         cmd = [sys.executable, str(SRC / "py_consumer.py"), kind, str(prod.pid), str(pages),
-               str(tmp)]
+               regime, str(tmp)]
     cons = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=str(ROOT))
     assert prod.stdin is not None
+
+    def tell(line: str) -> None:
+        assert prod.stdin is not None
+        prod.stdin.write(line + "\n")
+        prod.stdin.flush()
+
+    def drain() -> None:
+        cons.send_signal(signal.SIGUSR1)
+        assert readline(cons, f"{kind} drain") == "drained"
+
     try:
         os.sched_setaffinity(cons.pid, {cpus[1]})
         line = readline(cons, f"{kind} consumer start")
         assert line == "ready", line
-        prod.stdin.write("go\n")
-        prod.stdin.flush()
-        calls, elapsed, prod_cpu = readline(prod, "producer").split()
+        calls = 0
+        elapsed = prod_cpu = 0.0
+        # backlog: the consumer sleeps (no epoll) while a chunk fills the ring, then drains it
+        for this in ([chunk] * (count // chunk) if regime == "backlog" else [count]):
+            tell(f"run {this} {rate}")
+            c, e, p = readline(prod, "producer").split()
+            calls += int(c)
+            elapsed += float(e)
+            prod_cpu += float(p)
+            if regime == "backlog":
+                drain()
         time.sleep(0.05)
-        cons.send_signal(signal.SIGUSR1)
-        assert readline(cons, f"{kind} drain") == "drained"
-        prod.stdin.write("go\n")  # the sentinel call
-        prod.stdin.flush()
+        drain()
+        tell("quit")  # the sentinel call flushes the kernel's loss report
         prod.wait(10)
+        drain()
         cons.send_signal(signal.SIGUSR2)
         res: dict[str, Any] = json.loads(readline(cons, f"{kind} result"))
         cons.wait(10)
     finally:
-        for p in (prod, cons):
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    res["calls"] = int(calls)
-    res["elapsed"] = float(elapsed)
-    res["producer_cpu"] = float(prod_cpu)
+        for p_ in (prod, cons):
+            if p_.poll() is None:
+                p_.kill()
+                p_.wait()
+    res["calls"] = calls
+    res["elapsed"] = elapsed
+    res["producer_cpu"] = prod_cpu
     res["exact"] = (res["received"] == res["successes"]
                     and res["received"] + res["lost"] == res["attempts"])
     return res
@@ -165,6 +185,9 @@ def main() -> None:
     ap.add_argument("--paced-count", type=int, default=50_000)
     ap.add_argument("--rate", type=float, default=50_000, help="paced producer calls/s")
     ap.add_argument("--pages", type=int, default=64)
+    ap.add_argument("--backlog-count", type=int, default=100_000)
+    ap.add_argument("--chunk", type=int, default=2000,
+                    help="backlog: records per drain (64 pages hold 4096)")
     ap.add_argument("--consumers", default=",".join(ALL))
     a = ap.parse_args()
     if os.geteuid() != 0:
@@ -185,12 +208,14 @@ def main() -> None:
                 kinds.remove("bcc")
             else:
                 env = benv
-        modes = [("flat", a.count, 0.0), ("paced", a.paced_count, a.rate)]
+        modes = [("backlog", a.backlog_count, 0.0), ("flat", a.count, 0.0),
+                 ("paced", a.paced_count, a.rate)]
         for rep in range(a.reps):  # interleaved: every consumer once per repetition
             for mode, count, rate in modes:
                 for kind in kinds:
                     try:
-                        r = run_one(kind, bins, tmp, count, rate, a.pages, env, cpus)
+                        r = run_one(kind, bins, tmp, "backlog" if mode == "backlog" else "live",
+                                    count, rate, a.pages, env, cpus, a.chunk)
                     except Exception as e:  # noqa: BLE001 - report and continue
                         print(f"  {kind}/{mode} rep {rep}: failed: {e}")
                         continue
@@ -230,7 +255,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Nam
             summary[f"ratio {what}"] = x
 
     lines.append("ratios (CPU per event, medians, same run):")
-    for mode in ("flat", "paced"):
+    for mode in ("backlog", "flat", "paced"):
         ratio(f"{mode}/bcc", f"{mode}/event", f"{mode}: bcc / btfgen event (goal >= 4)")
         ratio(f"{mode}/batch", f"{mode}/c", f"{mode}: btfgen batch / C (goal <= 2)")
         ratio(f"{mode}/event-nodrain", f"{mode}/event",

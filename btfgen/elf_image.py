@@ -147,15 +147,27 @@ def _check_headers(data: bytes, order: str) -> None:
             )
 
 
+def _cstr(table: bytes, off: int, fallback: str) -> str:
+    """The NUL-terminated name at ``off`` of a string table, decoded like BTF
+    names (surrogateescape), so that bytes that are not UTF-8 survive and the
+    same name compares equal in ELF and BTF.  pyelftools would replace them
+    with U+FFFD; its ``fallback`` is kept for offsets out of range."""
+    if not 0 <= off < len(table):
+        return fallback
+    end = table.find(b"\0", off)
+    return table[off:end if end >= 0 else len(table)].decode("utf-8", "surrogateescape")
+
+
 def _load(data: bytes, order: str) -> ElfImage:
     elf = ELFFile(io.BytesIO(data))
     img = ElfImage(byteorder=order)
     symtab = None
+    shstrtab = bytes(elf.get_section(elf["e_shstrndx"]).data())
     for idx, sec in enumerate(elf.iter_sections()):
         sh_type = sec["sh_type"]
         img.sections.append(ElfSection(
             index=idx,
-            name=sec.name,
+            name=_cstr(shstrtab, int(sec["sh_name"]), sec.name),
             type=sh_type if isinstance(sh_type, str) else f"SHT_{sh_type:#x}",
             flags=int(sec["sh_flags"]),
             size=int(sec["sh_size"]),
@@ -164,10 +176,11 @@ def _load(data: bytes, order: str) -> ElfImage:
         if sh_type == "SHT_SYMTAB" and isinstance(sec, SymbolTableSection):
             symtab = sec
     if symtab is not None:
+        strtab = bytes(symtab.stringtable.data())
         for sym in symtab.iter_symbols():
             shndx = sym["st_shndx"]
             img.symbols.append(ElfSymbol(
-                name=sym.name,
+                name=_cstr(strtab, int(sym["st_name"]), sym.name),
                 value=int(sym["st_value"]),
                 size=int(sym["st_size"]),
                 shndx=shndx if isinstance(shndx, int) else -1,

@@ -24,6 +24,7 @@ from setuptools.errors import SetupError
 
 from btfgen.bpf_compile import compile_bpf, write_vmlinux_h
 from btfgen.errors import BtfgenError
+from btfgen.output import write_atomic
 from btfgen.project_config import SkeletonSpec, has_skeletons, load_skeletons
 
 __all__ = ["BuildBtfgen", "finalize_options", "COMMAND"]
@@ -65,16 +66,9 @@ def generate_skeleton(spec: SkeletonSpec, root: str, temp: str,
 
 
 def _write_module(path: str, text: str) -> None:
-    """Write all or nothing, with the permissions of an ordinary file."""
+    """Write all or nothing, creating the package folder in the build if needed."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.btfgen-tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, text)
 
 
 class BuildBtfgen(Command):  # type: ignore[misc]  # setuptools is untyped here

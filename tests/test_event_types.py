@@ -414,12 +414,14 @@ def test_corpus_record_types(corpus_objects: list[Path]) -> None:
     """How many perf/ring maps resolve by themselves, and from which source."""
     by_source: Counter[str] = Counter()
     rows = []
+    ranges = {}
     for path in corpus_objects:
         obj: BpfObject = read_input(str(path))
         et = resolve_event_types(obj)
         for name, r in et.maps.items():
             how = r.source or ("ambiguous" if r.ambiguous else "unresolved")
             by_source[how] += 1
+            ranges[path.name] = r.size_range
             rows.append(f"{path.name:<24} {name:<16} {how:<11} "
                         f"{c_type_name(et.btf, r.type_id) if r.type_id else '-'}")
     print("\n".join(rows))
@@ -430,3 +432,6 @@ def test_corpus_record_types(corpus_objects: list[Path]) -> None:
     # the known ones
     assert "execsnoop.bpf.o          events           bytecode    struct event" in rows
     assert "javagc.bpf.o             perf_map         bytecode    struct data_t" in rows
+    # variable-length records (a header plus the used part of args[]) and fixed ones
+    assert ranges["execsnoop.bpf.o"] == (40, 7720)
+    assert ranges["opensnoop.bpf.o"] == (312, 312)

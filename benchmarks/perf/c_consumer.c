@@ -1,7 +1,9 @@
 /* Benchmark reference consumer: libbpf perf_buffer with C callbacks.
- *   c_consumer TARGET_TGID PAGES
- * Loads bench.bpf.o through its bpftool skeleton, prints "ready", polls until
- * SIGUSR2; SIGUSR1 drains and prints "drained".  At the end prints one JSON line:
+ *   c_consumer TARGET_TGID PAGES REGIME
+ * Loads bench.bpf.o through its bpftool skeleton and prints "ready".  REGIME live:
+ * polls until SIGUSR2; SIGUSR1 drains and prints "drained".  REGIME backlog: does
+ * not poll; each SIGUSR1 drains what is waiting (CPU counted only for the drains)
+ * and prints "drained"; SIGUSR2 ends.  At the end prints one JSON line:
  * received, lost, attempts, successes, cpu_s (consumer CPU from ready to the end),
  * bad (records whose check field is wrong). */
 #include <errno.h>
@@ -47,8 +49,12 @@ int main(int argc, char **argv)
 	double c0;
 	int err;
 
-	if (argc < 3)
+	int backlog;
+	sigset_t set;
+
+	if (argc < 4)
 		return 2;
+	backlog = strcmp(argv[3], "backlog") == 0;
 	skel = bench_bpf__open();
 	if (!skel)
 		return 1;
@@ -69,6 +75,23 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR2, &sa, NULL);
 	printf("ready\n");
 	fflush(stdout);
+	if (backlog) {
+		double spent = 0;
+		int sig;
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigaddset(&set, SIGUSR2);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) {
+			c0 = cpu_s();
+			perf_buffer__consume(pb);
+			spent += cpu_s() - c0;
+			printf("drained\n");
+			fflush(stdout);
+		}
+		c0 = cpu_s() - spent;
+		goto done;
+	}
 	c0 = cpu_s();
 	while (!want_stop) {
 		err = perf_buffer__poll(pb, 100);
@@ -82,6 +105,7 @@ int main(int argc, char **argv)
 		}
 	}
 	perf_buffer__consume(pb);
+done:
 	printf("{\"received\": %llu, \"lost\": %llu, \"attempts\": %llu, \"successes\": %llu, "
 	       "\"cpu_s\": %.6f, \"bad\": %llu}\n", received, lost,
 	       (unsigned long long)skel->bss->attempts, (unsigned long long)skel->bss->successes,

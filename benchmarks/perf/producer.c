@@ -1,11 +1,12 @@
 /* Benchmark producer: getppid() flat out or at a fixed rate, on the CPU it is pinned to.
- *   producer COUNT RATE   (RATE 0: flat out; else calls per second)
- * Waits for a line on stdin, runs, prints "calls elapsed_s cpu_s", waits for another
- * line, makes one last call (the sentinel, which flushes the kernel's loss report),
- * and exits. */
+ * Reads commands on stdin:
+ *   run COUNT RATE   COUNT calls, RATE per second (0: flat out); prints "calls elapsed_s cpu_s"
+ *   quit             one last call (the sentinel, which makes the kernel write its loss
+ *                    report into the ring), then exit */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
@@ -25,21 +26,16 @@ static double cpu(void)
 	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
-int main(int argc, char **argv)
+static void run(long count, double rate)
 {
-	long count = argc > 1 ? atol(argv[1]) : 100000, i;
-	double rate = argc > 2 ? atof(argv[2]) : 0, t0, c0, t1, c1;
-	char line[64];
+	double t0 = now(), c0 = cpu(), t1, c1;
+	long i;
 
-	if (!fgets(line, sizeof(line), stdin))
-		return 1;
-	t0 = now();
-	c0 = cpu();
 	if (rate <= 0) {
 		for (i = 0; i < count; i++)
 			syscall(SYS_getppid);
 	} else {
-		/* bursts of ~1 ms worth of calls, then wait for the next millisecond */
+		/* bursts of ~1 ms worth of calls, then sleep until the next burst is due */
 		long burst = (long)(rate / 1000) > 0 ? (long)(rate / 1000) : 1;
 		double period = burst / rate, next = t0;
 		for (i = 0; i < count; ) {
@@ -58,8 +54,20 @@ int main(int argc, char **argv)
 	c1 = cpu();
 	printf("%ld %.6f %.6f\n", count, t1 - t0, c1 - c0);
 	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin))
-		return 1;
+}
+
+int main(void)
+{
+	char line[128];
+	long count;
+	double rate;
+
+	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "run %ld %lf", &count, &rate) == 2)
+			run(count, rate);
+		else if (strncmp(line, "quit", 4) == 0)
+			break;
+	}
 	syscall(SYS_getppid);
 	return 0;
 }

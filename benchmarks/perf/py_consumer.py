@@ -1,13 +1,14 @@
 """Benchmark consumers in Python: btfgen's paths and bcc's.
 
-    py_consumer.py MODE TARGET_TGID PAGES [SKEL_DIR]
+    py_consumer.py MODE TARGET_TGID PAGES REGIME [SKEL_DIR]
 
 MODE: event (btfgen per-event callback), event-nodrain (libbpf callback per
 record, the fallback), batch (read_batch + numpy), batch-records (read_batch +
 records()), event-w64 / batch-w64 (wakeup every 64 samples), bcc (bcc's
 ``b["events"].event(data)``; run with the system python3).  Same protocol as
 c_consumer.c: "ready", SIGUSR1 drains and prints "drained", SIGUSR2 ends with
-one JSON line (received, lost, attempts, successes, cpu_s, bad).
+one JSON line (received, lost, attempts, successes, cpu_s, bad).  REGIME live
+polls all along; backlog only drains on SIGUSR1 and counts only that CPU.
 """
 
 from __future__ import annotations
@@ -55,8 +56,23 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
 """
 
 
-def run_loop(poll: Any, consume: Any) -> None:
+REGIME = ["live"]
+
+
+def run_loop(poll: Any, consume: Any) -> float:
+    """Poll (live) or wait for drain signals (backlog); the CPU seconds to count."""
     print("ready", flush=True)
+    if REGIME[0] == "backlog":
+        sigs = {signal.SIGUSR1, signal.SIGUSR2}
+        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        spent = 0.0
+        while signal.sigwait(sigs) == signal.SIGUSR1:
+            t = time.process_time()
+            consume()
+            spent += time.process_time() - t
+            print("drained", flush=True)
+        return spent
+    t0 = time.process_time()
     while not flags["stop"]:
         poll()
         if flags["drain"]:
@@ -64,6 +80,7 @@ def run_loop(poll: Any, consume: Any) -> None:
             consume()
             print("drained", flush=True)
     consume()
+    return time.process_time() - t0
 
 
 def bcc_main(target: int, pages: int) -> dict[str, Any]:
@@ -82,9 +99,7 @@ def bcc_main(target: int, pages: int) -> dict[str, Any]:
         st["lost"] += n
 
     b["events"].open_perf_buffer(cb, page_cnt=pages, lost_cb=lost_cb)
-    t0 = time.process_time()
-    run_loop(lambda: b.perf_buffer_poll(100), lambda: b.perf_buffer_poll(0))
-    cpu = time.process_time() - t0
+    cpu = run_loop(lambda: b.perf_buffer_poll(100), lambda: b.perf_buffer_poll(0))
     counts = b["counts"]
     return {**st, "cpu_s": cpu, "attempts": counts[0].value, "successes": counts[1].value}
 
@@ -113,9 +128,7 @@ def btfgen_main(mode: str, target: int, pages: int, skel_dir: str) -> dict[str, 
 
         pb = skel.maps.events.open_perf_buffer(cb, page_count=pages, wakeup_events=wakeup,
                                                drain=(base != "event-nodrain"))
-        t0 = time.process_time()
-        run_loop(lambda: pb.poll(100), pb.consume)
-        cpu = time.process_time() - t0
+        cpu = run_loop(lambda: pb.poll(100), pb.consume)
         st["received"], st["bad"] = n[0], len(bad)
     else:
         import numpy as np
@@ -136,21 +149,19 @@ def btfgen_main(mode: str, target: int, pages: int, skel_dir: str) -> dict[str, 
                 st["received"] += len(arr)
                 st["bad"] += int(np.count_nonzero(arr["check"] != arr["seq"] * np.uint64(K)))
 
-        t0 = time.process_time()
-        run_loop(lambda: take(100), lambda: take(0))
-        cpu = time.process_time() - t0
+        cpu = run_loop(lambda: take(100), lambda: take(0))
     return {**st, "lost": pb.lost, "cpu_s": cpu, "attempts": skel.bss.attempts,
             "successes": skel.bss.successes, "drained": pb.drained}
 
 
 def main() -> None:
-    mode, target, pages = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    mode, target, pages, REGIME[0] = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGUSR2, on_signal)
     if mode == "bcc":
         res = bcc_main(target, pages)
     else:
-        res = btfgen_main(mode, target, pages, sys.argv[4])
+        res = btfgen_main(mode, target, pages, sys.argv[5])
     print(json.dumps(res), flush=True)
 
 

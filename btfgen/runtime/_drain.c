@@ -37,6 +37,8 @@ struct btfgen_drain_out {
     uint64_t used;         /* out: bytes of data written */
     uint32_t short_count;  /* out: records shorter than stride */
     uint32_t more;         /* out: 1 when it stopped because data or sizes were full */
+    uint64_t lost;         /* out: lost samples reported in this call, all rings */
+    int32_t only_ring;     /* out: the ring every record came from, or -1 */
 };
 
 /* Copy len bytes at ring offset pos (mod size) to dst, across the wrap. */
@@ -64,6 +66,8 @@ int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
     int r;
 
     out->more = 0;
+    out->lost = 0;
+    out->only_ring = -1;
     for (r = 0; r < nrings; r++) {
         struct btfgen_ring *ring = &rings[r];
         volatile uint64_t *headp = (volatile uint64_t *)(ring->base + BTFGEN_PAGE_HEAD);
@@ -118,15 +122,20 @@ int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
                 uint64_t lost[2]; /* u64 id, u64 lost */
                 ring_copy((char *)lost, data, size, tail + 8, 16);
                 out->ring_lost[r] += lost[1];
+                out->lost += lost[1];
             }
             tail += rec_size;
         }
         /* Release: our reads of the records finish before the kernel may reuse them. */
         __atomic_store_n(tailp, tail, __ATOMIC_RELEASE);
         out->ring_counts[r] = n - before;
+        if (n != before)
+            out->only_ring = before == 0 ? r : -2;
         if (out->more)
             break;
     }
+    if (out->only_ring == -2)
+        out->only_ring = -1;
     out->count = n;
     out->used = used;
     out->short_count = nshort;
@@ -140,6 +149,21 @@ int btfgen_wait(int epoll_fd, int timeout_ms)
     struct epoll_event events[64];
     int rc = epoll_wait(epoll_fd, events, 64, timeout_ms);
     return rc < 0 ? -errno : rc;
+}
+
+/* Wait (unless timeout_ms is 0) for a ring to be readable, then drain them all,
+ * whether or not they woke us: records wait at most timeout_ms however the
+ * wakeups are batched.  Returns the record count or -errno (EINTR is not an
+ * error: the rings are drained anyway). */
+int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
+                uint32_t stride, struct btfgen_drain_out *out)
+{
+    if (timeout_ms != 0) {
+        int rc = btfgen_wait(epoll_fd, timeout_ms);
+        if (rc < 0 && rc != -EINTR)
+            return rc;
+    }
+    return btfgen_drain(rings, nrings, stride, out);
 }
 
 /* Bytes waiting in the rings (for the fallback's and tests' benefit). */

@@ -17,10 +17,13 @@ struct btfgen_drain_out {
     char *data; uint64_t data_size; uint32_t *sizes; uint32_t max_records;
     uint32_t *ring_counts; uint64_t *ring_lost;
     uint32_t count; uint64_t used; uint32_t short_count; uint32_t more;
+    uint64_t lost; int32_t only_ring;
 };
 int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
                  struct btfgen_drain_out *out);
 int btfgen_wait(int epoll_fd, int timeout_ms);
+int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
+                uint32_t stride, struct btfgen_drain_out *out);
 uint64_t btfgen_pending(struct btfgen_ring *rings, int nrings);
 """
 

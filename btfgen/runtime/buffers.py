@@ -251,6 +251,8 @@ class PerfBuffer(_Reader[R]):
         self._what = f"perf buffer {handle.name}"
         self._lost_callback = lost_callback
         self._sink: list[tuple[int, bytes]] | None = None
+        self._batch_sizes: list[int] = []
+        self._batch_short = False
         #: Samples the kernel could not write (ring full), as reported so far.
         self.lost = 0
         self._handle_ref = ffi.new_handle(self)
@@ -314,8 +316,7 @@ class PerfBuffer(_Reader[R]):
             if n == 0 and self._batched_wakeup:  # timed out: take what did not wake us
                 self._run("consume", "perf_buffer__consume")
             return self.received - before
-        self._wait(timeout_ms)
-        return self._drain_deliver()
+        return self._pump(timeout_ms, None)
 
     def consume(self) -> int:
         """Deliver whatever is waiting, without blocking; returns the record count."""
@@ -323,73 +324,87 @@ class PerfBuffer(_Reader[R]):
             before = self.received
             self._run("consume", "perf_buffer__consume")
             return self.received - before
-        self._ptr()
-        return self._drain_deliver()
+        return self._pump(0, None)
 
-    def _wait(self, timeout_ms: int) -> None:
-        assert self._rings is not None
-        self._ptr()  # raises if closed
-        if timeout_ms == 0:
-            return
-        with self._native.using() as ptr:
-            rc = self._rings.wait(int(lib().perf_buffer__epoll_fd(ptr)), timeout_ms)
-        if rc < 0 and rc != _EINTR:
-            raise error_class(rc)(f"{type(self).__name__}: poll", rc)
+    def _pump(self, timeout_ms: int, chunks: list[tuple[bytes, list[tuple[int, int]]]] | None,
+              ) -> int:
+        """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
+        records, or append them to ``chunks`` for a batch; returns the record count.
 
-    def _drain_once(self, stride: int) -> tuple[int, bytes, list[int], list[int] | None, bool]:
-        """One C drain: (count, data, per-ring counts, sizes or None, more waiting)."""
+        This is the hot path: one C call per drain, then Python decodes."""
         rings = self._rings
         assert rings is not None
-        with self._native.using() as ptr:
-            if ptr is None:
-                return 0, b"", [], None, False
-            n = rings.drain(stride)
-            lost = rings.take_lost()
-            out = rings.out
-            more = bool(out.more)
-            if n:
-                data = rings.data()
-                counts = rings.ring_counts()
-                sizes = rings.sizes() if (out.short_count or not stride) else None
-            else:
-                data, counts, sizes = b"", [], None
-        if any(lost):
-            for i, count in enumerate(lost):
-                if count:
-                    self._report_lost(self._cpus[i], count)
-        return n, data, counts, sizes, more
-
-    def _report_lost(self, cpu: int, count: int) -> None:
-        self.lost += count
-        if self._lost_callback is not None:
-            try:
-                self._lost_callback(cpu, count)
-            except BaseException as e:  # noqa: BLE001 - re-raised from poll()
-                self._fail(e)
-
-    def _drain_deliver(self) -> int:
+        native = self._native
+        if native.ptr is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        stride = self._stride if chunks is None else self._size
+        out = rings.out
         total = 0
-        more = True
-        while more:
-            n, data, counts, sizes, more = self._drain_once(self._stride)
-            if n:
-                self.received += n
-                if sizes is None:
-                    self._deliver_fixed(data, counts)
-                else:
-                    self._deliver_sized(data, counts, sizes)
-            total += n
+        native._busy += 1  # close() from a callback or another thread waits for us
+        try:
+            while True:
+                n = rings.poll(timeout_ms, stride)
+                if n < 0:
+                    if n == _EINTR:  # the C side drains on EINTR; this is for safety
+                        break
+                    raise error_class(n)(f"{type(self).__name__}: poll", n)
+                if out.lost:
+                    self._take_lost(rings)
+                if n:
+                    total += n
+                    self.received += n
+                    self._take(rings, out, n, stride, chunks)
+                if not out.more:
+                    break
+                timeout_ms = 0
+        finally:
+            native._busy -= 1
+            if native._close_pending and not native._busy:
+                native._close_pending = False
+                native.close()
         self._raise_pending()
         return total
 
-    def _deliver_fixed(self, data: bytes, counts: list[int]) -> None:
+    def _take(self, rings: _drain.RingSet, out: Any, n: int, stride: int,
+              chunks: list[tuple[bytes, list[tuple[int, int]]]] | None) -> None:
+        data = rings.data(out.used)
+        only = out.only_ring
+        if only >= 0:
+            segments = [(self._cpus[only], n)]
+        else:
+            segments = [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
+        if out.short_count or not stride:
+            sizes = rings.sizes()
+            if chunks is not None:
+                if not self._batch_short:  # sizes so far were all whole records
+                    self._batch_sizes = [stride] * sum(c for ch in chunks for _, c in ch[1])
+                    self._batch_short = True
+                chunks.append((data, segments))
+                self._batch_sizes.extend(sizes)
+            else:
+                self._deliver_sized(data, segments, sizes)
+        elif chunks is not None:
+            chunks.append((data, segments))
+            if self._batch_short:
+                self._batch_sizes.extend([stride] * n)
+        else:
+            self._deliver_fixed(data, segments)
+
+    def _take_lost(self, rings: _drain.RingSet) -> None:
+        for i, count in enumerate(rings.take_lost()):
+            if count:
+                self.lost += count
+                if self._lost_callback is not None:
+                    try:
+                        self._lost_callback(self._cpus[i], count)
+                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                        self._fail(e)
+
+    def _deliver_fixed(self, data: bytes, segments: list[tuple[int, int]]) -> None:
         """Records at a fixed stride, each at least a whole record (the hot path)."""
-        decode, callback, stride, cpus = self._from_bytes, self._callback, self._stride, self._cpus
+        decode, callback, stride = self._from_bytes, self._callback, self._stride
         pos = 0
-        for ring, count in enumerate(counts):
-            if not count:
-                continue
-            cpu = cpus[ring]
+        for cpu, count in segments:
             end = pos + count * stride
             if callback is None:
                 self._queue.extend([(cpu, decode(data, off)) for off in range(pos, end, stride)])
@@ -401,12 +416,12 @@ class PerfBuffer(_Reader[R]):
                         self._fail(e)
             pos = end
 
-    def _deliver_sized(self, data: bytes, counts: list[int], sizes: list[int]) -> None:
+    def _deliver_sized(self, data: bytes, segments: list[tuple[int, int]],
+                       sizes: list[int]) -> None:
         """Records of any size (payloads, raw bytes, short samples): one at a time."""
-        stride, cpus = self._stride, self._cpus
+        stride = self._stride
         pos = idx = 0
-        for ring, count in enumerate(counts):
-            cpu = cpus[ring]
+        for cpu, count in segments:
             for size in sizes[idx:idx + count]:
                 try:
                     rec = self._record(data, pos, min(size, stride) if stride else size)
@@ -432,26 +447,18 @@ class PerfBuffer(_Reader[R]):
         stride = self._size
         if self._rings is None:
             return self._read_batch_fallback(codec, timeout_ms, stride)
-        self._ptr()
-        self._wait(timeout_ms)
-        chunks: list[bytes] = []
-        segments: list[tuple[int, int]] = []
-        all_sizes: list[int] = []
-        short = False
-        more = True
-        while more:
-            n, data, counts, sizes, more = self._drain_once(stride)
-            if n:
-                chunks.append(data)
-                segments.extend((self._cpus[r], c) for r, c in enumerate(counts) if c)
-                if sizes is not None:
-                    short = True
-                all_sizes.extend(sizes if sizes is not None else [stride] * n)
-        self._raise_pending()
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        count = len(data) // stride
-        self.received += count
-        return PerfBatch(data, codec, segments, all_sizes if short else None)
+        chunks: list[tuple[bytes, list[tuple[int, int]]]] = []
+        self._batch_sizes = []
+        self._batch_short = False
+        self._pump(timeout_ms, chunks)
+        sizes = self._batch_sizes if self._batch_short else None
+        self._batch_sizes = []
+        if len(chunks) == 1:
+            data, segments = chunks[0]
+        else:
+            data = b"".join(c[0] for c in chunks)
+            segments = [seg for c in chunks for seg in c[1]]
+        return PerfBatch(data, codec, segments, sizes)
 
     def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int,
                              stride: int) -> PerfBatch[R]:

@@ -87,6 +87,13 @@ class RingSet:
         out.ring_lost = self._lost
         self.out = out
         self._ffi = ffi
+        self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
+
+    def poll(self, timeout_ms: int, stride: int) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring;
+        the record count or -errno."""
+        return self._lib.btfgen_poll(  # type: ignore[no-any-return]
+            self.epoll_fd, timeout_ms, self.rings, self.count, stride, self.out)
 
     def wait(self, epoll_fd: int, timeout_ms: int) -> int:
         """epoll_wait without the GIL: ready fds, 0 on timeout, -errno."""
@@ -96,9 +103,9 @@ class RingSet:
         """Copy what is waiting into the drain buffer; returns the record count."""
         return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
 
-    def data(self) -> bytes:
-        """The bytes the last drain wrote."""
-        return self._ffi.unpack(self._data, self.out.used)  # type: ignore[no-any-return]
+    def data(self, used: int) -> bytes:
+        """The first ``used`` bytes the last drain wrote."""
+        return self._ffi.unpack(self._data, used)  # type: ignore[no-any-return]
 
     def sizes(self) -> list[int]:
         """Raw sample size of each record of the last drain."""
