@@ -36,6 +36,14 @@ class Check:
 
     path: list[str | int]  # attribute names / list indexes from the record
     value: Any
+    #: An enum value: clang 14 records no enum signedness in BTF (kind_flag is
+    #: always 0, "unsigned"), so there a negative value reads back unsigned.
+    enum_size: int = 0
+
+    def expected(self, clang: str) -> Any:
+        if self.enum_size and clang == "clang" and self.value < 0:
+            return self.value & ((1 << 8 * self.enum_size) - 1)
+        return self.value
 
 
 @dataclass
@@ -91,7 +99,7 @@ class Builder:
                 v = self.draw(st.integers(-(2**31), 2**31 - 1) if signed
                               else st.integers(0, 2**31 - 1))
             out.append(f"{c} = (enum {name}){_lit(v)};")
-            checks.append(Check(path, v))
+            checks.append(Check(path, v, size))
 
         return f"enum {name} {{}}", fill
 
@@ -307,6 +315,6 @@ def test_layouts_agree_with_gcc(data: st.DataObject) -> None:
                 assert mod.ffi.sizeof(tag) == len(raw)
                 value = cls.from_bytes(raw)
                 for c in checks:
-                    assert _get(value, c.path) == c.value, (clang, tag, c.path, bpf_src)
+                    assert _get(value, c.path) == c.expected(clang), (clang, tag, c.path, bpf_src)
                 assert value.to_bytes() == raw, (clang, tag, bpf_src)
                 assert cls.from_bytes(value.to_bytes()) == value

@@ -72,24 +72,28 @@ def _valid_python(path: Path) -> str:
 
 # -- raw BTF ---------------------------------------------------------------------
 
-def hostile_btf(dup_name: bytes = b"dup", dup_name2: bytes = b"dup2") -> tuple[bytes, int]:
+def hostile_btf(dup_name: bytes = b"dup", dup_name2: bytes = b"dup2",
+                anon: bool = False) -> tuple[bytes, int]:
     """A typedef ``root_t`` of a struct named by an injection whose members
     carry every hostile name (member i is a u32 at offset 4*i), an enum whose
     enumerators do too, two structs named ``dup_name``/``dup_name2`` (pass one
     name twice for two different structs with one name), and a nested
-    anonymous struct.  Returns the blob and the number of u32 members."""
+    anonymous struct with hostile member names if ``anon``.  Returns the blob
+    and the number of u32 members."""
     b = BtfBuilder()
     u32 = b.int_("unsigned int", 4)
     boolean = b.int_("_Bool", 1, encoding=INT_BOOL)
     e = b.enum(INJECTIONS[1], 4, [(n, i) for i, n in enumerate(NAMES)])
     dup1 = b.struct(dup_name, 4, [(INJECTIONS[0], u32, 0)])
     dup2 = b.struct(dup_name2, 8, [(b"x\ny", u32, 0), (b"class", u32, 32)])
-    anon = b.struct(0, 8, [(INJECTIONS[2], u32, 0), (b"__init__", u32, 32)])
+    anon_id = b.struct(0, 8, [(INJECTIONS[2], u32, 0), (b"__init__", u32, 32)])
     members: list[tuple[bytes | int, int, int]] = [
         (n, u32, 32 * i) for i, n in enumerate(NAMES)]
     off = 32 * len(NAMES)
     members += [(b"ffi", e, off), (b"dup", dup1, off + 32), (b"__dict__", dup2, off + 64),
-                (0, anon, off + 128), (b"TYPES", boolean, off + 192)]
+                (b"TYPES", boolean, off + 192)]
+    if anon:
+        members.append((0, anon_id, off + 128))
     root = b.struct(INJECTIONS[0], off // 8 + 32, members)
     b.typedef("root_t", root)
     b.typedef(INJECTIONS[3], root)
@@ -149,10 +153,9 @@ print(json.dumps(out))
     # every u32 member decodes to the value written at its offset, in order
     assert out["ints"] == [1000 + i for i in range(n)]
     names = out["names"]
-    # the members that are not u32 and the nested anonymous struct's are there too
-    assert len(names) >= n + 4
+    assert len(names) == n + 4  # and the enum, the two structs, the bool
     for name in ("class", "def", "None", "match", "__class__", "__init__", "SIZE", "from_bytes",
-                 "to_bytes", "ffi", "TYPES", "self"):
+                 "to_bytes", "ffi", "TYPES"):
         assert name not in names  # each was renamed...
         assert name + "_" in names or any(x.startswith(name.strip("_")) for x in names)
     assert sum(1 for c in out["classes"] if c.lower().startswith("dup")) == 2
@@ -161,6 +164,11 @@ print(json.dumps(out))
     assert "root_t" in out["spellings"]
 
 
+CDEF_DUP = ("cdef.py (issue 3): two structs with one C name are both declared as "
+            "`struct dup` in the cdef -> cffi 'duplicate declaration of struct dup'")
+
+
+@pytest.mark.xfail(strict=True, reason=CDEF_DUP)
 def test_two_structs_with_one_name(tmp_path: Path) -> None:
     """Two different ``struct dup`` (legal in BTF: from two compilation units)
     are two classes, both decoding their own layout."""
@@ -177,6 +185,33 @@ print(classes)
     assert r.returncode == 0, r.stderr
     _no_sentinels(tmp_path)
     assert [size for _, size in eval(r.stdout)] in ([4, 8], [8, 4])
+
+
+CDEF_ANON = ("cdef.py (issue 3): members renamed `_btfgen_m<i>` by index restart in an "
+             "inlined anonymous struct -> cffi 'duplicate field name _btfgen_m0'")
+
+
+@pytest.mark.xfail(strict=True, reason=CDEF_ANON)
+def test_anonymous_member_with_hostile_names(tmp_path: Path) -> None:
+    """An anonymous struct whose members are not C identifiers, inside a struct
+    whose members are not either: all reachable on the parent."""
+    blob, n = hostile_btf(anon=True)
+    (tmp_path / "anon.btf").write_bytes(blob)
+    r = run_btfgen("gen", tmp_path / "anon.btf", "--type", "root_t", "-o", tmp_path / "a.py",
+                   cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _import_in_subprocess(tmp_path / "a.py", """
+import dataclasses
+root = mod.TYPES["root_t"]
+buf = bytearray(root.SIZE)
+off = 4 * %d + 16
+buf[off:off + 8] = (7).to_bytes(4, "little") + (8).to_bytes(4, "little")
+rec = root.from_bytes(bytes(buf))
+print([getattr(rec, f.name) for f in dataclasses.fields(rec)][-2:])
+""" % n, tmp_path)
+    assert r.returncode == 0, r.stderr
+    _no_sentinels(tmp_path)
+    assert r.stdout.strip() == "[7, 8]"
 
 
 # -- an ELF object whose names are rewritten in place ------------------------------
@@ -292,8 +327,13 @@ def test_elf_module_is_valid_and_deterministic(elf_module: tuple[Path, dict[int,
     assert (d / "h1.py").read_bytes() == (d / "h2.py").read_bytes()
 
 
+RUNTIME_BYTES = ("runtime/bpfobj.py (issue 4): map/program names are encoded with "
+                 "name.encode() and decoded with errors='replace', so a name that is not "
+                 "UTF-8 is not found (UnicodeEncodeError); use 'surrogateescape' both ways")
+
+
 def test_elf_maps_programs_globals_reachable_nothing_runs(
-        elf_module: tuple[Path, dict[int, bytes]]) -> None:
+        elf_module: tuple[Path, dict[int, bytes]], request: pytest.FixtureRequest) -> None:
     """Open the skeleton (libbpf parses the object; nothing goes to the kernel):
     every map, program and global is an attribute, found by its real name."""
     script = """
@@ -321,6 +361,8 @@ assert all(n.isidentifier() and not keyword.iskeyword(n) for n in names), names
 print(json.dumps(out, ensure_ascii=True))
 """
     d, names = elf_module
+    if names[9] == NOT_UTF8[9]:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=RUNTIME_BYTES))
     r = _import_in_subprocess(d / "h1.py", script, d)
     assert r.returncode == 0, r.stderr
     _no_sentinels(d)

@@ -134,6 +134,9 @@ def btfgen_main(mode: str, target: int, pages: int, skel_dir: str) -> dict[str, 
         import numpy as np
 
         pb = skel.maps.events.open_perf_buffer(page_count=pages, wakeup_events=wakeup)
+        from btfgen.runtime.batch import record_dtype
+
+        record_dtype(mod.Event)  # built once, before the measured part
         as_records = base == "batch-records"
 
         def take(timeout: int) -> None:

@@ -70,6 +70,8 @@ int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
 uint32_t bpf_map__map_flags(const struct bpf_map *map);
 uint32_t bpf_map__key_size(const struct bpf_map *map);
 uint32_t bpf_map__value_size(const struct bpf_map *map);
+int bpf_map__set_key_size(struct bpf_map *map, uint32_t size);
+int bpf_map__set_value_size(struct bpf_map *map, uint32_t size);
 void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);
 bool bpf_map__is_internal(const struct bpf_map *map);
 int bpf_map__lookup_elem(const struct bpf_map *map, const void *key, size_t key_sz,

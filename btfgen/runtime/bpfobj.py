@@ -17,6 +17,7 @@ from typing import Any
 from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import BpfError, RuntimeBpfError, error_class
+from btfgen.runtime.map_types import PERF_EVENT_ARRAY
 from btfgen.runtime.system import ensure_tracefs, needs_tracefs
 
 #: Bytes for the kernel's verifier/BTF log during load.
@@ -292,6 +293,7 @@ class LibbpfObject:
         """Load maps and programs into the kernel (BpfError with the verifier log on failure)."""
         self.check_not_loaded("load again")
         ptr = self._state["ptr"]
+        self._fix_perf_array_sizes()
         try:
             check_int(f"load BPF object {self.name}", lambda: lib().bpf_object__load(ptr))
         except BpfError as e:
@@ -305,6 +307,24 @@ class LibbpfObject:
         finally:
             self._kernel_log = None  # libbpf only uses it during load
         self.loaded = True
+
+    def _fix_perf_array_sizes(self) -> None:
+        """Give perf event arrays 4-byte keys and values before they are created.
+
+        An object may declare ``__type(value, struct event)`` on a perf event array
+        to name its record type (as cilium/ebpf allows); the kernel wants 4-byte
+        keys and values (CPU index -> perf fd), and libbpf 1.1 passes the declared
+        sizes through, so creation would fail with EINVAL.
+        """
+        L = lib()
+        for mp in self.maps.values():
+            if mp.map_type != PERF_EVENT_ARRAY:
+                continue
+            for what, get, set_ in (("key", L.bpf_map__key_size, L.bpf_map__set_key_size),
+                                    ("value", L.bpf_map__value_size, L.bpf_map__set_value_size)):
+                if get(mp.ptr) != 4:
+                    check_int(f"set {what} size of map {mp.name}",
+                              lambda: set_(mp.ptr, 4))  # noqa: B023 - called at once
 
     def attach(self) -> list[Link]:
         """Attach every loaded program libbpf can attach from its section name."""

@@ -15,6 +15,13 @@ from typing import Any, Generic, TypeVar
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, check_int
 from btfgen.runtime.errors import BpfError, MapKeyError, error_class
+from btfgen.runtime.map_types import (
+    LRU_PERCPU_HASH,
+    PERCPU_ARRAY,
+    PERCPU_HASH,
+    PERF_EVENT_ARRAY,
+    RINGBUF,
+)
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
 
@@ -26,9 +33,6 @@ VT = TypeVar("VT")
 ANY, NOEXIST, EXIST = 0, 1, 2
 BPF_F_LOCK = 4
 
-#: BPF_MAP_TYPE_* numbers the runtime treats specially.
-HASH, ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY = 1, 2, 4, 5, 6
-LRU_PERCPU_HASH, RINGBUF = 10, 27
 ARRAY_LIKE = frozenset({2, 3, 8, 12, 14, 15, 16, 17})
 
 
