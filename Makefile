@@ -4,9 +4,10 @@
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
-APT_PACKAGES := clang clang-19 llvm bpftool libbpf-dev libbpf-tools gcc make iproute2
+APT_PACKAGES := clang clang-19 llvm bpftool libbpf-dev libbpf-tools gcc make iproute2 python3-dev
 # Command each package provides, to skip apt when all are present.
-APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h /usr/sbin/execsnoop
+APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h /usr/sbin/execsnoop \
+              python3-config
 
 .PHONY: all setup system-deps venv demo test bench lint examples clean
 
@@ -23,7 +24,8 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# setup.py and _drain.c: the compiled perf ring drain is built at install.
+$(VENV)/.installed: pyproject.toml setup.py btfgen/runtime/_drain.c
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'

@@ -10,9 +10,14 @@ itself and reads a 64-page-per-CPU perf buffer:
 * ``event-nodrain``: btfgen per-event through libbpf's per-record callback (the
   fallback when the extension is not built);
 * ``batch`` / ``batch-records``: ``read_batch()`` as a numpy array / as records;
-* ``event-w64`` / ``batch-w64``: the same with ``wakeup_events=64``;
 * ``bcc``: bcc Python, ``b["events"].event(data)`` (system python3 with
-  python3-bpfcc; kernel headers from BCC_KERNEL_SOURCE or /usr/src merged).
+  python3-bpfcc; kernel headers from BCC_KERNEL_SOURCE or /usr/src merged);
+* ``*-w64``: the same with the kernel waking the reader every 64 samples.
+
+Regimes: ``backlog`` (the consumer sleeps, not in epoll, while the producer
+puts 2000 records in the ring, then drains them: CPU per event of the drain
+alone, no wakeups), ``flat`` (producer flat out, consumer polling) and
+``paced`` (a fixed producer rate).
 
 The producer is pinned to one CPU and the consumer to another.  Each consumer
 reports its own CPU time from ready to the end, records received, lost, and
@@ -30,7 +35,6 @@ import argparse
 import glob
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -43,7 +47,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "perf"
 ROOT = HERE.parent
-ALL = ["c", "event", "event-nodrain", "batch", "batch-records", "event-w64", "batch-w64", "bcc"]
+ALL = ["c", "event", "event-nodrain", "batch", "batch-records", "bcc", "c-w64", "event-w64",
+       "batch-w64", "bcc-w64"]
 
 
 def sh(*cmd: str, **kw: Any) -> str:
@@ -117,10 +122,11 @@ def run_one(kind: str, bins: dict[str, Path], tmp: Path, regime: str, count: int
     prod = subprocess.Popen([str(bins["producer"])], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     os.sched_setaffinity(prod.pid, {cpus[0]})
-    if kind == "c":
-        cmd = [str(bins["c_consumer"]), str(prod.pid), str(pages), regime]
-    elif kind == "bcc":
-        cmd = ["/usr/bin/python3", str(SRC / "py_consumer.py"), "bcc", str(prod.pid), str(pages),
+    if kind.startswith("c"):
+        cmd = [str(bins["c_consumer"]), str(prod.pid), str(pages), regime,
+               "64" if kind.endswith("-w64") else "1"]
+    elif kind.startswith("bcc"):
+        cmd = ["/usr/bin/python3", str(SRC / "py_consumer.py"), kind, str(prod.pid), str(pages),
                regime]
     else:
         cmd = [sys.executable, str(SRC / "py_consumer.py"), kind, str(prod.pid), str(pages),
@@ -201,11 +207,11 @@ def main() -> None:
         tmp = Path(tmpdir)
         bins = build(tmp)
         env: dict[str, str] = dict(os.environ)
-        if "bcc" in kinds:
+        if any(k.startswith("bcc") for k in kinds):
             benv = bcc_env(tmp)
             if isinstance(benv, str):
                 print(f"bcc: unavailable ({benv}); the issue's reference figure is ~2.6 us/event")
-                kinds.remove("bcc")
+                kinds = [k for k in kinds if not k.startswith("bcc")]
             else:
                 env = benv
         modes = [("backlog", a.backlog_count, 0.0), ("flat", a.count, 0.0),
@@ -258,9 +264,11 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Nam
     for mode in ("backlog", "flat", "paced"):
         ratio(f"{mode}/bcc", f"{mode}/event", f"{mode}: bcc / btfgen event (goal >= 4)")
         ratio(f"{mode}/batch", f"{mode}/c", f"{mode}: btfgen batch / C (goal <= 2)")
+        ratio(f"{mode}/bcc-w64", f"{mode}/event-w64", f"{mode}: bcc / btfgen event, wakeup 64")
+        ratio(f"{mode}/batch-w64", f"{mode}/c-w64", f"{mode}: btfgen batch / C, wakeup 64")
         ratio(f"{mode}/event-nodrain", f"{mode}/event",
               f"{mode}: libbpf-callback fallback / drained event")
-    for kind in ("event", "batch"):
+    for kind in ("c", "event", "batch", "bcc"):
         w1, w64 = summary.get(f"flat/{kind}"), summary.get(f"flat/{kind}-w64")
         if w1 and w64:
             lines.append(f"  producer ns/call flat, {kind}: wakeup 1 "

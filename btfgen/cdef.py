@@ -31,7 +31,7 @@ from btfgen.btf_model import (
     Union,
 )
 from btfgen.layout import struct_gaps, type_align
-from btfgen.naming import c_identifier
+from btfgen.naming import c_identifier, doc_text
 from btfgen.records import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
@@ -65,6 +65,10 @@ class CdefBuilder:
         self._text: dict[int, tuple[str, bool]] = {}
         #: Counter naming padding members, unique within one struct.
         self._pad = 0
+        #: One FFI holding the enums and every record accepted so far, so checking a
+        #: record parses only its own text (None: rebuild from ``_accepted``).
+        self._shared: cffi.FFI | None = None
+        self._accepted: list[tuple[str, bool]] = []
 
     # -- spelling -----------------------------------------------------------
 
@@ -342,6 +346,43 @@ class CdefBuilder:
 
     def _record(self, c: RecordClass, t: Struct | Union, enum_lines: list[str],
                 deps: list[tuple[str, bool]]) -> tuple[str, bool]:
+        done = self._record_fast(c, t, enum_lines)
+        if done is None:
+            done = self._record_alone(c, t, enum_lines, deps)
+            self._shared = None  # the shared FFI may hold a failed attempt: rebuild it
+        self._accepted.append(done)
+        return done
+
+    def _record_fast(self, c: RecordClass, t: Struct | Union,
+                     enum_lines: list[str]) -> tuple[str, bool] | None:
+        """The unpacked declaration checked in the shared FFI, or None if it fails
+        (the caller then tries again on its own, packed too)."""
+        tag = self.tags[c.type_id]
+        self._pad = 0
+        try:
+            text = "\n".join([f"{tag} {{", *self.body(t, False, "    "), "};"]) + "\n"
+        except GenerateError:
+            return None
+        try:
+            if self._shared is None:
+                ffi = cffi.FFI()
+                if enum_lines:
+                    ffi.cdef("\n".join(enum_lines))
+                for dtext, dpacked in self._accepted:
+                    ffi.cdef(dtext, packed=dpacked)
+                self._shared = ffi
+            self._shared.cdef(text)
+            problem = self.check(self._shared, t, tag, False)
+        except (cffi.CDefError, cffi.FFIError, NotImplementedError, TypeError,
+                ValueError, OverflowError, KeyError):
+            problem = "cffi"
+        if problem is None:
+            return text, False
+        self._shared = None
+        return None
+
+    def _record_alone(self, c: RecordClass, t: Struct | Union, enum_lines: list[str],
+                      deps: list[tuple[str, bool]]) -> tuple[str, bool]:
         tag = self.tags[c.type_id]
         errors: list[str] = []
         for packed in (False, True):
@@ -366,7 +407,8 @@ class CdefBuilder:
             if problem is None:
                 return text, packed
             errors.append(problem)
-        raise GenerateError(f"cannot declare {c.c_spelling} (class {c.name}) for cffi:"
+        raise GenerateError(f"cannot declare {doc_text(c.c_spelling)} (class {c.name})"
+                            " for cffi:"
                             f" {errors[-1]}")
 
     def check(self, ffi: cffi.FFI, t: Struct | Union, tag: str, packed: bool) -> str | None:

@@ -99,7 +99,8 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     got = _slot_decode(s, "w", 0, "b", "0")[i]
     if s.nvals():
         lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
-    conds = [f"(keep or {name} != {_zero(rec.fields[i].default)})", f"{got} != {name}"]
+    conds = [f"(keep or {name} != {_zero(rec.fields[i].default)})",
+             f"{_bits(rec.fields[i], got)} != {_bits(rec.fields[i], name)}"]
     one = f"{ind}if {' and '.join(conds)}:"
     if len(one) <= 100:
         lines.append(one)
@@ -107,6 +108,12 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
         lines += [f"{ind}if (", f"{ind}    {conds[0]}", f"{ind}    and {conds[1]}", f"{ind}):"]
     lines += _call(f"{oe}.pack_into(", ["b", str(s.start), *s.plan.encode(name)], ind + "    ")
     return lines
+
+
+def _bits(f: RecordField, expr: str) -> str:
+    """A float compared by its bits, so a NaN equals itself when deciding
+    whether the bytes already hold a value."""
+    return f'struct.pack("d", {expr})' if f.hint == "float" else expr
 
 
 def _assign(var: str, expr: str, ind: str) -> list[str]:
@@ -260,8 +267,8 @@ def _layer0_write(rec: RecordClass, layer: list[Slot], dec: dict[int, str], enc_
         return lines
     if nv:
         lines.append(f"{ind}v = {d_name}.unpack_from(b, 0)")
-    got = [dec[i] for i in fields]
-    have = [f"self.{rec.fields[i].attr}" for i in fields]
+    got = [_bits(rec.fields[i], dec[i]) for i in fields]
+    have = [_bits(rec.fields[i], f"self.{rec.fields[i].attr}") for i in fields]
     cond = f"{ind}if not keep or ({', '.join(got)},) != ({', '.join(have)},):"
     if len(cond) <= 100:
         lines.append(cond)

@@ -50,6 +50,7 @@ from btfgen.naming import (
     attr_name,
     camel,
     class_name,
+    doc_text,
     enum_member_name,
 )
 from btfgen.value_plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
@@ -382,7 +383,8 @@ class TypeRefs:
             flush()
             bits = base_bits + m.bit_offset
             if bits % 8:
-                raise GenerateError(f"{rec.c_spelling}: member {m.name!r} is not byte-aligned")
+                raise GenerateError(f"{doc_text(rec.c_spelling)}: member {m.name!r}"
+                                    " is not byte-aligned")
             off = bits // 8
             if not m.name:
                 if isinstance(mt, (Struct, Union)):
@@ -394,7 +396,8 @@ class TypeRefs:
                 continue
             plan = self._plan(m.type_id, off, f"{rec.name}_{m.name}")
             if off + plan.size > rec.size:
-                raise GenerateError(f"{rec.c_spelling}: member {m.name!r} ends past the end")
+                raise GenerateError(f"{doc_text(rec.c_spelling)}: member {m.name!r}"
+                                    " ends past the end")
             rec.deps.update(plan.deps())
             rec.fields.append(RecordField(cname, plan.hint, plan.default))
             rec.slots.append(Slot(off, off + plan.size, [len(rec.fields) - 1], plan=plan))

@@ -61,9 +61,9 @@ def object_roots(obj: BpfObject) -> list[Root]:
 def find_type(btf: Btf, spec: str) -> BtfType:
     """The type ``--type`` names: ``struct x``, ``union x``, ``enum x`` or a bare
     name (typedef first, then struct, union, enum, int, float)."""
-    words = spec.split()
-    if len(words) == 2 and words[0] in _KINDS:
-        kind, name = _KINDS[words[0]], words[1]
+    head, sep, rest = spec.partition(" ")
+    if sep and head in _KINDS:
+        kind, name = _KINDS[head], rest
         found = btf.find(name, kind)
         if not found and kind == Kind.ENUM:
             found = btf.find(name, Kind.ENUM64)
@@ -72,14 +72,12 @@ def find_type(btf: Btf, spec: str) -> BtfType:
             what = "only a forward declaration" if fwd else "no such type"
             raise GenerateError(f"--type {spec!r}: {what} in the BTF")
         return found[0]
-    if len(words) == 1:
-        for kind in _BARE_KINDS:
-            found = btf.find(words[0], kind)
-            if found:
-                return found[0]
-        raise GenerateError(f"--type {spec!r}: no such type in the BTF")
-    raise GenerateError(f"--type {spec!r}: expected 'struct NAME', 'union NAME', "
-                        "'enum NAME' or a type name")
+    for k in _BARE_KINDS:
+        found = btf.find(spec, k)
+        if found:
+            return found[0]
+    raise GenerateError(f"--type {spec!r}: no such type in the BTF (give 'struct NAME',"
+                        " 'union NAME', 'enum NAME' or a typedef name)")
 
 
 def select_roots(obj: BpfObject, extra: list[str], btf: Btf | None = None) -> list[Root]:

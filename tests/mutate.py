@@ -268,7 +268,8 @@ def m_info(seed: Seed, d: bytearray, rng: random.Random) -> str:
         info = (info & ~(0x1F << 24)) | (kind << 24)
         desc = f"kind -> {kind}"
     elif what == 1:
-        vlen = rng.choice((0, 1, rec.vlen + 1, max(0, rec.vlen - 1), 0xFFFF, rng.randrange(0x10000)))
+        vlen = rng.choice((0, 1, rec.vlen + 1, max(0, rec.vlen - 1), 0xFFFF,
+                           rng.randrange(0x10000)))
         info = (info & ~0xFFFF) | vlen
         desc = f"vlen -> {vlen}"
     elif what == 2:

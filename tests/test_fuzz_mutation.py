@@ -27,6 +27,7 @@ from mutate import Seed, mutate, replace_names
 from runtime_zoo import ZOO_SRC
 
 SECONDS = float(os.environ.get("BTFGEN_FUZZ_SECONDS", "45"))
+
 SEED = int(os.environ.get("BTFGEN_FUZZ_SEED", "7"))
 
 #: Every BTF kind clang emits for a BPF program: bitfields (signed too), unions,
@@ -150,8 +151,9 @@ def test_mutation_fuzz_bounded_run(seeds: list[tuple[str, Seed]], worker: Worker
     assert stats.inputs >= 100
     assert stats.verdicts["ok"] >= stats.inputs // 10, stats.report()
     assert stats.modules >= stats.inputs // 10, stats.report()
-    if stats.findings:
-        saved = save_findings(stats.findings, tmp_path_factory.mktemp("findings"))
-        pytest.fail(f"{len(stats.findings)} findings (inputs in {saved[0].parent}):\n"
+    new = [f for f in stats.findings if f.new]
+    if new:
+        saved = save_findings(new, tmp_path_factory.mktemp("findings"))
+        pytest.fail(f"{len(new)} findings (inputs in {saved[0].parent}):\n"
                     + "\n".join(f.summary() + "\n" + f.verdict.get("trace", "")
-                                for f in stats.findings[:3]))
+                                 for f in new[:3]))

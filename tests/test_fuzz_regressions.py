@@ -55,3 +55,73 @@ def test_regression_on_cli(path: Path, tmp_path: Path) -> None:
         if r.returncode == 1:
             assert r.stderr.count("\n") == 1 and r.stderr.startswith(f"btfgen: {path}: ")
             assert r.stdout == ""
+
+
+# -- unit regressions for the fixes in foundation files ------------------------------
+
+def test_layout_padding_is_constant_time_and_exact() -> None:
+    """layout._pad used to add every 64-bit padding piece to the simulation: a
+    struct size that lies (2^32-1) hung `dump -f c` and every layout plan.  The
+    O(1) update must leave the simulator exactly where the pieces would."""
+    import random
+    import time
+
+    from btf_builder import BtfBuilder
+
+    from btfgen.btf_parse import parse_btf
+    from btfgen.dump_c import format_c
+    from btfgen.layout import CField, RecordSim, _pad, pad_pieces
+
+    rng = random.Random(5)
+    for _ in range(300):
+        packed, width = rng.random() < 0.5, rng.randrange(1, 8)
+        sim_a, sim_b = RecordSim(False, packed), RecordSim(False, packed)
+        for sim in (sim_a, sim_b):  # leave the last byte partly used
+            sim.add(CField(1, 1, width))
+        start = sim_a.next_bit
+        end = start + rng.randrange(0, 2000)
+        for unit, width in pad_pieces(start, end):
+            sim_b.add(CField(unit // 8, unit // 8, width, named=False))
+        _pad(sim_a, [], start, end)
+        assert (sim_a.data_bits, sim_a.unfilled, sim_a.align) == \
+            (sim_b.data_bits, sim_b.unfilled, sim_b.align)
+
+    b = BtfBuilder()
+    c = b.int_("char", 1, signed=True)
+    b.struct("hollow", 0xFFFFFFFF, [("a", c, 0)])
+    b.struct("small", 24, [("a", c, 0)])
+    t0 = time.monotonic()
+    text = format_c(parse_btf(b.build()))
+    assert time.monotonic() - t0 < 5
+    assert "struct hollow {\n\tchar a;\n\tunsigned char __pad[4294967294];\n};" in text
+    assert "\tchar a;\n\tlong: 56;\n\tlong: 64;\n\tlong: 64;\n};" in text  # as bpftool
+
+
+def test_elf_names_that_are_not_utf8_match_btf(tmp_path: Path) -> None:
+    """elf_image decoded symbol and section names with pyelftools' 'replace':
+    a map whose name is not UTF-8 then had 'no ELF symbol' in .maps."""
+    from conftest import compile_bpf
+    from mutate import replace_names
+
+    from btfgen.object_reader import read_input
+
+    src = """
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+         __type(value, __u64); } QQ00ZZZZZZZZ SEC(".maps");
+__u64 QQ01ZZZZZZZZ SEC(".data.QQ02ZZZZZZZZ") = 1;
+SEC("kprobe/x") int QQ03ZZZZZZZZ(void *ctx)
+{ __u32 k = 0; bpf_map_lookup_elem(&QQ00ZZZZZZZZ, &k); return QQ01ZZZZZZZZ; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+    obj = compile_bpf(src, tmp_path / "p.bpf.o").read_bytes()
+    bad = replace_names(obj, {b"QQ00ZZZZZZZZ": b"\xc3(m", b"QQ01ZZZZZZZZ": b"v\xff",
+                              b"QQ02ZZZZZZZZ": b"s\xfe", b"QQ03ZZZZZZZZ": b"p\xe9"})
+    (tmp_path / "bad.bpf.o").write_bytes(bad)
+    o = read_input(str(tmp_path / "bad.bpf.o"))
+    assert [m.name for m in o.maps] == ["\udcc3(m"]
+    assert [p.name for p in o.programs] == ["p\udce9"]
+    assert [(s.name, [v.name for v in s.variables]) for s in o.sections] == \
+        [(".data.s\udcfe", ["v\udcff"])]

@@ -94,7 +94,7 @@ class Builder:
             if known:
                 v = self.draw(st.sampled_from(values))
             elif size == 8:
-                v = self.draw(st.integers(-(2**40), 2**40))
+                v = self.draw(st.integers(-(2**40) if signed else 0, 2**40))
             else:
                 v = self.draw(st.integers(-(2**31), 2**31 - 1) if signed
                               else st.integers(0, 2**31 - 1))
@@ -317,4 +317,5 @@ def test_layouts_agree_with_gcc(data: st.DataObject) -> None:
                 for c in checks:
                     assert _get(value, c.path) == c.expected(clang), (clang, tag, c.path, bpf_src)
                 assert value.to_bytes() == raw, (clang, tag, bpf_src)
-                assert cls.from_bytes(value.to_bytes()) == value
+                # repr: a union's float member may read back as NaN, never == itself
+                assert repr(cls.from_bytes(value.to_bytes())) == repr(value)

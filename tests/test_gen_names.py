@@ -63,7 +63,7 @@ def test_hostile_module_imports_and_round_trips(hostile: tuple[Path, ModuleType]
     padding = slice(101, 104)  # after the 1-byte struct member "d"
     assert r.to_bytes() == data[:padding.start] + bytes(3) + data[padding.stop:]
     assert root.from_bytes(r.to_bytes()) == r
-    assert getattr(r, "self") == int.from_bytes(data[8:12], "little")
+    assert r.self == int.from_bytes(data[8:12], "little")
 
 
 def test_hostile_type_names(hostile: tuple[Path, ModuleType]) -> None:
@@ -99,3 +99,33 @@ def test_naming_rules() -> None:
     assert [u.add("a"), u.add("a"), u.add("b")] == ["a_2", "a_3", "b"]
     assert py_str('x"\n\udcff') == '"x\\"\\n\\udcff"'
     assert eval(py_str('x"\n\udcff')) == 'x"\n\udcff'  # noqa: S307
+
+
+def _bad_member_btf() -> bytes:
+    b = BtfBuilder()
+    i = b.int_("int", 4, signed=True)
+    b.struct("bad\nname", 4, [("x", i, 0), ("y", i, 32)])  # y ends past the struct
+    return b.build()
+
+
+def _self_containing_btf() -> bytes:
+    b = BtfBuilder()
+    b.struct("loop", 4, [("me", 1, 0)])  # type 1 contains type 1 by value
+    return b.build()
+
+
+@pytest.mark.parametrize(("build", "spec", "message"), [
+    (_bad_member_btf, "bad", "struct bad\\nname: member 'y' ends past the end"),
+    (_self_containing_btf, "struct loop", ""),
+])
+def test_bad_btf_fails_in_one_line(build: object, spec: str, message: str,
+                                   tmp_path: Path) -> None:
+    src = tmp_path / "bad.btf"
+    src.write_bytes(build())  # type: ignore[operator]
+    out = tmp_path / "bad_skel.py"
+    args = ["--type", "struct bad\nname"] if spec == "bad" else ["--type", spec]
+    r = run_btfgen("gen", src, "-o", out, *args)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"btfgen: {src}: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()

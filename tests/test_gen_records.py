@@ -128,7 +128,8 @@ def test_imports_only_stdlib_cffi_runtime(zoo_path: Path) -> None:
         assert module.split(".")[0] in {"__future__", "struct", "dataclasses", "enum", "typing",
                                         "cffi", "btfgen"}, ln
         if module.startswith("btfgen"):
-            assert module.startswith("btfgen.runtime") or ln.startswith("from btfgen import runtime")
+            assert module.startswith("btfgen.runtime") or ln.startswith(
+                "from btfgen import runtime")
 
 
 def test_rerun_is_byte_identical(zoo_obj: Path, zoo_path: Path, tmp_path: Path) -> None:
@@ -302,3 +303,17 @@ def test_type_refs_hints_and_codecs(zoo_obj: Path, tmp_path: Path) -> None:
             assert len(raw) == codec.size
             assert codec.decode(b"\0" + raw, 1) == x
     assert eval(exprs["vals"][0], vars(mod)).decode(struct.pack("<I", 12345)) == 12345
+
+
+def test_type_from_raw_kernel_btf(tmp_path: Path) -> None:
+    """``--type`` on raw BTF: the kernel's own struct sock, by value closure only."""
+    out = tmp_path / "sock.py"
+    r = run_btfgen("gen", "/sys/kernel/btf/vmlinux", "--type", "struct sock", "-o", out)
+    assert r.returncode == 0, r.stderr
+    mod = load(out)
+    sock = mod.TYPES["struct sock"]
+    assert mod.ffi.sizeof("struct sock") == sock.SIZE > 500
+    assert "struct task_struct" not in mod.TYPES  # only reachable through pointers
+    assert "import btfgen" not in out.read_text() and "from btfgen" not in out.read_text()
+    value = sock.from_bytes(bytes(range(256)) * (sock.SIZE // 256 + 1))
+    assert sock.from_bytes(value.to_bytes()) == value

@@ -12,7 +12,6 @@ working directory would receive a sentinel file if any name's code ran.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import keyword
 import subprocess
@@ -119,11 +118,18 @@ def test_raw_btf_module_is_valid_and_deterministic(raw_module: tuple[Path, int])
     assert (d / "h1.py").read_bytes() == (d / "h2.py").read_bytes()
 
 
-def test_raw_btf_module_passes_ruff(raw_module: tuple[Path, int]) -> None:
-    d, _ = raw_module
-    r = subprocess.run([str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", "--isolated",
-                        "--select", "E9,F", str(d / "h1.py")], capture_output=True, text=True)
+def _lint(path: Path) -> None:
+    """The generated-module contract: ruff (project rules) and mypy --strict clean."""
+    r = subprocess.run([str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", str(path)],
+                       capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([str(ROOT / ".venv/bin/mypy"), "--strict", "--no-incremental", str(path)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_raw_btf_module_passes_ruff_and_mypy(raw_module: tuple[Path, int]) -> None:
+    _lint(raw_module[0] / "h1.py")
 
 
 def test_raw_btf_every_field_reachable_nothing_runs(raw_module: tuple[Path, int]) -> None:
@@ -141,7 +147,13 @@ vals = [getattr(rec, f) for f in names]
 assert all(x.isidentifier() and not keyword.iskeyword(x) for x in names), names
 assert len(set(names)) == len(names), names
 assert rec.to_bytes() == bytes(buf)
+import enum
+enums = [c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, enum.IntEnum)
+         and c is not enum.IntEnum]
+members = [(m.name, m.value) for e in enums for m in e]
+assert all(m.isidentifier() and not keyword.iskeyword(m) for m, _ in members), members
 out = dict(names=names, ints=[v for v in vals if isinstance(v, int)][:{n}],
+           enum_values=sorted(v for _, v in members),
            classes=sorted(c.__name__ for c in set(mod.TYPES.values())),
            spellings=sorted(mod.TYPES), all=list(mod.__all__))
 print(json.dumps(out))
@@ -160,6 +172,8 @@ print(json.dumps(out))
         assert name + "_" in names or any(x.startswith(name.strip("_")) for x in names)
     assert sum(1 for c in out["classes"] if c.lower().startswith("dup")) == 2
     assert set(out["classes"]) <= set(out["all"])
+    # every enumerator is a member, under a distinct name
+    assert out["enum_values"] == list(range(len(NAMES)))
     # the C spellings are kept as data, not code
     assert "root_t" in out["spellings"]
 
@@ -200,15 +214,15 @@ def test_anonymous_member_with_hostile_names(tmp_path: Path) -> None:
     r = run_btfgen("gen", tmp_path / "anon.btf", "--type", "root_t", "-o", tmp_path / "a.py",
                    cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _import_in_subprocess(tmp_path / "a.py", """
+    r = _import_in_subprocess(tmp_path / "a.py", f"""
 import dataclasses
 root = mod.TYPES["root_t"]
 buf = bytearray(root.SIZE)
-off = 4 * %d + 16
+off = 4 * {n} + 16
 buf[off:off + 8] = (7).to_bytes(4, "little") + (8).to_bytes(4, "little")
 rec = root.from_bytes(bytes(buf))
 print([getattr(rec, f.name) for f in dataclasses.fields(rec)][-2:])
-""" % n, tmp_path)
+""", tmp_path)
     assert r.returncode == 0, r.stderr
     _no_sentinels(tmp_path)
     assert r.stdout.strip() == "[7, 8]"
@@ -321,10 +335,12 @@ def test_elf_names_reach_btfgen_info(elf_module: tuple[Path, dict[int, bytes]]) 
         assert "\\xc3(map" in r.stdout and "__init__\\xff" in r.stdout
 
 
-def test_elf_module_is_valid_and_deterministic(elf_module: tuple[Path, dict[int, bytes]]) -> None:
+def test_elf_module_is_valid_deterministic_and_lint_clean(
+        elf_module: tuple[Path, dict[int, bytes]]) -> None:
     d, _ = elf_module
     _valid_python(d / "h1.py")
     assert (d / "h1.py").read_bytes() == (d / "h2.py").read_bytes()
+    _lint(d / "h1.py")
 
 
 RUNTIME_BYTES = ("runtime/bpfobj.py (issue 4): map/program names are encoded with "

@@ -1,5 +1,5 @@
 /* Benchmark reference consumer: libbpf perf_buffer with C callbacks.
- *   c_consumer TARGET_TGID PAGES REGIME
+ *   c_consumer TARGET_TGID PAGES REGIME [WAKEUP_EVENTS]
  * Loads bench.bpf.o through its bpftool skeleton and prints "ready".  REGIME live:
  * polls until SIGUSR2; SIGUSR1 drains and prints "drained".  REGIME backlog: does
  * not poll; each SIGUSR1 drains what is waiting (CPU counted only for the drains)
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <linux/perf_event.h>
 #include <bpf/libbpf.h>
 #include "bench.skel.h"
 
@@ -34,6 +35,19 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 }
 
 static void on_lost(void *ctx, int cpu, __u64 n) { (void)ctx; (void)cpu; lost += n; }
+
+/* perf_buffer__new_raw's callback (used for WAKEUP_EVENTS > 1): the same work. */
+static enum bpf_perf_event_ret on_raw(void *ctx, int cpu, struct perf_event_header *ev)
+{
+	if (ev->type == PERF_RECORD_SAMPLE) {
+		struct { struct perf_event_header h; __u32 size; char data[]; } *s = (void *)ev;
+		on_sample(ctx, cpu, s->data, s->size);
+	} else if (ev->type == PERF_RECORD_LOST) {
+		struct { struct perf_event_header h; __u64 id; __u64 lost; } *l = (void *)ev;
+		on_lost(ctx, cpu, l->lost);
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
 
 static double cpu_s(void)
 {
@@ -65,8 +79,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "load/attach: %d\n", err);
 		return 1;
 	}
-	pb = perf_buffer__new(bpf_map__fd(skel->maps.events), atoi(argv[2]), on_sample, on_lost,
-			      NULL, NULL);
+	if (argc > 4 && atoi(argv[4]) > 1) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE, .size = sizeof(attr),
+			.config = PERF_COUNT_SW_BPF_OUTPUT, .sample_type = PERF_SAMPLE_RAW,
+			.sample_period = 1, .wakeup_events = atoi(argv[4]),
+		};
+		pb = perf_buffer__new_raw(bpf_map__fd(skel->maps.events), atoi(argv[2]), &attr, on_raw,
+					  NULL, NULL);
+	} else {
+		pb = perf_buffer__new(bpf_map__fd(skel->maps.events), atoi(argv[2]), on_sample,
+				      on_lost, NULL, NULL);
+	}
 	if (!pb) {
 		fprintf(stderr, "perf_buffer__new: %d\n", errno);
 		return 1;

@@ -4,8 +4,8 @@
 
 MODE: event (btfgen per-event callback), event-nodrain (libbpf callback per
 record, the fallback), batch (read_batch + numpy), batch-records (read_batch +
-records()), event-w64 / batch-w64 (wakeup every 64 samples), bcc (bcc's
-``b["events"].event(data)``; run with the system python3).  Same protocol as
+records()), bcc (bcc's ``b["events"].event(data)``; run with the system
+python3); a ``-w64`` suffix wakes the reader every 64 samples.  Same protocol as
 c_consumer.c: "ready", SIGUSR1 drains and prints "drained", SIGUSR2 ends with
 one JSON line (received, lost, attempts, successes, cpu_s, bad).  REGIME live
 polls all along; backlog only drains on SIGUSR1 and counts only that CPU.
@@ -83,7 +83,7 @@ def run_loop(poll: Any, consume: Any) -> float:
     return time.process_time() - t0
 
 
-def bcc_main(target: int, pages: int) -> dict[str, Any]:
+def bcc_main(target: int, pages: int, wakeup: int) -> dict[str, Any]:
     from bcc import BPF  # type: ignore[import-not-found]
 
     b = BPF(text=BCC_SRC, cflags=[f"-DTARGET={target}"])
@@ -98,7 +98,7 @@ def bcc_main(target: int, pages: int) -> dict[str, Any]:
     def lost_cb(n: int) -> None:
         st["lost"] += n
 
-    b["events"].open_perf_buffer(cb, page_cnt=pages, lost_cb=lost_cb)
+    b["events"].open_perf_buffer(cb, page_cnt=pages, lost_cb=lost_cb, wakeup_events=wakeup)
     cpu = run_loop(lambda: b.perf_buffer_poll(100), lambda: b.perf_buffer_poll(0))
     counts = b["counts"]
     return {**st, "cpu_s": cpu, "attempts": counts[0].value, "successes": counts[1].value}
@@ -161,8 +161,8 @@ def main() -> None:
     mode, target, pages, REGIME[0] = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     signal.signal(signal.SIGUSR1, on_signal)
     signal.signal(signal.SIGUSR2, on_signal)
-    if mode == "bcc":
-        res = bcc_main(target, pages)
+    if mode.startswith("bcc"):
+        res = bcc_main(target, pages, 64 if mode.endswith("-w64") else 1)
     else:
         res = btfgen_main(mode, target, pages, sys.argv[5])
     print(json.dumps(res), flush=True)

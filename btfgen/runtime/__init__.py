@@ -22,30 +22,63 @@ namespaces; by hand the same pieces are usable directly::
 The runtime never imports the generator.
 """
 
-from btfgen.runtime.bpfobj import LibbpfObject, Link, Program
-from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
-from btfgen.runtime.errors import (
-    BpfError,
-    BpfPermissionError,
-    LibbpfMissingError,
-    MapKeyError,
-    RuntimeBpfError,
-)
-from btfgen.runtime.maps import (
-    ANY,
-    EXIST,
-    NOEXIST,
-    ArrayMap,
-    HashMap,
-    KeyedMap,
-    MapBase,
-    PerCpuArrayMap,
-    PerCpuHashMap,
-)
-from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
-from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
-from btfgen.runtime.skeleton import Namespace, Skeleton
-from btfgen.runtime.system import TracefsError, possible_cpus
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from btfgen.runtime.bpfobj import LibbpfObject, Link, Program
+    from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
+    from btfgen.runtime.errors import (
+        BpfError,
+        BpfPermissionError,
+        LibbpfMissingError,
+        MapKeyError,
+        RuntimeBpfError,
+    )
+    from btfgen.runtime.maps import (
+        ANY,
+        EXIST,
+        NOEXIST,
+        ArrayMap,
+        HashMap,
+        KeyedMap,
+        MapBase,
+        PerCpuArrayMap,
+        PerCpuHashMap,
+    )
+    from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
+    from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
+    from btfgen.runtime.skeleton import Namespace, Skeleton
+    from btfgen.runtime.system import TracefsError, possible_cpus
+
+# Names load on first use (PEP 562): a generated module's import then pays only for
+# what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
+# buffers, maps and batch machinery it binds later.
+_WHERE = {
+    "LibbpfObject": "bpfobj", "Link": "bpfobj", "Program": "bpfobj",
+    "PerfBuffer": "buffers", "PerfEventArray": "buffers", "RingBuf": "buffers",
+    "RingBuffer": "buffers", "WithPayload": "buffers",
+    "BpfError": "errors", "BpfPermissionError": "errors", "LibbpfMissingError": "errors",
+    "MapKeyError": "errors", "RuntimeBpfError": "errors",
+    "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
+    "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
+    "Codec": "protocols", "RawCodec": "protocols", "RecordCodec": "protocols",
+    "as_codec": "protocols",
+    "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
+    "Namespace": "skeleton", "Skeleton": "skeleton",
+    "TracefsError": "system", "possible_cpus": "system",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",

@@ -85,17 +85,26 @@ int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
         tail = *tailp;
         while (tail < head) {
             uint32_t hdr[3];
-            uint32_t type, rec_size;
-            ring_copy((char *)hdr, data, size, tail, 8);
+            uint32_t type, rec_size, raw;
+            uint64_t off = tail & (size - 1);
+            const char *rec = NULL;
+            if (off + 16 <= size) { /* header and raw size in place (the usual case) */
+                memcpy(hdr, data + off, 12);
+                if (off + (hdr[1] >> 16) <= size)
+                    rec = data + off; /* the whole record is contiguous */
+            } else {
+                ring_copy((char *)hdr, data, size, tail, 12);
+            }
             type = hdr[0];
             rec_size = hdr[1] >> 16;  /* u32 type, u16 misc, u16 size */
+            raw = hdr[2];
             if (rec_size < 8 || rec_size > head - tail)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (type == BTFGEN_RECORD_SAMPLE) {
-                uint32_t raw;
                 uint64_t dst, want;
-                ring_copy((char *)&raw, data, size, tail + 8, 4);
-                if (raw > (uint32_t)rec_size - 12)
+                if (rec_size < 12)
+                    raw = 0;
+                else if (raw > (uint32_t)rec_size - 12)
                     raw = rec_size - 12;
                 want = stride ? stride : raw;
                 dst = stride ? (uint64_t)n * stride : used;
@@ -105,7 +114,10 @@ int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
                 }
                 if (stride) {
                     uint64_t take = raw < stride ? raw : stride;
-                    ring_copy(out->data + dst, data, size, tail + 12, take);
+                    if (rec)
+                        memcpy(out->data + dst, rec + 12, take);
+                    else
+                        ring_copy(out->data + dst, data, size, tail + 12, take);
                     if (take < stride) {
                         memset(out->data + dst + take, 0, stride - take);
                         nshort++;

@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from cffi import FFI
-
 from btfgen.runtime.errors import LibbpfMissingError
+from btfgen.runtime.lazy_ffi import LazyFFI
 
 #: Minimum (major, minor) of libbpf the runtime works with.
 MIN_VERSION = (1, 0)
@@ -134,27 +133,20 @@ int mount(const char *source, const char *target, const char *fstype, unsigned l
           const void *data);
 """
 
-#: Declarations are parsed on first use (:func:`lib`), not at import: importing a
-#: generated module should stay cheap.
-ffi = FFI()
+#: Declarations are parsed on first use (cffi and pycparser are not even imported
+#: before that): importing a generated module should stay cheap.
+ffi: Any = LazyFFI()
+ffi.cdef(CDEF)
+ffi.cdef(LIBC_CDEF)
 
 _lib: Any = None
 _libc: Any = None
-_declared: list[bool] = []
-
-
-def _declare() -> None:
-    if not _declared:
-        ffi.cdef(CDEF)
-        ffi.cdef(LIBC_CDEF)
-        _declared.append(True)
 
 
 def lib() -> Any:
     """The loaded libbpf (raises :class:`LibbpfMissingError` with what to install)."""
     global _lib
     if _lib is None:
-        _declare()
         _lib = _load()
     return _lib
 
@@ -163,7 +155,6 @@ def libc() -> Any:
     """The C library (vsnprintf for libbpf's log lines, mount for tracefs)."""
     global _libc
     if _libc is None:
-        _declare()
         _libc = ffi.dlopen(None)
     return _libc
 

@@ -144,15 +144,16 @@ def _ctype_dtype(ffi: Any, t: Any, base: int, bitfields: dict[str, Bitfield],
 class PerfBatch(Generic[R]):
     """Records drained from a perf buffer in one call.
 
-    ``data`` holds ``len(batch)`` records of ``stride`` bytes (each sample cut
-    or zero-padded to the record size); ``segments`` lists ``(cpu, count)`` runs
-    in order.  ``sizes`` (or None when every sample was at least a record) holds
-    each sample's raw size.
+    ``data`` (bytes or a read-only memoryview of the drain buffer, which is not
+    reused while the batch or an array on it is alive) holds ``len(batch)``
+    records of ``stride`` bytes (each sample cut or zero-padded to the record
+    size); ``segments`` lists ``(cpu, count)`` runs in order.  ``sizes`` (or
+    None when every sample was at least a record) holds each sample's raw size.
     """
 
     __slots__ = ("data", "codec", "stride", "segments", "sizes")
 
-    def __init__(self, data: bytes, codec: Codec[R], segments: list[tuple[int, int]],
+    def __init__(self, data: bytes | memoryview, codec: Codec[R], segments: list[tuple[int, int]],
                  sizes: list[int] | None = None) -> None:
         self.data = data
         self.codec = codec

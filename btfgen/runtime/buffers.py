@@ -326,7 +326,7 @@ class PerfBuffer(_Reader[R]):
             return self.received - before
         return self._pump(0, None)
 
-    def _pump(self, timeout_ms: int, chunks: list[tuple[bytes, list[tuple[int, int]]]] | None,
+    def _pump(self, timeout_ms: int, chunks: list[tuple[Any, list[tuple[int, int]]]] | None,
               ) -> int:
         """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
         records, or append them to ``chunks`` for a batch; returns the record count.
@@ -343,6 +343,8 @@ class PerfBuffer(_Reader[R]):
         native._busy += 1  # close() from a callback or another thread waits for us
         try:
             while True:
+                if chunks is not None:
+                    rings.reclaim()
                 n = rings.poll(timeout_ms, stride)
                 if n < 0:
                     if n == _EINTR:  # the C side drains on EINTR; this is for safety
@@ -366,8 +368,8 @@ class PerfBuffer(_Reader[R]):
         return total
 
     def _take(self, rings: _drain.RingSet, out: Any, n: int, stride: int,
-              chunks: list[tuple[bytes, list[tuple[int, int]]]] | None) -> None:
-        data = rings.data(out.used)
+              chunks: list[tuple[Any, list[tuple[int, int]]]] | None) -> None:
+        data = rings.data(out.used) if chunks is None else rings.view(out.used)
         only = out.only_ring
         if only >= 0:
             segments = [(self._cpus[only], n)]
@@ -400,7 +402,7 @@ class PerfBuffer(_Reader[R]):
                     except BaseException as e:  # noqa: BLE001 - re-raised from poll()
                         self._fail(e)
 
-    def _deliver_fixed(self, data: bytes, segments: list[tuple[int, int]]) -> None:
+    def _deliver_fixed(self, data: bytes | memoryview, segments: list[tuple[int, int]]) -> None:
         """Records at a fixed stride, each at least a whole record (the hot path)."""
         decode, callback, stride = self._from_bytes, self._callback, self._stride
         pos = 0
@@ -416,7 +418,7 @@ class PerfBuffer(_Reader[R]):
                         self._fail(e)
             pos = end
 
-    def _deliver_sized(self, data: bytes, segments: list[tuple[int, int]],
+    def _deliver_sized(self, data: bytes | memoryview, segments: list[tuple[int, int]],
                        sizes: list[int]) -> None:
         """Records of any size (payloads, raw bytes, short samples): one at a time."""
         stride = self._stride
@@ -447,7 +449,7 @@ class PerfBuffer(_Reader[R]):
         stride = self._size
         if self._rings is None:
             return self._read_batch_fallback(codec, timeout_ms, stride)
-        chunks: list[tuple[bytes, list[tuple[int, int]]]] = []
+        chunks: list[tuple[Any, list[tuple[int, int]]]] = []
         self._batch_sizes = []
         self._batch_short = False
         self._pump(timeout_ms, chunks)
@@ -456,7 +458,7 @@ class PerfBuffer(_Reader[R]):
         if len(chunks) == 1:
             data, segments = chunks[0]
         else:
-            data = b"".join(c[0] for c in chunks)
+            data = b"".join(c[0] for c in chunks)  # several drains (or none): one buffer
             segments = [seg for c in chunks for seg in c[1]]
         return PerfBatch(data, codec, segments, sizes)
 

@@ -6,7 +6,8 @@ codec has ``size`` (bytes), ``decode(buf, offset=0)`` and ``encode(value)``
 :class:`RecordCodec`; their own ``from_bytes``/``to_bytes`` do the work.
 
 This module is part of the runtime: it imports only the standard library and
-cffi (re-exporting ``FFI`` for generated modules), never the generator.
+cffi (re-exporting ``FFI`` for generated modules: a lazy one, which parses their
+declarations on first use, see :mod:`btfgen.runtime.lazy_ffi`), never the generator.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, Union
 
-from cffi import FFI  # type: ignore[import-untyped, unused-ignore]
+from btfgen.runtime.lazy_ffi import LazyFFI as FFI
 
 if TYPE_CHECKING:
     from typing_extensions import Self

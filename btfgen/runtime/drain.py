@@ -14,6 +14,7 @@ record.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from btfgen.runtime._libbpf import ffi as libbpf_ffi
@@ -23,7 +24,7 @@ _ext: Any
 try:
     if os.environ.get("BTFGEN_NO_DRAIN"):
         raise ImportError("disabled by BTFGEN_NO_DRAIN")
-    from btfgen.runtime import _drain as _ext  # type: ignore[attr-defined, no-redef]
+    from btfgen.runtime import _drain as _ext  # type: ignore[attr-defined, no-redef, unused-ignore]
 except ImportError as _e:
     _ext = None
     #: Why the compiled drain is not used (None when it is).
@@ -33,6 +34,9 @@ else:
 
 #: True when the compiled drain is importable and enabled.
 AVAILABLE = _ext is not None
+
+#: Drain buffers kept for reuse per perf buffer (see RingSet.reclaim).
+_POOL = 3
 
 #: Smallest perf record holding a sample: header (8) + raw size (4) + 4 bytes.
 _MIN_RECORD = 16
@@ -74,7 +78,8 @@ class RingSet:
         #: Bytes of all rings together: one drain never copies more.
         self.capacity = max(total, page_size)
         max_records = self.capacity // _MIN_RECORD
-        self._data = ffi.new("char[]", self.capacity)
+        self._ffi = ffi
+        self._new_data_buffer()
         self._sizes = ffi.new("uint32_t[]", max_records)
         self._counts = ffi.new("uint32_t[]", max(count, 1))
         self._lost = ffi.new("uint64_t[]", max(count, 1))
@@ -86,8 +91,32 @@ class RingSet:
         out.ring_counts = self._counts
         out.ring_lost = self._lost
         self.out = out
-        self._ffi = ffi
         self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
+
+    def _new_data_buffer(self) -> None:
+        # Bytearrays, so batches can view them without a copy (see view()); a few
+        # are pooled so a caller keeping the last batch does not cost a fresh one
+        # (and its zero-filling) per drain.
+        if not hasattr(self, "_pool"):
+            self._pool: list[bytearray] = []
+            self._ptrs: list[Any] = []
+        buf = bytearray(self.capacity)
+        self._pool.append(buf)
+        self._ptrs.append(self._ffi.from_buffer("char[]", buf))
+        del buf
+        #: References to a pooled buffer nobody else holds (as counted by _refs).
+        self._free_refs = self._refs(len(self._pool) - 1)
+        self._use(len(self._pool) - 1)
+
+    def _refs(self, i: int) -> int:
+        return sys.getrefcount(self._pool[i])
+
+    def _use(self, i: int) -> None:
+        self._cur = i
+        self._buf = self._pool[i]
+        self._data = self._ptrs[i]
+        if hasattr(self, "out"):
+            self.out.data = self._data
 
     def poll(self, timeout_ms: int, stride: int) -> int:
         """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring;
@@ -104,8 +133,33 @@ class RingSet:
         return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
 
     def data(self, used: int) -> bytes:
-        """The first ``used`` bytes the last drain wrote."""
+        """A copy of the first ``used`` bytes the last drain wrote."""
         return self._ffi.unpack(self._data, used)  # type: ignore[no-any-return]
+
+    def view(self, used: int) -> memoryview:
+        """The first ``used`` bytes the last drain wrote, without a copy (read-only).
+
+        The buffer is reused only while nothing references it: once a view (or a
+        numpy array on it) is alive, the next drain writes into a fresh buffer."""
+        return memoryview(self._buf).toreadonly()[:used]
+
+    def reclaim(self) -> None:
+        """Before a drain: move to a free buffer if a view of this one is alive."""
+        if self._refs(self._cur) <= self._free_refs + 1:  # + 1: self._buf
+            return
+        for i in range(len(self._pool)):
+            if i != self._cur and self._refs(i) <= self._free_refs:
+                self._use(i)
+                return
+        if len(self._pool) < _POOL:
+            self._new_data_buffer()
+        else:  # every pooled buffer is held: a fresh one, not pooled
+            self._pool.append(bytearray(self.capacity))
+            self._ptrs.append(self._ffi.from_buffer("char[]", self._pool[-1]))
+            self._use(len(self._pool) - 1)
+            self._pool.pop(0)
+            self._ptrs.pop(0)
+            self._cur -= 1
 
     def sizes(self) -> list[int]:
         """Raw sample size of each record of the last drain."""
