@@ -24,11 +24,12 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-# setup.py and _drain.c: the compiled perf ring drain is built at install.
-$(VENV)/.installed: pyproject.toml setup.py btfgen/runtime/_drain.c
+# setup.py, _drain.c, _records.c: the runtime's compiled parts are built at install.
+$(VENV)/.installed: pyproject.toml setup.py btfgen/runtime/_drain.c btfgen/runtime/_records.c
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	# compat: a .pth path entry, so mypy (and other tools) see the package too
+	$(VENV)/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 venv: $(VENV)/.installed

@@ -1,5 +1,16 @@
-"""Builds the optional compiled perf ring drain (cffi API mode); metadata is in pyproject.toml."""
+"""Builds the optional compiled parts of the runtime; metadata is in pyproject.toml.
 
-from setuptools import setup
+* ``btfgen.runtime._drain`` (cffi API mode): drains perf rings into one buffer;
+* ``btfgen.runtime._records`` (C API): builds many record objects in one call.
 
-setup(cffi_modules=["btfgen/runtime/_drain_build.py:ffibuilder"])
+Both are optional: without a compiler or Python headers the install goes on
+and the runtime uses its pure-Python paths.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    cffi_modules=["btfgen/runtime/_drain_build.py:ffibuilder"],
+    ext_modules=[Extension("btfgen.runtime._records", ["btfgen/runtime/_records.c"],
+                           optional=True)],
+)

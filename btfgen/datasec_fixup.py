@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Callable
 
 from btfgen.btf_model import Btf, BtfType, Datasec, Linkage, Var, VarSecinfo
+from btfgen.btf_parse import quote_name
 from btfgen.elf_image import ElfImage, ElfSymbol
 from btfgen.errors import BtfError
 from btfgen.sec_defs import KCONFIG_SEC
@@ -84,7 +85,8 @@ def _fixup_section(btf: Btf, sec: Datasec, elf: ElfImage, types: list[BtfType]) 
             continue
         sym = globals_by_name.get(var.name)
         if sym is None:
-            raise BtfError(f"section '{sec.name}': no ELF symbol for variable '{var.name}'")
+            raise BtfError(f"section {quote_name(sec.name)}: no ELF symbol for variable"
+                           f" {quote_name(var.name)}")
         if fixup_offsets:
             vsi.offset = sym.value
         if sym.visibility in ("STV_HIDDEN", "STV_INTERNAL"):
@@ -106,7 +108,8 @@ def _layout_kconfig(btf: Btf, sec: Datasec, types: list[BtfType]) -> Datasec:
     for v in sec.vars:
         var = btf.type(v.type_id)
         if not isinstance(var, Var):
-            raise BtfError(f"section '{sec.name}': entry type id {v.type_id} is not a VAR")
+            raise BtfError(f"section {quote_name(sec.name)}: entry type id {v.type_id}"
+                           " is not a VAR")
         size, align = btf.size_of(var.type_id), btf.align_of(var.type_id)
         entries.append((-align, size, var.name, align, v))
     entries.sort(key=lambda e: (e[0], e[1], e[2].encode("utf-8", "surrogateescape")))

@@ -13,6 +13,7 @@ import struct
 
 from btfgen.bpf_object import MapDef
 from btfgen.btf_model import Array, Btf, Datasec, Enum, Enum64, Kind, Member, Ptr, Struct, Var
+from btfgen.btf_parse import quote_name
 from btfgen.elf_image import ElfImage
 from btfgen.errors import BtfgenError, ObjectError
 
@@ -81,7 +82,7 @@ def parse_map_def(btf: Btf, name: str, type_id: int, *, inner: bool) -> MapDef:
     except ObjectError:
         raise  # an inner map's error, already naming it
     except (_DefError, BtfgenError) as e:
-        raise ObjectError(f"map '{name}': {e}") from None
+        raise ObjectError(f"map {quote_name(name)}: {e}") from None
 
 
 class _DefError(Exception):
@@ -137,10 +138,10 @@ def _field_int(btf: Btf, mem: Member) -> int:
         arr = btf.type(t.type_id)
         if isinstance(arr, Array):
             return arr.nelems
-        raise _DefError(f"'{mem.name}' is a pointer to {arr.kind.name}, not to an array")
+        raise _DefError(f"{quote_name(mem.name)} is a pointer to {arr.kind.name}, not to an array")
     if isinstance(t, (Enum, Enum64)) and len(t.values) == 1:
         return t.values[0].value
-    raise _DefError(f"'{mem.name}' is a {t.kind.name}, not an encoded number")
+    raise _DefError(f"{quote_name(mem.name)} is a {t.kind.name}, not an encoded number")
 
 
 def _parse_values(btf: Btf, m: MapDef, mem: Member, inner: bool, *, last: bool) -> None:
@@ -190,7 +191,7 @@ def legacy_maps(elf: ElfImage, btf: Btf) -> list[MapDef]:
     for sym in syms:
         size = sym.size or sec.size // len(syms)
         if size < 4 or sym.value + size > len(sec.data):
-            raise ObjectError(f"legacy map '{sym.name}' at {sym.value}+{size} overruns"
+            raise ObjectError(f"legacy map {quote_name(sym.name)} at {sym.value}+{size} overruns"
                               f" the 'maps' section ({len(sec.data)} bytes)")
         rec = sec.data[sym.value:sym.value + min(size, 20)].ljust(20, b"\0")
         mtype, key_size, value_size, max_entries, flags = struct.unpack(e + "5I", rec)
@@ -218,7 +219,7 @@ def struct_ops_maps(btf: Btf) -> list[MapDef]:
                 continue
             value = btf.skip_modifiers(var.type_id)
             if not isinstance(value, Struct):
-                raise ObjectError(f"struct_ops map '{var.name}' is not a struct")
+                raise ObjectError(f"struct_ops map {quote_name(var.name)} is not a struct")
             maps.append(MapDef(
                 name=var.name, map_type=STRUCT_OPS, map_type_name="STRUCT_OPS", key_size=4,
                 value_size=value.size, value_type_id=value.id, max_entries=1,

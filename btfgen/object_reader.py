@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from btfgen.bpf_object import BpfObject, DataSection, GlobalVar, Program
 from btfgen.btf_model import Btf, Datasec, Var
-from btfgen.btf_parse import parse_btf
+from btfgen.btf_parse import parse_btf, quote_name
 from btfgen.errors import BtfError, BtfgenError, ObjectError
 from btfgen.sec_defs import KCONFIG_SEC, classify_section
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # input is ELF: raw BTF such as vmlinux is dumped without paying for it.
 
 EM_BPF = 247
+#: Largest .bss/.kconfig section whose zeros btfgen materializes (256 MiB; the
+#: kernel refuses far smaller map values).
+MAX_ZERO_SECTION = 1 << 28
 _ELF_MAGIC = b"\x7fELF"
 _BTF_MAGICS = (b"\x9f\xeb", b"\xeb\x9f")
 
@@ -190,6 +193,9 @@ def _data_sections(elf: ElfImage, btf: Btf) -> list[DataSection]:
         if kind == "kconfig" or elf_sec is None or elf_sec.type == "SHT_NOBITS":
             if kind != "kconfig" and elf_sec is None:
                 continue  # a DATASEC with no section: nothing libbpf would map
+            if t.size > MAX_ZERO_SECTION:  # a size that lies must not allocate gigabytes
+                raise ObjectError(f"section {quote_name(t.name)}: DATASEC size {t.size}"
+                                  f" is too large (btfgen accepts up to {MAX_ZERO_SECTION})")
             initial = bytes(t.size)
         else:
             initial = elf_sec.data

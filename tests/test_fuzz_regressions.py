@@ -125,3 +125,25 @@ char LICENSE[] SEC("license") = "GPL";
     assert [p.name for p in o.programs] == ["p\udce9"]
     assert [(s.name, [v.name for v in s.variables]) for s in o.sections] == \
         [(".data.s\udcfe", ["v\udcff"])]
+
+
+def test_bss_size_that_lies_is_refused_not_allocated(tmp_path: Path) -> None:
+    """object_reader materialized .bss zeros at the size BTF (or a NOBITS
+    section header) claims: 4 GiB for one bit of lie."""
+    import struct
+
+    from conftest import compile_bpf
+    from mutate import Seed
+
+    from btfgen.errors import ObjectError
+    from btfgen.object_reader import read_input
+
+    src = "unsigned long long counter;\nint f(void) { return counter++; }\n"
+    seed = Seed.from_bytes(compile_bpf(src, tmp_path / "p.bpf.o").read_bytes())
+    data = bytearray(seed.data)
+    datasecs = [r for r in seed.records if r.kind == 15]
+    assert len(datasecs) == 1
+    struct.pack_into("<I", data, seed.types_off + 4 * datasecs[0].word + 8, 0xFFFFFFFF)
+    (tmp_path / "bad.bpf.o").write_bytes(data)
+    with pytest.raises(ObjectError, match=r"'\.bss': DATASEC size 4294967295 is too large"):
+        read_input(str(tmp_path / "bad.bpf.o"))

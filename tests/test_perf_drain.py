@@ -8,9 +8,11 @@ exactly.  Live in the kernel (root); skips only when the kernel refuses BPF.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import select
+import struct
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,7 @@ import pytest
 from conftest import compile_bpf, run_btfgen
 from runtime_zoo import load_or_skip
 
-from btfgen.runtime import drain
+from btfgen.runtime import drain, records_fast
 
 SRC = r"""
 #include <linux/types.h>
@@ -43,12 +45,29 @@ struct rec {
 	__s64 neg;
 };
 
+/* plain fields only: built by the C bulk decoder (records_fast) */
+struct plain {
+	__u64 seq;
+	__s64 neg;
+	__u32 u32;
+	__s32 s32;
+	__u16 u16;
+	__s16 s16;
+	__u8 u8;
+	__s8 s8;
+	_Bool odd;
+	char name[13];
+	double half;
+};
+
 const volatile __u32 target_tgid = 0;
 __u64 attempts = 0;
 __u64 successes = 0;
 
 struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4);
          __uint(value_size, 4); } events SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY); __uint(key_size, 4);
+         __uint(value_size, 4); } plain_events SEC(".maps");
 
 SEC("tp/syscalls/sys_enter_getppid")
 int emit(void *ctx)
@@ -70,6 +89,22 @@ int emit(void *ctx)
 	r.neg = -(__s64)seq;
 	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &r, sizeof(r)) == 0)
 		__sync_fetch_and_add(&successes, 1);
+	struct plain p = {};
+	p.seq = seq;
+	p.neg = -(__s64)seq;
+	p.u32 = seq * 65537;
+	p.s32 = -(__s32)seq * 3;
+	p.u16 = seq * 5;
+	p.s16 = -(__s16)seq;
+	p.u8 = seq;
+	p.s8 = -(__s8)seq;
+	p.odd = seq & 1;
+	p.name[0] = 'n';
+	p.name[1] = '0' + seq % 10;
+	if (seq % 3 == 0)
+		p.name[2] = 'x';
+	*(__u64 *)&p.half = 0x3FF0000000000000ULL + (seq << 32); /* no floats in BPF */
+	bpf_perf_event_output(ctx, &plain_events, BPF_F_CURRENT_CPU, &p, sizeof(p));
 	return 0;
 }
 
@@ -140,6 +175,39 @@ CPU = min(os.sched_getaffinity(0))
 
 def test_extension_is_built() -> None:
     assert drain.AVAILABLE, f"compiled drain unavailable: {drain.UNAVAILABLE_REASON}"
+    assert records_fast._ext is not None, "btfgen.runtime._records is not built"
+
+
+def plain_expected(seq: int) -> dict[str, Any]:
+    def wrap(v: int, bits: int) -> int:
+        v &= (1 << bits) - 1
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    return {"seq": seq, "neg": -seq, "u32": seq * 65537 & 0xFFFFFFFF, "s32": wrap(-seq * 3, 32),
+            "u16": seq * 5 & 0xFFFF, "s16": wrap(-seq, 16), "u8": seq & 0xFF, "s8": wrap(-seq, 8),
+            "odd": bool(seq & 1), "name": b"n" + str(seq % 10).encode() + (b"x" if seq % 3 == 0
+                                                                               else b""),
+            "half": struct.unpack("<d", struct.pack("<Q", 0x3FF0000000000000 + (seq << 32)))[0]}
+
+
+def test_plain_records_are_built_in_bulk_and_equal_from_bytes(skel: Any) -> None:
+    cls = type(skel).__module__ and sys.modules[type(skel).__module__].Plain
+    assert records_fast.bulk_decoder(cls) is not None  # every field plain: the C path
+    assert records_fast.bulk_decoder(sys.modules[type(skel).__module__].Rec) is None  # bitfields
+    got: list[Any] = []
+    pb = skel.maps.plain_events.open_perf_buffer(lambda cpu, r: got.append(r))
+    assert pb._bulk is not None
+    trigger(1000, CPU)
+    while pb.poll(50):
+        pass
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert [{n: getattr(r, n) for n in names} for r in got] == [plain_expected(i)
+                                                                 for i in range(1000)]
+    assert all(type(r) is cls and type(r.odd) is bool and type(r.half) is float for r in got)
+    pb2 = skel.maps.plain_events.open_perf_buffer(page_count=8)
+    trigger(50, CPU)
+    recs = pb2.read_batch(50).records()
+    assert recs == [cls.from_bytes(cls(**plain_expected(i)).to_bytes()) for i in range(1000, 1050)]
 
 
 def test_drained_callback_delivers_every_record_exactly(skel: Any) -> None:
@@ -222,7 +290,7 @@ def test_wakeup_bytes_watermark(skel: Any) -> None:
 FALLBACK = """
 import os, sys
 sys.path.insert(0, {d!r})
-from btfgen.runtime import drain
+from btfgen.runtime import drain, records_fast
 import drainprog_skel as m
 assert not drain.AVAILABLE and "BTFGEN_NO_DRAIN" in drain.UNAVAILABLE_REASON
 s = m.DrainprogSkel.open(); s.rodata.target_tgid = os.getpid(); s.load(); s.attach()

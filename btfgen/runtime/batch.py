@@ -21,7 +21,7 @@ from btfgen.runtime.codec import Codec, RecordCodec
 
 R = TypeVar("R")
 
-__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "record_dtype", "record_layout"]
+__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
 
 
 @dataclass(frozen=True)
@@ -71,18 +71,29 @@ def record_layout(record: Any, ffi: Any = None, spelling: str | None = None) -> 
         layout = RecordLayout(_np().dtype(given), {})
     else:
         if ffi is None or spelling is None:
-            mod = sys.modules.get(getattr(cls, "__module__", ""), None)
-            types = getattr(mod, "TYPES", None) or {}
-            spelling = spelling or next((s for s, c in types.items() if c is cls), None)
-            ffi = ffi if ffi is not None else getattr(mod, "ffi", None)
-        if ffi is None or spelling is None:
-            raise TypeError(f"no C layout known for {cls!r}: not a generated record class "
-                            "(pass ffi= and spelling=, or set DTYPE)")
+            found = c_type_of(cls)
+            if found is None:
+                raise TypeError(f"no C layout known for {cls!r}: not a generated record "
+                                "class (pass ffi= and spelling=, or set DTYPE)")
+            ffi, ctype = found
+        else:
+            ctype = ffi.typeof(spelling)
         bitfields: dict[str, Bitfield] = {}
-        layout = RecordLayout(_ctype_dtype(ffi, ffi.typeof(spelling), 0, bitfields, ""),
-                              bitfields)
+        layout = RecordLayout(_ctype_dtype(ffi, ctype, 0, bitfields, ""), bitfields)
     _layouts[key] = layout
     return layout
+
+
+def c_type_of(cls: Any) -> tuple[Any, Any] | None:
+    """``(ffi, ctype)`` of a generated record class, from its module's ``TYPES``
+    and ``ffi``; None for other classes."""
+    mod = sys.modules.get(getattr(cls, "__module__", ""), None)
+    types = getattr(mod, "TYPES", None) or {}
+    spelling = next((s for s, c in types.items() if c is cls), None)
+    ffi = getattr(mod, "ffi", None)
+    if ffi is None or spelling is None:
+        return None
+    return ffi, ffi.typeof(spelling)
 
 
 def record_dtype(record: Any, ffi: Any = None, spelling: str | None = None) -> Any:
@@ -175,8 +186,14 @@ class PerfBatch(Generic[R]):
         """Every record decoded (generated record objects)."""
         self._check_sizes()
         codec = self.codec
-        dec = codec.cls.from_bytes if isinstance(codec, RecordCodec) else codec.decode
         data, stride = self.data, self.stride
+        if isinstance(codec, RecordCodec):
+            from btfgen.runtime.records_fast import bulk_decoder
+
+            bulk = bulk_decoder(codec.cls)
+            if bulk is not None:
+                return bulk(data, stride, 0, len(self))
+        dec = codec.cls.from_bytes if isinstance(codec, RecordCodec) else codec.decode
         return [dec(data, off) for off in range(0, len(data), stride)]
 
     def __iter__(self) -> Iterator[R]:

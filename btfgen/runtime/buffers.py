@@ -29,6 +29,7 @@ import errno
 import os
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from itertools import repeat
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from btfgen.runtime import drain as _drain
@@ -39,6 +40,7 @@ from btfgen.runtime.codec import RecordCodec
 from btfgen.runtime.errors import _add_note, error_class
 from btfgen.runtime.maps import MapBase
 from btfgen.runtime.protocols import Codec, as_codec
+from btfgen.runtime.records_fast import BulkDecoder, bulk_decoder
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -297,8 +299,11 @@ class PerfBuffer(_Reader[R]):
         # Fixed-size records go one per slot of ``stride`` bytes; others are packed.
         self._stride = self._size if (codec is not None and not payload) else 0
         self._from_bytes: Any = None
+        self._bulk: BulkDecoder | None = None
         if isinstance(codec, RecordCodec):
             self._from_bytes = codec.cls.from_bytes
+            if self._rings is not None and self._stride:
+                self._bulk = bulk_decoder(codec.cls)
         elif codec is not None:
             self._from_bytes = codec.decode
 
@@ -369,12 +374,24 @@ class PerfBuffer(_Reader[R]):
 
     def _take(self, rings: _drain.RingSet, out: Any, n: int, stride: int,
               chunks: list[tuple[Any, list[tuple[int, int]]]] | None) -> None:
-        data = rings.data(out.used) if chunks is None else rings.view(out.used)
         only = out.only_ring
         if only >= 0:
             segments = [(self._cpus[only], n)]
         else:
             segments = [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
+        bulk = self._bulk
+        if chunks is None and bulk is not None and not out.short_count:
+            # Build every record from the drain buffer itself (no copy), all before
+            # the first callback: one may poll again and refill that buffer.
+            view = rings.view(out.used)
+            pos, runs = 0, []
+            for cpu, count in segments:
+                runs.append((cpu, bulk(view, stride, pos, count)))
+                pos += count * stride
+            view.release()
+            self._deliver_built(runs)
+            return
+        data = rings.data(out.used) if chunks is None else rings.view(out.used)
         if out.short_count or not stride:
             sizes = rings.sizes()
             if chunks is not None:
@@ -402,8 +419,21 @@ class PerfBuffer(_Reader[R]):
                     except BaseException as e:  # noqa: BLE001 - re-raised from poll()
                         self._fail(e)
 
+    def _deliver_built(self, runs: list[tuple[int, list[Any]]]) -> None:
+        """Records already built (the hot path): ``(cpu, records)`` runs."""
+        callback = self._callback
+        for cpu, recs in runs:
+            if callback is None:
+                self._queue.extend(zip(repeat(cpu), recs))
+                continue
+            for rec in recs:
+                try:
+                    callback(cpu, rec)
+                except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                    self._fail(e)
+
     def _deliver_fixed(self, data: bytes | memoryview, segments: list[tuple[int, int]]) -> None:
-        """Records at a fixed stride, each at least a whole record (the hot path)."""
+        """Records at a fixed stride, each at least a whole record, by ``from_bytes``."""
         decode, callback, stride = self._from_bytes, self._callback, self._stride
         pos = 0
         for cpu, count in segments:

@@ -56,6 +56,18 @@ def _encodable(text: str) -> None:
     text.encode("utf-8", "surrogateescape")
 
 
+def _check_message(msg: str) -> None:
+    """What the CLI prints must be one harmless line: not empty, and no control
+    characters (terminal escapes from a hostile name) once whitespace is joined.
+    Lone surrogates (bytes that are not UTF-8) print as backslash escapes."""
+    line = " ".join(msg.split())
+    if not line:
+        raise AssertionError("BtfgenError with an empty message")
+    bad = [ch for ch in line if not ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF]
+    if bad:
+        raise AssertionError(f"control characters {bad!r} in the error line {line!r}")
+
+
 def _raw_roots(btf: Any) -> list[str]:
     from btfgen.btf_model import Enum, Enum64, Struct, Typedef, Union
 
@@ -158,8 +170,7 @@ def run_one(data: bytes, header: dict[str, Any], serial: int) -> dict[str, Any]:
             if refused == 3:
                 result["status"] = "error"
             for msg in result["errors"].values():
-                if not msg.strip():
-                    raise AssertionError("BtfgenError with an empty message")
+                _check_message(msg)
         except Timeout:
             result.update(status="timeout", stage=stage, trace=traceback.format_exc()[-3000:])
         except MemoryError:

@@ -1,0 +1,206 @@
+/* Build generated record objects from fixed-size C records, without running
+ * Python per record (btfgen's per-event fast path; see records_fast.py).
+ *
+ * A plan lists, per field of a slotted record class, the slot's descriptor and
+ * how to read the value: an integer of 1, 2, 4 or 8 bytes (signed or not), a
+ * bool, a float/double, or a char array cut at its first NUL.  Objects are
+ * allocated with tp_alloc and their slots set through the descriptors, which is
+ * what __init__ would do for these classes: records_fast.py only uses a plan
+ * after checking that it decodes sample records exactly as from_bytes does. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <string.h>
+
+enum { K_U = 1, K_I = 2, K_BOOL = 3, K_FLOAT = 4, K_CSTR = 5 };
+
+struct field {
+    PyObject *descr;      /* the slot's member descriptor (a reference) */
+    descrsetfunc set;
+    Py_ssize_t slot;      /* byte offset of the slot in the object, or -1: use set */
+    int kind;
+    Py_ssize_t offset, size;
+};
+
+struct plan {
+    PyTypeObject *cls;    /* a reference */
+    Py_ssize_t nfields;
+    struct field fields[];
+};
+
+static void plan_free(PyObject *capsule)
+{
+    struct plan *p = PyCapsule_GetPointer(capsule, "btfgen.plan");
+    Py_ssize_t i;
+    if (!p)
+        return;
+    for (i = 0; i < p->nfields; i++)
+        Py_XDECREF(p->fields[i].descr);
+    Py_XDECREF((PyObject *)p->cls);
+    PyMem_Free(p);
+}
+
+/* make_plan(cls, [(descriptor, kind, offset, size), ...]) -> capsule */
+static PyObject *make_plan(PyObject *self, PyObject *args)
+{
+    PyObject *cls, *list, *capsule;
+    Py_ssize_t n, i;
+    struct plan *p;
+
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyList_Type, &list))
+        return NULL;
+    n = PyList_GET_SIZE(list);
+    p = PyMem_Calloc(1, sizeof(*p) + n * sizeof(struct field));
+    if (!p)
+        return PyErr_NoMemory();
+    p->cls = (PyTypeObject *)cls;
+    Py_INCREF(cls);
+    for (i = 0; i < n; i++) {
+        PyObject *descr;
+        struct field *f = &p->fields[i];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "Oinn", &descr, &f->kind, &f->offset,
+                              &f->size))
+            goto fail;
+        if (!Py_TYPE(descr)->tp_descr_set) {
+            PyErr_SetString(PyExc_TypeError, "not a settable descriptor");
+            goto fail;
+        }
+        if (f->offset < 0 || f->size <= 0 ||
+            ((f->kind == K_U || f->kind == K_I) && f->size != 1 && f->size != 2 &&
+             f->size != 4 && f->size != 8) ||
+            (f->kind == K_FLOAT && f->size != 4 && f->size != 8) ||
+            (f->kind == K_BOOL && f->size != 1) || f->kind < K_U || f->kind > K_CSTR) {
+            PyErr_SetString(PyExc_ValueError, "bad field in plan");
+            goto fail;
+        }
+        Py_INCREF(descr);
+        f->descr = descr;
+        f->set = Py_TYPE(descr)->tp_descr_set;
+        f->slot = -1;
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            /* a __slots__ member: store into the fresh object directly, as its
+             * setter would (the slot is NULL after tp_alloc) */
+            PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
+            if (m->type == T_OBJECT_EX && !(m->flags & READONLY) &&
+                ((PyMemberDescrObject *)descr)->d_common.d_type == (PyTypeObject *)cls &&
+                m->offset > 0 && m->offset + (Py_ssize_t)sizeof(PyObject *) <=
+                ((PyTypeObject *)cls)->tp_basicsize)
+                f->slot = m->offset;
+        }
+        p->nfields = i + 1;
+    }
+    capsule = PyCapsule_New(p, "btfgen.plan", plan_free);
+    if (!capsule)
+        goto fail;
+    return capsule;
+fail:
+    for (i = 0; i < p->nfields; i++)
+        Py_XDECREF(p->fields[i].descr);
+    Py_DECREF(cls);
+    PyMem_Free(p);
+    return NULL;
+}
+
+static PyObject *read_value(const struct field *f, const char *rec)
+{
+    const char *s = rec + f->offset;
+    switch (f->kind) {
+    case K_U:
+        switch (f->size) {
+        case 1: return PyLong_FromUnsignedLong(*(const uint8_t *)s);
+        case 2: { uint16_t v; memcpy(&v, s, 2); return PyLong_FromUnsignedLong(v); }
+        case 4: { uint32_t v; memcpy(&v, s, 4); return PyLong_FromUnsignedLong(v); }
+        default: { uint64_t v; memcpy(&v, s, 8); return PyLong_FromUnsignedLongLong(v); }
+        }
+    case K_I:
+        switch (f->size) {
+        case 1: return PyLong_FromLong(*(const int8_t *)s);
+        case 2: { int16_t v; memcpy(&v, s, 2); return PyLong_FromLong(v); }
+        case 4: { int32_t v; memcpy(&v, s, 4); return PyLong_FromLong(v); }
+        default: { int64_t v; memcpy(&v, s, 8); return PyLong_FromLongLong(v); }
+        }
+    case K_BOOL:
+        return PyBool_FromLong(*s != 0);
+    case K_FLOAT:
+        if (f->size == 4) { float v; memcpy(&v, s, 4); return PyFloat_FromDouble(v); }
+        { double v; memcpy(&v, s, 8); return PyFloat_FromDouble(v); }
+    default: { /* K_CSTR */
+        const char *nul = memchr(s, 0, f->size);
+        return PyBytes_FromStringAndSize(s, nul ? nul - s : f->size);
+    }
+    }
+}
+
+/* build(plan, data, stride, start, count) -> list of records at data[start + i*stride] */
+static PyObject *build(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *out;
+    Py_buffer buf;
+    Py_ssize_t stride, start, count, i, j, need;
+    struct plan *p;
+
+    if (!PyArg_ParseTuple(args, "Oy*nnn", &capsule, &buf, &stride, &start, &count))
+        return NULL;
+    p = PyCapsule_GetPointer(capsule, "btfgen.plan");
+    if (!p)
+        goto fail_buf;
+    need = start + count * stride;
+    if (stride <= 0 || start < 0 || count < 0 || need > buf.len) {
+        PyErr_SetString(PyExc_ValueError, "records outside the buffer");
+        goto fail_buf;
+    }
+    for (j = 0; j < p->nfields; j++) {
+        if (p->fields[j].offset + p->fields[j].size > stride) {
+            PyErr_SetString(PyExc_ValueError, "field beyond the record");
+            goto fail_buf;
+        }
+    }
+    out = PyList_New(count);
+    if (!out)
+        goto fail_buf;
+    for (i = 0; i < count; i++) {
+        const char *rec = (const char *)buf.buf + start + i * stride;
+        PyObject *obj = p->cls->tp_alloc(p->cls, 0);
+        if (!obj)
+            goto fail_out;
+        PyList_SET_ITEM(out, i, obj);
+        for (j = 0; j < p->nfields; j++) {
+            const struct field *f = &p->fields[j];
+            PyObject *v = read_value(f, rec);
+            int rc;
+            if (!v)
+                goto fail_out;
+            if (f->slot >= 0) {
+                PyObject **slot = (PyObject **)((char *)obj + f->slot);
+                Py_XSETREF(*slot, v); /* takes our reference */
+                continue;
+            }
+            rc = f->set(f->descr, obj, v);
+            Py_DECREF(v);
+            if (rc < 0)
+                goto fail_out;
+        }
+    }
+    PyBuffer_Release(&buf);
+    return out;
+fail_out:
+    Py_DECREF(out); /* unfilled items are NULL: list dealloc skips them */
+fail_buf:
+    PyBuffer_Release(&buf);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"make_plan", make_plan, METH_VARARGS, "make_plan(cls, fields) -> plan"},
+    {"build", build, METH_VARARGS, "build(plan, data, stride, start, count) -> list"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_records", "Record objects built from C records.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__records(void)
+{
+    return PyModule_Create(&module);
+}
