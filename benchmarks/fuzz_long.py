@@ -35,7 +35,8 @@ def seeds(tmp: Path) -> list[tuple[str, Seed]]:
     objs = extract_corpus(tmp / "corpus")
     objs += [compile_bpf(ZOO_SRC, tmp / "zoo.bpf.o"),
              compile_bpf(KINDS_SRC, tmp / "kinds.bpf.o"),
-             compile_bpf(KINDS_SRC, tmp / "kinds19.bpf.o", clang="clang-19")]
+             compile_bpf(KINDS_SRC, tmp / "kinds19.bpf.o", clang="clang-19"),
+             compile_bpf(KINDS_SRC, tmp / "kinds_be.bpf.o", target="bpfeb")]
     out = [(p.name, Seed.from_bytes(p.read_bytes())) for p in objs]
     out.append(("raw.btf", Seed.from_bytes(_raw_seed())))
     return out

@@ -10,9 +10,9 @@ entries of the same :class:`Btf` (or of its base, for split BTF); id 0 is
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 import typing
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from btfgen.errors import BtfError
 

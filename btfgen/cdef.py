@@ -1,11 +1,13 @@
 """The cffi ``cdef`` of a generated module, and its check against BTF.
 
-Every emitted struct/union/enum is declared under its C name (anonymous ones
-as ``__btfgen_<Class>``), members spelled with fixed-width types.  A struct is
-first written with cffi's natural layout plus explicit padding where BTF's
-offsets differ (``aligned(N)`` members, tail padding); if cffi's layout then
-disagrees with BTF it is rewritten ``packed`` with every hole explicit (cffi
-cannot place bitfields in packed structs, so those become opaque bytes).
+Every emitted struct/union/enum is declared under its ``TYPES`` spelling (a
+name that two types share, legal in BTF, has bpftool's ``___2``, ``___3`` ...
+suffix after its first use; anonymous ones are ``__btfgen_<Class>``), members
+spelled with fixed-width types.  A struct is first written with cffi's natural
+layout plus explicit padding where BTF's offsets differ (``aligned(N)``
+members, tail padding); if cffi's layout then disagrees with BTF it is
+rewritten ``packed`` with every hole explicit (cffi cannot place bitfields in
+packed structs, so those become opaque bytes).
 Every ``ffi.sizeof``/``ffi.offsetof`` and bitfield position is checked at
 generation time; a remaining difference raises :class:`GenerateError`.
 """
@@ -31,7 +33,7 @@ from btfgen.btf_model import (
     Union,
 )
 from btfgen.layout import struct_gaps, type_align
-from btfgen.naming import c_identifier, doc_text
+from btfgen.naming import c_identifier, shown
 from btfgen.records import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
@@ -40,6 +42,10 @@ CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern
 float for goto if inline int long register restrict return short signed sizeof static struct
 switch typedef union unsigned void volatile while _Bool _Complex _Imaginary bool""".split())
+
+
+#: cdef member names of a record and its inlined anonymous members, by index path.
+MemberNames = dict[tuple[int, ...], str]
 
 
 @dataclass
@@ -51,7 +57,8 @@ class CdefChunk:
 
 
 def _cname(name: str) -> bool:
-    return c_identifier(name) and name not in C_KEYWORDS and not name.startswith("_btfgen")
+    return (c_identifier(name) and name not in C_KEYWORDS
+            and not name.startswith(("_btfgen", "__btfgen")))
 
 
 class CdefBuilder:
@@ -73,9 +80,14 @@ class CdefBuilder:
     # -- spelling -----------------------------------------------------------
 
     def _tag(self, c: TypeClass) -> str:
+        """The cdef tag of ``c``: its ``TYPES`` spelling (unique per kind, as cffi
+        keeps them) if that is a C identifier, else ``__btfgen_<Class>``."""
         t = self.btf.type(c.type_id)
         kw = "union" if isinstance(t, Union) else "enum" if isinstance(c, EnumClass) else "struct"
-        name = t.name if _cname(t.name) else f"__btfgen_{c.name}"
+        spelled = self.refs.tag_spellings.get(c.type_id, "")
+        name = spelled[len(kw) + 1:] if spelled.startswith(f"{kw} ") else ""
+        if not _cname(name):
+            name = f"__btfgen_{c.name}"
         return f"{kw} {name}"
 
     def _int(self, size: int, signed: bool) -> str:
@@ -122,27 +134,59 @@ class CdefBuilder:
 
     # -- bodies -------------------------------------------------------------
 
-    def _member_names(self, t: Struct | Union) -> list[str]:
-        """cdef names of ``t``'s members: the C name, or ``_btfgen_m<i>`` when
-        that is not a usable C identifier or repeats an earlier one."""
-        names = []
-        used = {m.name for m in t.members}
+    def _inlined(self, m: Member) -> Struct | Union | None:
+        """The anonymous struct/union member ``m`` declares inline, if it does."""
+        mt = self.btf.skip_modifiers(m.type_id)
+        if not m.name and isinstance(mt, (Struct, Union)) and mt.size:
+            return mt
+        return None
+
+    def member_names(self, t: Struct | Union) -> MemberNames:
+        """cdef names of ``t``'s members and of the members of the anonymous
+        structs/unions inlined into it, keyed by index path (``(i,)``, ``(i, j)``
+        ...): the C name, or ``_btfgen_m<path>`` when that is not a usable C
+        identifier or repeats an earlier one anywhere in the inlined scope (cffi
+        sees one field namespace)."""
+        used: set[str] = set()
+
+        def collect(s: Struct | Union) -> None:
+            for m in s.members:
+                used.add(m.name)
+                sub = self._inlined(m)
+                if sub is not None:
+                    collect(sub)
+
+        collect(t)
+        names: MemberNames = {}
         seen: set[str] = set()
-        for i, m in enumerate(t.members):
-            if not m.name or (_cname(m.name) and m.name not in seen):
-                names.append(m.name)
-                seen.add(m.name)
-            else:
-                alt = f"_btfgen_m{i}"
-                while alt in used:
-                    alt += "_"
-                names.append(alt)
+
+        def assign(s: Struct | Union, path: tuple[int, ...]) -> None:
+            for i, m in enumerate(s.members):
+                here = (*path, i)
+                if not m.name or (_cname(m.name) and m.name not in seen):
+                    names[here] = m.name
+                    seen.add(m.name)
+                else:
+                    alt = "_btfgen_m" + "_".join(map(str, here))
+                    while alt in used:
+                        alt += "_"
+                    names[here] = alt
+                sub = self._inlined(m)
+                if sub is not None:
+                    assign(sub, here)
+
+        assign(t, ())
         return names
 
-    def body(self, t: Struct | Union, packed: bool, indent: str) -> list[str]:
-        """Member lines of ``t`` (anonymous members inline)."""
+    def body(self, t: Struct | Union, packed: bool, indent: str,
+             scope: MemberNames | None = None, path: tuple[int, ...] = ()) -> list[str]:
+        """Member lines of ``t`` (anonymous members inline); ``scope``/``path``:
+        the names of the outermost record and where ``t`` sits in it."""
         btf = self.btf
-        names = self._member_names(t)
+        if scope is None:
+            scope = self.member_names(t)
+        names = [scope[(*path, i)] for i in range(len(t.members))]
+        inner = [(*path, i) for i in range(len(t.members))]
         lines: list[str] = []
 
         def padding(offset: int, size: int) -> None:
@@ -151,7 +195,7 @@ class CdefBuilder:
 
         if isinstance(t, Union):
             biggest = 0
-            for m, name in zip(t.members, names, strict=True):
+            for m, name, here in zip(t.members, names, inner, strict=True):
                 bf = btf.member_bitfield(t, m)
                 if bf.size:
                     if packed:
@@ -162,7 +206,7 @@ class CdefBuilder:
                         lines.append(f"{indent}{self._bit_type(m.type_id)} {name} : {bf.size};")
                     biggest = max(biggest, (bf.bit_offset + bf.size + 7) // 8)
                     continue
-                lines += self._member(m, name, packed, indent)
+                lines += self._member(m, name, packed, indent, scope, here)
                 biggest = max(biggest, btf.size_of(m.type_id))
             natural = _round_up(biggest, 1 if packed else _align(btf, t))
             if natural != t.size:
@@ -172,10 +216,11 @@ class CdefBuilder:
 
         if packed:
             pos = 0
-            order = sorted(zip(t.members, names, strict=True), key=lambda mn: mn[0].bit_offset)
+            order = sorted(zip(t.members, names, inner, strict=True),
+                           key=lambda mn: mn[0].bit_offset)
             i = 0
             while i < len(order):
-                m, name = order[i]
+                m, name, here = order[i]
                 bf = btf.member_bitfield(t, m)
                 if bf.size:
                     start = bf.bit_offset // 8
@@ -197,7 +242,7 @@ class CdefBuilder:
                 start = m.bit_offset // 8
                 if start > pos:
                     padding(pos, start - pos)
-                lines += self._member(m, name, packed, indent)
+                lines += self._member(m, name, packed, indent, scope, here)
                 pos = max(pos, start + btf.size_of(m.type_id))
                 i += 1
             if t.size > pos:
@@ -206,7 +251,7 @@ class CdefBuilder:
 
         gaps = sorted(struct_gaps(btf, t), key=lambda g: g.byte_offset)
         gi = 0
-        for m, name in zip(t.members, names, strict=True):
+        for m, name, here in zip(t.members, names, inner, strict=True):
             bf = btf.member_bitfield(t, m)
             start = bf.bit_offset // 8
             while gi < len(gaps) and gaps[gi].byte_offset <= start and not bf.size:
@@ -216,19 +261,20 @@ class CdefBuilder:
                 label = name if name else ""
                 lines.append(f"{indent}{self._bit_type(m.type_id)} {label} : {bf.size};")
                 continue
-            lines += self._member(m, name, packed, indent)
+            lines += self._member(m, name, packed, indent, scope, here)
         for g in gaps[gi:]:
             padding(g.byte_offset, g.size)
         return lines
 
-    def _member(self, m: Member, name: str, packed: bool, indent: str) -> list[str]:
+    def _member(self, m: Member, name: str, packed: bool, indent: str, scope: MemberNames,
+                here: tuple[int, ...]) -> list[str]:
         mt = self.btf.skip_modifiers(m.type_id)
         if not name:
             if isinstance(mt, (Struct, Union)) and mt.size == 0:
                 return []  # cffi cannot declare empty structs; nothing to reach here
             if isinstance(mt, (Struct, Union)):
                 kw = "union" if isinstance(mt, Union) else "struct"
-                return [f"{indent}{kw} {{", *self.body(mt, packed, indent + "    "),
+                return [f"{indent}{kw} {{", *self.body(mt, packed, indent + "    ", scope, here),
                         f"{indent}}};"]
             name = f"_btfgen_anon{self._pad}"
             self._pad += 1
@@ -407,7 +453,7 @@ class CdefBuilder:
             if problem is None:
                 return text, packed
             errors.append(problem)
-        raise GenerateError(f"cannot declare {doc_text(c.c_spelling)} (class {c.name})"
+        raise GenerateError(f"cannot declare {shown(c.c_spelling)} (class {c.name})"
                             " for cffi:"
                             f" {errors[-1]}")
 
@@ -419,14 +465,19 @@ class CdefBuilder:
         return self._check_members(ffi, t, tag, 0, packed)
 
     def _check_members(self, ffi: cffi.FFI, t: Struct | Union, tag: str, base: int,
-                       packed: bool) -> str | None:
+                       packed: bool, scope: MemberNames | None = None,
+                       path: tuple[int, ...] = ()) -> str | None:
         btf = self.btf
-        for m, name in zip(t.members, self._member_names(t), strict=True):
+        if scope is None:
+            scope = self.member_names(t)
+        for i, m in enumerate(t.members):
+            name = scope[(*path, i)]
             bf = btf.member_bitfield(t, m)
             mt = btf.skip_modifiers(m.type_id)
             if not name:
                 if isinstance(mt, (Struct, Union)) and not bf.size and mt.size:
-                    err = self._check_members(ffi, mt, tag, base + m.bit_offset // 8, packed)
+                    err = self._check_members(ffi, mt, tag, base + m.bit_offset // 8, packed,
+                                              scope, (*path, i))
                     if err:
                         return err
                 continue

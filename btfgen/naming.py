@@ -13,7 +13,8 @@ not an identifier at all (quotes, newlines, undecodable bytes).  The rules:
   appearance (:class:`UniqueNames`).
 
 C names that appear in generated string literals or docstrings go through
-:func:`py_str` / :func:`doc_text`, which escape everything non-printable.
+:func:`py_str` / :func:`doc_text` / :func:`shown`, which escape everything
+non-printable.
 """
 
 from __future__ import annotations
@@ -136,9 +137,22 @@ def py_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=True)
 
 
-def doc_text(s: str) -> str:
-    """``s`` escaped for use inside a triple-quoted docstring."""
+def shown(s: str) -> str:
+    """``s`` as printable ASCII for messages and comments: quotes, backslashes,
+    control characters, non-ASCII and lone surrogates become ``\\uXXXX``-style
+    escapes (the text of :func:`py_str` without its quotes)."""
     return py_str(s)[1:-1]
+
+
+def doc_text(s: str) -> str:
+    """``s`` escaped for use inside a (non-raw) triple-quoted docstring.
+
+    The docstring's value is ``s`` itself, except that bytes which were not
+    UTF-8 (lone surrogates from surrogateescape) read as the text ``\\xNN``: a
+    class whose ``__doc__`` holds a lone surrogate cannot be created."""
+    text = "".join(f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF
+                   else f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in s)
+    return py_str(text)[1:-1]
 
 
 def c_identifier(name: str) -> bool:

@@ -50,8 +50,8 @@ from btfgen.naming import (
     attr_name,
     camel,
     class_name,
-    doc_text,
     enum_member_name,
+    shown,
 )
 from btfgen.value_plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
 
@@ -192,6 +192,10 @@ class TypeRefs:
         self._building: set[int] = set()
         #: C spelling (``struct event``, typedef names) -> class name, for TYPES.
         self.c_names: dict[str, str] = {}
+        #: BTF id of a named struct/union/enum -> its spelling in ``c_names``:
+        #: BTF may hold two ``struct dup``; the later ones are ``struct dup___2``
+        #: ... (bpftool's convention), which is also their tag in the cdef.
+        self.tag_spellings: dict[int, str] = {}
         self._frozen = False
 
     # -- public interface ---------------------------------------------------
@@ -205,9 +209,16 @@ class TypeRefs:
         """The Python type expression for a value of ``type_id``."""
         return self._plan(type_id, 0, None).hint
 
-    def codec(self, type_id: int) -> str:
-        """A codec expression for ``type_id`` (see :mod:`btfgen.runtime.codec`)."""
+    def codec(self, type_id: int, min_size: int | None = None) -> str:
+        """A codec expression for ``type_id`` (see :mod:`btfgen.runtime.codec`).
+
+        ``min_size``: the records of a struct/union ``type_id`` may arrive this
+        short (variable-length records); the codec zero-pads them to decode."""
         self.uses_codec = True
+        t, _ = self._resolve(type_id)
+        if min_size is not None and isinstance(t, (Struct, Union)) and min_size < t.size:
+            return (f"{CODEC_MODULE}.RecordCodec({self._ensure(type_id, None)}, "
+                    f"min_size={max(0, int(min_size))})")
         return self._codec(type_id)
 
     def raw_codec(self, size: int) -> str:
@@ -338,7 +349,13 @@ class TypeRefs:
         self._classes[t.id] = c
         self._order.append(t.id)
         if t.name:
-            self.c_names.setdefault(self.btf.c_spelling(t.id), c.name)
+            spelling = unique = self.btf.c_spelling(t.id)
+            n = 2
+            while unique in self.c_names:
+                unique = f"{spelling}___{n}"
+                n += 1
+            self.c_names[unique] = c.name
+            self.tag_spellings[t.id] = unique
 
     # -- record layout ------------------------------------------------------
 
@@ -383,7 +400,7 @@ class TypeRefs:
             flush()
             bits = base_bits + m.bit_offset
             if bits % 8:
-                raise GenerateError(f"{doc_text(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
                                     " is not byte-aligned")
             off = bits // 8
             if not m.name:
@@ -396,7 +413,7 @@ class TypeRefs:
                 continue
             plan = self._plan(m.type_id, off, f"{rec.name}_{m.name}")
             if off + plan.size > rec.size:
-                raise GenerateError(f"{doc_text(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
                                     " ends past the end")
             rec.deps.update(plan.deps())
             rec.fields.append(RecordField(cname, plan.hint, plan.default))

@@ -17,6 +17,9 @@ order:
 3. a ``struct event`` in the object's BTF (the usual name);
 4. none: records arrive as bytes (``skel.maps.events.with_record(Cls)`` types them).
 
+When ``events`` saw the bytecode send records shorter than their type
+(variable-length records), the codec gets that ``min_size``.
+
 Names from BTF are untrusted: every attribute name goes through
 :func:`btfgen.naming.attr_name` and is made unique per namespace.
 """
@@ -29,7 +32,7 @@ from typing import Any
 
 from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import DeclTag, Kind
-from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str
+from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
 from btfgen.records import GenerateError, TypeRefs
 from btfgen.type_select import find_type
 
@@ -115,17 +118,27 @@ def record_type_id(obj: BpfObject, m: MapDef) -> int:
     return int(found[0].id) if found else 0
 
 
+def min_record_size(events: Any, map_name: str) -> int | None:
+    """The smallest record the bytecode sends to ``map_name``, when ``events``
+    (an :class:`btfgen.event_types.EventTypes`) knows it: below the record
+    type's size, records are variable-length and get zero-padded to decode."""
+    rec = getattr(events, "maps", {}).get(map_name)
+    found = getattr(rec, "size_range", None)
+    return int(found[0]) if found else None
+
+
 def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str, events: Any) -> Attr:
     handle = f"skel._map({py_str(m.name)})"
-    doc = f"{m.map_type_name or m.map_type} map ``{doc_text(m.name)}``"
+    doc = f"{m.map_type_name or m.map_type} map ``{shown(m.name)}``"
     if m.map_type in (PERF_EVENT_ARRAY, RINGBUF):
         cls = "_rt.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_rt.RingBuf"
         rid = (int(events.record_type_id(m.name)) if events is not None
                else record_type_id(obj, m))
         if rid:
             refs.ensure(rid, f"{m.name}_record")
-            hint, args = refs.hint(rid), [handle, refs.codec(rid)]
-            doc += f", records: ``{doc_text(refs.btf.c_spelling(rid))}``"
+            least = min_record_size(events, m.name)
+            hint, args = refs.hint(rid), [handle, refs.codec(rid, least)]
+            doc += f", records: ``{shown(refs.btf.c_spelling(rid))}``"
         else:
             hint, args = "bytes", [handle]
             doc += ", records: raw bytes (no record type known)"
@@ -171,7 +184,7 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
         refs.ensure(v.type_id, v.name)
         name = names.add(attr_name(v.name, SECTION_API))
         hint, codec = refs.hint(v.type_id), refs.codec(v.type_id)
-        vdoc = f"``{doc_text(v.name)}`` at offset {v.offset}"
+        vdoc = f"``{shown(v.name)}`` at offset {v.offset}"
         ns.vars.append(Attr(name, vdoc, _call("    ", f"{name}: _rt.var[{hint}] = ",
                                               "_rt.var", [codec, str(v.offset)])))
     return ns
@@ -194,7 +207,7 @@ def build_skeleton_context(obj: BpfObject, types: TypeRefs,
     progs = []
     for p in obj.programs:
         a = prog_names.add(attr_name(p.name))
-        progs.append(Attr(a, f"``{doc_text(p.section)}``",
+        progs.append(Attr(a, f"``{shown(p.section)}``",
                           _call("        ", f"self.{a}: _rt.Program = ", "skel._prog",
                                 [py_str(p.name)])))
     sections = []

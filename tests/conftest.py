@@ -10,11 +10,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from corpus import extract_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# CI runs the same examples every time (a landing must not hang on luck); local runs
+# explore new ones and keep failures in .hypothesis/ to replay.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 #: Multiarch include dir so <linux/types.h> finds <asm/types.h> with -target bpf.
 MULTIARCH_INCLUDE = f"/usr/include/{platform.machine()}-linux-gnu"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import random
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -406,6 +407,39 @@ def test_gen_types_records_and_says_when_it_cannot(variants: dict[str, Path],
                         " (plus --header FILE.h for a stripped object) or"
                         " BTFGEN_RECORD(events, CTYPE) from <btfgen.bpf.h>\n")
     assert "class Event" not in out2.read_text()
+
+
+def test_gen_variable_length_records(variants: dict[str, Path], tmp_path: Path) -> None:
+    """The "varlen" program sends 16..32 bytes of its 32-byte struct event: the
+    skeleton's codec takes samples from 16 bytes, zero-padded; fixed-size
+    records keep min_size == SIZE."""
+    import importlib.util
+
+    for name, least in (("varlen", 16), ("heap", 32)):
+        out = tmp_path / f"{name}_skel.py"
+        run_btfgen("gen", variants[name], "-o", out, check=True)
+        text = out.read_text()
+        assert (f"_codec.RecordCodec(Event, min_size={least})" in text) == (least < 32)
+        spec = importlib.util.spec_from_file_location(f"evgen_{name}", out)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up
+        spec.loader.exec_module(mod)
+        (skel_name,) = [n for n in mod.__all__ if n.endswith("Skel")]
+        skel = getattr(mod, skel_name).open()  # libbpf parses it; nothing is loaded
+        try:
+            codec = skel.maps.events.record_codec
+        finally:
+            skel.destroy()
+        assert (codec.size, codec.min_size) == (EVENT_SIZE, least)
+    whole = mod.Event(pid=1, seq=2, magic=3, tag=b"btfgen!", neg=-4, flags=5, kind=6).to_bytes()
+    varlen = mod._codec.RecordCodec(mod.Event, min_size=16)
+    buf = b"\xee" * 4 + whole + b"\xee" * 8  # the sample sits inside a larger buffer
+    for size in (16, 20, 27, 32):
+        got = varlen.decode_sample(buf, 4, size).to_bytes()
+        assert got == whole[:size] + bytes(EVENT_SIZE - size)
+    with pytest.raises(ValueError, match="a 15-byte sample is shorter than its record"):
+        varlen.decode_sample(buf, 4, 15)
 
 
 # -- the libbpf-tools corpus ----------------------------------------------------------------

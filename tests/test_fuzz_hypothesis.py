@@ -17,7 +17,7 @@ from fuzz.harness import BAD, Worker, known_open
 from fuzz.strategies import btf_blobs
 from hypothesis import HealthCheck, given, settings
 
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=500, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -30,9 +30,10 @@ SECONDS = float(os.environ.get("BTFGEN_FUZZ_SECONDS", "45"))
 
 SEED = int(os.environ.get("BTFGEN_FUZZ_SEED", "7"))
 
-#: Every BTF kind clang emits for a BPF program: bitfields (signed too), unions,
-#: anonymous members, packed and aligned layouts, enums, enum64, float, arrays,
-#: function pointers, type tags, decl tags, static locals, custom sections.
+#: Every BTF kind clang emits for a BPF program (compiled little- and big-endian):
+#: bitfields (signed too), unions, anonymous members, packed and aligned layouts,
+#: enums, enum64, float, arrays, function pointers, type tags, decl tags, static
+#: locals, custom sections.
 KINDS_SRC = r"""
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -103,7 +104,8 @@ def seeds(corpus_objects: list[Path], tmp_path_factory: pytest.TempPathFactory
     d = tmp_path_factory.mktemp("fuzz_seeds")
     compiled = [compile_bpf(ZOO_SRC, d / "zoo.bpf.o"),
                 compile_bpf(KINDS_SRC, d / "kinds.bpf.o"),
-                compile_bpf(KINDS_SRC, d / "kinds19.bpf.o", clang="clang-19")]
+                compile_bpf(KINDS_SRC, d / "kinds19.bpf.o", clang="clang-19"),
+                compile_bpf(KINDS_SRC, d / "kinds_be.bpf.o", target="bpfeb")]
     out = [(p.name, Seed.from_bytes(p.read_bytes())) for p in [*compiled, *corpus_objects]]
     out.append(("raw.btf", Seed.from_bytes(_raw_seed())))
     return out
@@ -120,7 +122,7 @@ def test_seeds_are_indexed_and_pass(seeds: list[tuple[str, Seed]], worker: Worke
     for name, seed in seeds:
         assert seed.records, name
         assert seed.type_count > 2, name
-    for name, seed in seeds[:4] + seeds[-1:]:
+    for name, seed in seeds[:5] + seeds[-1:]:
         v = worker.run(seed.data)
         assert v["status"] == "ok" and not v["errors"], (name, v)
         assert "module" in v, name

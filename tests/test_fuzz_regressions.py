@@ -15,11 +15,7 @@ REGRESSIONS = Path(__file__).with_name("regressions")
 FILES = sorted(p for p in REGRESSIONS.iterdir() if p.suffix != ".md")
 
 #: Findings whose owner has not fixed them yet: file -> reason (see the README).
-OPEN: dict[str, str] = {
-    "docstring-surrogate.btf": "naming.doc_text (issue 3) leaves lone surrogates in docstrings",
-    "docstring-surrogate-elf.bpf.o": "naming.doc_text (issue 3) leaves lone surrogates in "
-                                     "docstrings",
-}
+OPEN: dict[str, str] = {}
 #: Of those, the ones the CLI also gets wrong (the others only break the module).
 OPEN_CLI: set[str] = set()
 
@@ -147,3 +143,13 @@ def test_bss_size_that_lies_is_refused_not_allocated(tmp_path: Path) -> None:
     (tmp_path / "bad.bpf.o").write_bytes(data)
     with pytest.raises(ObjectError, match=r"'\.bss': DATASEC size 4294967295 is too large"):
         read_input(str(tmp_path / "bad.bpf.o"))
+
+
+def test_error_lines_escape_hostile_names() -> None:
+    """datasec_fixup/map_defs put raw names in their messages: a name holding an
+    escape sequence reached the terminal through the CLI's error line."""
+    r = run_btfgen("info", REGRESSIONS / "message-control-char.bpf.o")
+    assert r.returncode == 1
+    assert r.stderr.rstrip("\n").endswith(
+        "section '.rodata': no ELF symbol for variable 'filter\\x7fcg'")
+    assert all(ch.isprintable() for ch in r.stderr.rstrip("\n"))

@@ -11,7 +11,14 @@ from btf_builder import BtfBuilder
 from conftest import run_btfgen
 from gen_util import load, mypy_strict, ruff
 
-from btfgen.naming import UniqueNames, attr_name, class_name, enum_member_name, py_str
+from btfgen.naming import (
+    UniqueNames,
+    attr_name,
+    class_name,
+    doc_text,
+    enum_member_name,
+    py_str,
+)
 
 HOSTILE_MEMBERS = [
     "class", "__init__", "self", "SIZE", "from_bytes", "to_bytes", "_raw", "int", "type",
@@ -99,6 +106,33 @@ def test_naming_rules() -> None:
     assert [u.add("a"), u.add("a"), u.add("b")] == ["a_2", "a_3", "b"]
     assert py_str('x"\n\udcff') == '"x\\"\\n\\udcff"'
     assert eval(py_str('x"\n\udcff')) == 'x"\n\udcff'  # noqa: S307
+    # a docstring's value is the name, but a byte that is not UTF-8 reads as text:
+    # a lone surrogate in __doc__ makes class creation fail
+    doc = eval('"""' + doc_text('q"""\n\udcff\\') + '"""')  # noqa: S307
+    assert doc == 'q"""\n\\xff\\' and doc.encode()
+
+
+def test_cdef_names_are_unique(tmp_path: Path) -> None:
+    """Two structs with one name (legal in BTF) are declared ``struct dup`` and
+    ``struct dup___2`` (bpftool's convention), as TYPES spells them; members
+    renamed in an inlined anonymous struct do not collide with the parent's."""
+    from gen_util import generate
+
+    b = BtfBuilder()
+    i = b.int_("int", 4, signed=True)
+    d1 = b.struct("dup", 4, [("a", i, 0)])
+    d2 = b.struct("dup", 8, [("a", i, 0), ("b", i, 32)])
+    anon = b.struct(0, 8, [("x y", i, 0), ("a", i, 32)])
+    b.struct("top", 24, [("x-y", i, 0), ("p", d1, 32), ("q", d2, 64), (0, anon, 128)])
+    (tmp_path / "dup.btf").write_bytes(b.build())
+    mod = generate(tmp_path / "dup.btf", tmp_path / "dup.py", types=["struct top"])
+    assert (mod.TYPES["struct dup"].SIZE, mod.TYPES["struct dup___2"].SIZE) == (4, 8)
+    ffi = mod.ffi
+    assert (ffi.sizeof("struct dup"), ffi.sizeof("struct dup___2")) == (4, 8)
+    assert [ffi.offsetof("struct top", f) for f in ("_btfgen_m0", "_btfgen_m3_0", "a")] == \
+        [0, 16, 20]
+    top = mod.TYPES["struct top"].from_bytes(bytes(range(24)))
+    assert top.a == int.from_bytes(bytes(range(20, 24)), "little")
 
 
 def _bad_member_btf() -> bytes:

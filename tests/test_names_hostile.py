@@ -178,11 +178,6 @@ print(json.dumps(out))
     assert "root_t" in out["spellings"]
 
 
-CDEF_DUP = ("cdef.py (issue 3): two structs with one C name are both declared as "
-            "`struct dup` in the cdef -> cffi 'duplicate declaration of struct dup'")
-
-
-@pytest.mark.xfail(strict=True, reason=CDEF_DUP)
 def test_two_structs_with_one_name(tmp_path: Path) -> None:
     """Two different ``struct dup`` (legal in BTF: from two compilation units)
     are two classes, both decoding their own layout."""
@@ -201,11 +196,6 @@ print(classes)
     assert [size for _, size in eval(r.stdout)] in ([4, 8], [8, 4])
 
 
-CDEF_ANON = ("cdef.py (issue 3): members renamed `_btfgen_m<i>` by index restart in an "
-             "inlined anonymous struct -> cffi 'duplicate field name _btfgen_m0'")
-
-
-@pytest.mark.xfail(strict=True, reason=CDEF_ANON)
 def test_anonymous_member_with_hostile_names(tmp_path: Path) -> None:
     """An anonymous struct whose members are not C identifiers, inside a struct
     whose members are not either: all reachable on the parent."""
@@ -343,13 +333,8 @@ def test_elf_module_is_valid_deterministic_and_lint_clean(
     _lint(d / "h1.py")
 
 
-RUNTIME_BYTES = ("runtime/bpfobj.py (issue 4): map/program names are encoded with "
-                 "name.encode() and decoded with errors='replace', so a name that is not "
-                 "UTF-8 is not found (UnicodeEncodeError); use 'surrogateescape' both ways")
-
-
 def test_elf_maps_programs_globals_reachable_nothing_runs(
-        elf_module: tuple[Path, dict[int, bytes]], request: pytest.FixtureRequest) -> None:
+        elf_module: tuple[Path, dict[int, bytes]]) -> None:
     """Open the skeleton (libbpf parses the object; nothing goes to the kernel):
     every map, program and global is an attribute, found by its real name."""
     script = """
@@ -377,8 +362,6 @@ assert all(n.isidentifier() and not keyword.iskeyword(n) for n in names), names
 print(json.dumps(out, ensure_ascii=True))
 """
     d, names = elf_module
-    if names[9] == NOT_UTF8[9]:
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=RUNTIME_BYTES))
     r = _import_in_subprocess(d / "h1.py", script, d)
     assert r.returncode == 0, r.stderr
     _no_sentinels(d)

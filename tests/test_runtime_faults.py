@@ -345,14 +345,6 @@ def test_poll_from_another_thread_and_destroy_while_polling(
         assert e.partition(": ")[0] not in ("AttributeError", "TypeError", "SystemError"), e
 
 
-FORK = ("runtime/bpfobj.py (issue 4): a forked child that exits normally runs the "
-        "skeleton's finalizer, whose bpf_link__destroy disables the perf events it shares "
-        "with the parent: the parent's program stops firing.  Teardown in a process other "
-        "than the one that opened the object should only drop its fd copies "
-        "(record os.getpid() at open, or os.register_at_fork(after_in_child=...))")
-
-
-@pytest.mark.xfail(strict=True, reason=FORK)
 def test_fork(harness: tuple[Path, Path]) -> None:
     out = run_scenario(harness, "fork")
     assert out["child_exit"] == 0

@@ -9,6 +9,7 @@ and interpreter exit, so nothing is left behind when the caller forgets.
 from __future__ import annotations
 
 import errno
+import os
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,18 @@ from btfgen.runtime.system import ensure_tracefs, needs_tracefs
 KERNEL_LOG_SIZE = 1 << 20
 #: Verifier log lines quoted in the exception message (all are in ``.verifier_log``).
 VERIFIER_TAIL = 20
+
+
+def c_name(ptr: Any) -> str:
+    """A name libbpf returns (``const char *``) as str.  Object names may be any
+    bytes: those that are not UTF-8 survive as surrogateescape code points, as
+    the generator spells them, and :func:`c_bytes` gives them back."""
+    return bytes(ffi.string(ptr)).decode("utf-8", "surrogateescape")
+
+
+def c_bytes(name: str) -> bytes:
+    """The bytes of a name for libbpf (the inverse of :func:`c_name`)."""
+    return name.encode("utf-8", "surrogateescape")
 
 
 def check_ptr(what: str, call: Callable[[], Any]) -> Any:
@@ -45,16 +58,27 @@ def check_int(what: str, call: Callable[[], int]) -> int:
     return rc
 
 
+#: Frees that change kernel state every process sharing the fds sees, and the
+#: libbpf call giving the fd a forked child closes instead: bpf_link__destroy
+#: disables a perf event link's event, perf_buffer__free disables the per-CPU
+#: events and deletes them from the (shared) perf event array.
+_FOREIGN_FREE = {"bpf_link__destroy": "bpf_link__fd", "perf_buffer__free": "perf_buffer__epoll_fd"}
+
+
 class Native:
     """A libbpf pointer and the function that frees it, freed at most once.
 
     The object keeps these (not the Python wrappers) so its finalizer never
-    reaches back to the object itself.
+    reaches back to the object itself.  In a process other than the one that
+    made it (a forked child, whose finalizers run at exit too) a free that would
+    change shared kernel state only closes the child's copy of the fd; the rest
+    goes with the process.
     """
 
     def __init__(self, ptr: Any, free: str) -> None:
         self.ptr: Any = ptr
         self._free = free
+        self._pid = os.getpid()
         self._busy = 0
         self._close_pending = False
 
@@ -65,7 +89,10 @@ class Native:
             return
         if self.ptr is not None:
             ptr, self.ptr = self.ptr, None
-            getattr(lib(), self._free)(ptr)
+            if self._pid != os.getpid() and self._free in _FOREIGN_FREE:
+                _close_fd(int(getattr(lib(), _FOREIGN_FREE[self._free])(ptr)))
+            else:
+                getattr(lib(), self._free)(ptr)
 
     @contextmanager
     def using(self) -> Iterator[Any]:
@@ -78,6 +105,14 @@ class Native:
             if self._close_pending and not self._busy:
                 self._close_pending = False
                 self.close()
+
+
+def _close_fd(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 class Link:
@@ -115,9 +150,8 @@ class Program:
     def __init__(self, ptr: Any, owner: LibbpfObject) -> None:
         self._ptr = ptr
         self._owner = owner
-        self.name: str = ffi.string(lib().bpf_program__name(ptr)).decode(errors="replace")
-        self.section: str = ffi.string(
-            lib().bpf_program__section_name(ptr)).decode(errors="replace")
+        self.name: str = c_name(lib().bpf_program__name(ptr))
+        self.section: str = c_name(lib().bpf_program__section_name(ptr))
         #: Live links of this program, in attach order.
         self.links: list[Link] = []
 
@@ -189,7 +223,7 @@ class MapPtr:
         L = lib()
         self.ptr = ptr
         self.owner = owner
-        self.name: str = ffi.string(L.bpf_map__name(ptr)).decode(errors="replace")
+        self.name: str = c_name(L.bpf_map__name(ptr))
         self.map_type: int = int(L.bpf_map__type(ptr))
         self.key_size: int = int(L.bpf_map__key_size(ptr))
         self.value_size: int = int(L.bpf_map__value_size(ptr))
@@ -241,7 +275,7 @@ class LibbpfObject:
         self._data = ffi.from_buffer(bytes(data))  # libbpf copies it, but keep it alive
         opts = ffi.new("struct bpf_object_open_opts *")
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
-        cname = ffi.new("char[]", name.encode())
+        cname = ffi.new("char[]", c_bytes(name))
         opts.object_name = cname
         # Our own buffer for the verifier log: libbpf then leaves it to us instead of
         # printing it (kernels >= 6.4 keep the log's tail, where the error is, when
@@ -335,7 +369,7 @@ class LibbpfObject:
     def find_map(self, name: str) -> MapPtr | None:
         """The map called ``name``, or the internal map of ELF section ``name`` (".bss")."""
         self.check_open()
-        ptr = lib().bpf_object__find_map_by_name(self._state["ptr"], name.encode())
+        ptr = lib().bpf_object__find_map_by_name(self._state["ptr"], c_bytes(name))
         if ptr == ffi.NULL:
             return self.maps.get(name)
         for m in self.maps.values():

@@ -179,14 +179,34 @@ class ArrayCodec(Codec[list[T]]):
 
 
 class RecordCodec(Codec[R]):
-    """A generated record class (struct or union)."""
+    """A generated record class (struct or union).
 
-    def __init__(self, cls: type[R]) -> None:
+    ``min_size`` (default: ``SIZE``) is the shortest sample of this record a
+    perf/ring buffer accepts.  Some programs send variable-length records, a
+    struct and only the used part of its trailing array (execsnoop sends
+    ``40 + args_size`` bytes of a 7720-byte ``struct event``); the generator
+    passes the smallest size the bytecode sends, and :meth:`decode_sample`
+    zero-pads such samples to decode them.
+    """
+
+    def __init__(self, cls: type[R], min_size: int | None = None) -> None:
         self.cls = cls
         self.size = cls.SIZE
+        self.min_size = self.size if min_size is None else max(0, min(min_size, self.size))
 
     def decode(self, buf: Buffer, offset: int = 0) -> R:
         return self.cls.from_bytes(buf, offset)
+
+    def decode_sample(self, buf: Buffer, offset: int, size: int) -> R:
+        """Decode a sample of ``size`` bytes at ``buf[offset:]``: one shorter than
+        ``size`` but not than ``min_size`` decodes as if zero-padded (ValueError if
+        it is shorter than ``min_size``); bytes past the sample are never read."""
+        if size >= self.size:
+            return self.cls.from_bytes(buf, offset)
+        if size < self.min_size:
+            raise ValueError(f"a {size}-byte sample is shorter than its record "
+                             f"({self.min_size} bytes at least, {self.size} in full)")
+        return self.cls.from_bytes(bytes(buf[offset:offset + size]).ljust(self.size, b"\0"))
 
     def encode(self, value: R) -> bytes:
         return value.to_bytes()

@@ -34,11 +34,7 @@ BAD = frozenset({"bug", "timeout", "memory", "crash", "hang"})
 #: Findings already reported to their owner and kept in tests/regressions/:
 #: (stage, text in the error) -> who must fix it.  The tests list them in
 #: their output but do not fail on them again; delete an entry once fixed.
-KNOWN_OPEN: dict[tuple[str, str], str] = {
-    ("module", "surrogates not allowed"):
-        "naming.doc_text (issue 3): lone surrogates in generated docstrings "
-        "(tests/regressions/docstring-surrogate*)",
-}
+KNOWN_OPEN: dict[tuple[str, str], str] = {}
 
 
 def known_open(verdict: dict[str, Any]) -> str | None:

@@ -114,6 +114,11 @@ def _check_module(text: str, serial: int) -> dict[str, Any]:
             enc = cls.from_bytes(noise).to_bytes()
             if len(enc) != size:
                 raise AssertionError(f"{spelling}: to_bytes gave {len(enc)} bytes, SIZE {size}")
+            # decode(encode(x)) == x, compared as bytes (NaN != NaN as objects)
+            again = cls.from_bytes(enc).to_bytes()
+            if again != enc:
+                raise AssertionError(f"{spelling}: decode/encode is not stable: {enc[:32]!r}"
+                                     f" -> {again[:32]!r}")
             checked += 1
         return {"classes": len(classes), "roundtrips": checked}
     finally:
