@@ -15,6 +15,7 @@ generation time; a remaining difference raises :class:`GenerateError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cffi
 import cffi.model
@@ -462,10 +463,12 @@ class CdefBuilder:
         size = ffi.sizeof(tag)
         if size != t.size:
             return f"sizeof {size} != BTF {t.size}"
-        return self._check_members(ffi, t, tag, 0, packed)
+        fields = dict(ffi.typeof(tag).fields or ())  # anonymous members' fields flattened
+        return self._check_members(ffi, t, tag, fields, 0, packed)
 
-    def _check_members(self, ffi: cffi.FFI, t: Struct | Union, tag: str, base: int,
-                       packed: bool, scope: MemberNames | None = None,
+    def _check_members(self, ffi: cffi.FFI, t: Struct | Union, tag: str,
+                       fields: dict[str, Any], base: int, packed: bool,
+                       scope: MemberNames | None = None,
                        path: tuple[int, ...] = ()) -> str | None:
         btf = self.btf
         if scope is None:
@@ -476,15 +479,15 @@ class CdefBuilder:
             mt = btf.skip_modifiers(m.type_id)
             if not name:
                 if isinstance(mt, (Struct, Union)) and not bf.size and mt.size:
-                    err = self._check_members(ffi, mt, tag, base + m.bit_offset // 8, packed,
-                                              scope, (*path, i))
+                    err = self._check_members(ffi, mt, tag, fields, base + m.bit_offset // 8,
+                                              packed, scope, (*path, i))
                     if err:
                         return err
                 continue
             if bf.size:
                 if packed or self.refs.byteorder != "little":
                     continue
-                err = _check_bitfield(ffi, tag, name, base * 8 + bf.bit_offset, bf.size)
+                err = _check_bitfield(fields.get(name), name, base * 8 + bf.bit_offset, bf.size)
                 if err:
                     return err
                 continue
@@ -496,16 +499,16 @@ class CdefBuilder:
         return None
 
 
-def _check_bitfield(ffi: cffi.FFI, tag: str, name: str, bit: int, width: int) -> str | None:
-    p = ffi.new(f"{tag} *")
-    try:
-        setattr(p, name, 1)
-    except OverflowError:  # a signed 1-bit field holds 0 and -1
-        setattr(p, name, -1)
-    got = int.from_bytes(bytes(ffi.buffer(p)), "little")
-    low = got & -got
-    if got == 0 or low != 1 << bit:
-        return f"bitfield {name} not at bit {bit}"
+def _check_bitfield(field: Any, name: str, bit: int, width: int) -> str | None:
+    """None if cffi puts bitfield ``name`` (its ``CField``) at struct bit ``bit``
+    with ``width`` bits, as BTF does (little-endian: the unit's byte offset
+    plus the shift within it).  Read from cffi's layout, not by writing an
+    instance: the struct's size comes from BTF and may be huge."""
+    if field is None:
+        return f"bitfield {name} missing"
+    at = field.offset * 8 + field.bitshift
+    if at != bit or field.bitsize != width:
+        return f"bitfield {name} at bit {at} width {field.bitsize}, BTF: bit {bit} width {width}"
     return None
 
 

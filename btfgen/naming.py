@@ -43,7 +43,9 @@ AMBIGUOUS = frozenset({"l", "O", "I"})
 RECORD_API = frozenset({"SIZE", "from_bytes", "to_bytes", "_raw"})
 
 #: Attributes of IntEnum members/classes that enumerators must not shadow.
-ENUM_API = frozenset(dir(int)) | frozenset({"name", "value", "mro"})
+#: ``SIZE`` too: a class with ``SIZE`` and ``from_bytes`` (which int has) is
+#: taken for a record class (``runtime.protocols.as_codec``, the fuzz worker).
+ENUM_API = frozenset(dir(int)) | frozenset({"name", "value", "mro", "SIZE"})
 
 
 def sanitize(name: str, placeholder: str = "_") -> str:
@@ -69,6 +71,8 @@ def attr_name(name: str, reserved: frozenset[str] | set[str] = frozenset()) -> s
         s = s.lstrip("_") + "_"
         if s == "_":
             s = "_x_"
+        elif s[0].isdigit():  # ``__0``: one underscore keeps it an identifier, unmangled
+            s = "_" + s
     if (keyword.iskeyword(s) or keyword.issoftkeyword(s) or s in BUILTINS or is_dunder(s)
             or s in reserved or s in MODULE_NAMES or s in RECORD_API or s in AMBIGUOUS):
         s += "_"

@@ -4,6 +4,9 @@ and through the CLI (exit 0, or exit 1 with one clean line)."""
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,11 @@ def _maybe_open(name: str, only: set[str] | None = None) -> list[pytest.MarkDeco
     return []
 
 
+def _limit_memory() -> None:
+    """The CLI gets the same 1 GiB address-space bound as the fuzz worker."""
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
 @pytest.fixture(scope="module")
 def worker() -> Iterator[Worker]:
     with Worker(mem_mb=1024, timeout_s=10) as w:
@@ -45,7 +53,9 @@ def test_regression_in_worker(worker: Worker, path: Path) -> None:
 def test_regression_on_cli(path: Path, tmp_path: Path) -> None:
     for args in (["dump", path, "--format", "c"], ["info", path],
                  ["gen", path, "-o", tmp_path / "out.py"]):
-        r = run_btfgen(*args, cwd=tmp_path)
+        r = subprocess.run([sys.executable, "-m", "btfgen", *map(str, args)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120,
+                           preexec_fn=_limit_memory)
         assert r.returncode in (0, 1), (args, r.stderr)
         assert "Traceback" not in r.stderr
         if r.returncode == 1:

@@ -102,6 +102,7 @@ def test_naming_rules() -> None:
     assert class_name("data_t") == "DataT" and class_name("__sk_buff") == "SkBuff"
     assert class_name("9lives") == "T9lives" and class_name("") == "T"
     assert enum_member_name("__MAX") == "MAX_" and enum_member_name("name") == "name_"
+    assert enum_member_name("SIZE") == "SIZE_"  # else the IntEnum passes for a record class
     u = UniqueNames({"a"})
     assert [u.add("a"), u.add("a"), u.add("b")] == ["a_2", "a_3", "b"]
     assert py_str('x"\n\udcff') == '"x\\"\\n\\udcff"'

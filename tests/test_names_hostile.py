@@ -378,3 +378,28 @@ print(json.dumps(out, ensure_ascii=True))
     assert [11, 12, 13, 14, 15, 16] in out["globals"].values()
     assert len(out["fields"]) == 6 and len(set(out["fields"])) == 6
     assert not any(keyword.iskeyword(f) for f in out["fields"])
+
+
+def test_private_names_starting_with_a_digit(tmp_path: Path) -> None:
+    """``__0``, ``__1st`` (Python would mangle ``__x``; stripping the
+    underscores must not leave a leading digit), as members and enumerators."""
+    b = BtfBuilder()
+    u32 = b.int_("unsigned int", 4)
+    e = b.enum(b"e", 4, [(b"__0", 0), (b"__1st", 1)])
+    s = b.struct(b"s", 12, [(b"__0", u32, 0), (b"__1st", u32, 32), (b"__9__", e, 64)])
+    b.typedef("root_t", s)
+    (tmp_path / "d.btf").write_bytes(b.build())
+    r = run_btfgen("gen", tmp_path / "d.btf", "--type", "root_t", "-o", tmp_path / "d.py",
+                   cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    _valid_python(tmp_path / "d.py")
+    r = _import_in_subprocess(tmp_path / "d.py", """
+import dataclasses
+root = mod.TYPES["root_t"]
+rec = root.from_bytes(bytes([1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0]))
+print([(f.name, int(getattr(rec, f.name))) for f in dataclasses.fields(rec)])
+""", tmp_path)
+    assert r.returncode == 0, r.stderr
+    fields = eval(r.stdout)
+    assert [v for _, v in fields] == [1, 2, 1]
+    assert all(n.isidentifier() for n, _ in fields)
