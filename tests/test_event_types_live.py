@@ -120,12 +120,6 @@ def test_typed_records_from_each_source(variant: str, header: bool, tmp_path: Pa
     assert len({r.seq for r in mine}) == len(mine)
 
 
-VARLEN = ("needs btfgen/runtime/buffers.py (_Reader._record) to accept a sample shorter "
-          "than the record when the codec's min_size allows it, decoding it with "
-          "RecordCodec.decode_sample (zero-padded); the codec and generator side are done")
-
-
-@pytest.mark.xfail(strict=True, reason=VARLEN)
 def test_variable_length_records_are_zero_padded(tmp_path: Path) -> None:
     """The "varlen" program sends 16 + min(seq & 31, 16) bytes of its 32-byte
     ``struct event`` (as execsnoop sends part of its args array): the generator

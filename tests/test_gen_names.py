@@ -98,6 +98,7 @@ def test_hostile_module_is_lint_and_type_clean(hostile: tuple[Path, ModuleType])
 def test_naming_rules() -> None:
     assert attr_name("for") == "for_" and attr_name("__x__") == "__x___"
     assert attr_name("__pad") == "pad_" and attr_name("a-b c") == "a_b_c"
+    assert attr_name("__0") == "_0_" and attr_name("__1st") == "_1st_"
     assert attr_name("match") == "match_" and attr_name("pid") == "pid"
     assert class_name("data_t") == "DataT" and class_name("__sk_buff") == "SkBuff"
     assert class_name("9lives") == "T9lives" and class_name("") == "T"

@@ -109,9 +109,13 @@ class _Reader(Generic[R]):
             rec: Any = bytes(data[offset:offset + size])
             return WithPayload(rec, b"") if self._payload else rec
         if size < self._size:
-            raise ValueError(f"{self._what}: a {size}-byte sample is shorter than its "
-                             f"{self._size}-byte record")
-        rec = self._decode(data, offset)
+            codec = self._codec
+            if not isinstance(codec, RecordCodec) or size < codec.min_size:
+                raise ValueError(f"{self._what}: a {size}-byte sample is shorter than its "
+                                 f"{self._size}-byte record")
+            rec = codec.decode_sample(data, offset, size)  # variable-length: zero-padded
+        else:
+            rec = self._decode(data, offset)
         if self._payload:
             return WithPayload(rec, bytes(data[offset + self._size:offset + size]))
         return rec
