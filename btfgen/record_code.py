@@ -187,9 +187,13 @@ def render_record(rec: RecordClass, bo: str) -> None:
         body.append(f"{ind}{d_name}.unpack_from(buf, offset)")
     ov_checks: list[str] = []
     for k, s in enumerate(overlays, 1):
-        od, oe = f"_{rec.name}__o{k}d", f"_{rec.name}__o{k}e"
         of, oef = bo + "".join(s.dfmt()), bo + "".join(s.efmt())
-        rec.structs += [(od, of), (oe, oef)]
+        if of == oef:  # one Struct serves both ways, as for the main layer
+            od = oe = f"_{rec.name}__o{k}"
+            rec.structs.append((od, of))
+        else:
+            od, oe = f"_{rec.name}__o{k}d", f"_{rec.name}__o{k}e"
+            rec.structs += [(od, of), (oe, oef)]
         tv = f"w{k}"
         off_expr = f"offset + {s.start}" if s.start else "offset"
         if s.nvals():

@@ -68,8 +68,7 @@ class EventPt:
 
 _Event__d = struct.Struct("<I4xQ16sIBB2xI8x6HdQ")
 _Event__e = struct.Struct("<I4xQ16sIBB2xI8s6HdQ")
-_Event__o1d = struct.Struct("<4B")
-_Event__o1e = struct.Struct("<4B")
+_Event__o1 = struct.Struct("<4B")
 
 
 @dataclass(slots=True)
@@ -98,7 +97,7 @@ class Event:
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Event:
         """Decode from ``buf`` at ``offset`` (at least SIZE bytes)."""
         v = _Event__d.unpack_from(buf, offset)
-        w1 = _Event__o1d.unpack_from(buf, offset + 40)
+        w1 = _Event__o1.unpack_from(buf, offset + 40)
         return cls(
             v[0],
             v[1],
@@ -164,17 +163,15 @@ class Event:
             b[0:4] = new[0:4]
             b[8:38] = new[8:38]
             b[40:80] = new[40:80]
-        w = _Event__o1d.unpack_from(b, 40)
+        w = _Event__o1.unpack_from(b, 40)
         if (keep or self.bytes_ != [0] * 4) and list(w[0:4]) != self.bytes_:
-            _Event__o1e.pack_into(b, 40, *self.bytes_)
+            _Event__o1.pack_into(b, 40, *self.bytes_)
         return bytes(b)
 
 
 _Value__s = struct.Struct("<Q")
-_Value__o1d = struct.Struct("<i")
-_Value__o1e = struct.Struct("<i")
-_Value__o2d = struct.Struct("<8s")
-_Value__o2e = struct.Struct("<8s")
+_Value__o1 = struct.Struct("<i")
+_Value__o2 = struct.Struct("<8s")
 
 
 @dataclass(slots=True)
@@ -196,8 +193,8 @@ class Value:
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Value:
         """Decode from ``buf`` at ``offset`` (at least SIZE bytes)."""
         v = _Value__s.unpack_from(buf, offset)
-        w1 = _Value__o1d.unpack_from(buf, offset)
-        w2 = _Value__o2d.unpack_from(buf, offset)
+        w1 = _Value__o1.unpack_from(buf, offset)
+        w2 = _Value__o2.unpack_from(buf, offset)
         return cls(
             v[0],
             w1[0],
@@ -213,12 +210,12 @@ class Value:
         if not keep or (v[0],) != (self.u,):
             new = _Value__s.pack(self.u)
             b[0:8] = new[0:8]
-        w = _Value__o1d.unpack_from(b, 0)
+        w = _Value__o1.unpack_from(b, 0)
         if (keep or self.i != 0) and w[0] != self.i:
-            _Value__o1e.pack_into(b, 0, self.i)
-        w = _Value__o2d.unpack_from(b, 0)
+            _Value__o1.pack_into(b, 0, self.i)
+        w = _Value__o2.unpack_from(b, 0)
         if (keep or self.s != b"") and w[0].partition(b"\0")[0] != self.s:
-            _Value__o2e.pack_into(b, 0, self.s)
+            _Value__o2.pack_into(b, 0, self.s)
         return bytes(b)
 
 
