@@ -78,19 +78,25 @@ def drain(poll: Callable[[int], int], done: Callable[[], bool]) -> None:
         poll(50)
 
 
-@pytest.mark.parametrize("variant, header", [
-    ("annotate", False), ("stack", False), ("call", False), ("heap", False),
-    ("ring", False), ("stack_stripped", True), ("ring_stripped", True),
+@pytest.mark.parametrize("variant, header, event", [
+    ("annotate", False, False), ("stack", False, False), ("call", False, False),
+    ("heap", False, False), ("ring", False, False), ("stack_stripped", True, False),
+    ("ring_stripped", True, False),
+    # --event alone on an object whose BTF has the struct but no tie to the map
+    ("pool", False, True),
     # __type(value, struct event) on a perf array: loads only because the runtime
     # gives the map 4-byte keys and values before load
-    ("mapbtf", False), ("decltag", False),
+    ("mapbtf", False, False), ("decltag", False, False),
 ])
-def test_typed_records_from_each_source(variant: str, header: bool, tmp_path: Path) -> None:
+def test_typed_records_from_each_source(variant: str, header: bool, event: bool,
+                                        tmp_path: Path) -> None:
     obj = build_variant(variant, tmp_path)
     kw: dict[str, Any] = {}
     if header:
         (tmp_path / "event.h").write_text(EVENT_H)
         kw["header"] = str(tmp_path / "event.h")
+    if event:
+        kw["events"] = {"events": "struct event"}
     mod = generate(obj, tmp_path, **kw)
     event_cls = mod.TYPES["struct event"]
     skel = load_or_skip(skel_class(mod).open_and_load)
