@@ -21,6 +21,8 @@ import pytest
 from conftest import compile_bpf, run_btfgen
 from runtime_zoo import ZOO_SRC
 
+TESTS = Path(__file__).resolve().parent
+
 HARNESS = r'''
 import errno, gc, importlib.util, json, os, signal, subprocess, sys, threading, time
 spec = importlib.util.spec_from_file_location("zoo_skel", sys.argv[2])
@@ -29,37 +31,10 @@ sys.modules["zoo_skel"] = mod
 spec.loader.exec_module(mod)
 from btfgen.runtime import BpfPermissionError, BpfError
 
+sys.path.insert(0, sys.argv[3])
+from bpf_leaks import fd_ids, still_alive
+
 PID = os.getpid()
-
-
-def fd_ids():
-    ids = {"prog_id": set(), "map_id": set(), "link_id": set()}
-    for fd in os.listdir("/proc/self/fdinfo"):
-        try:
-            text = open(f"/proc/self/fdinfo/{fd}").read()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, val = line.partition(":")
-            if key in ids:
-                ids[key].add(int(val))
-    return ids
-
-
-def bpftool_ids(kind):
-    out = subprocess.run(["bpftool", kind, "list", "-j"], capture_output=True, text=True,
-                         check=True).stdout
-    return {e["id"] for e in json.loads(out or "[]")}
-
-
-def still_alive(ours):
-    """Our prog/map/link ids the kernel still has (RCU frees maps a little later)."""
-    for _ in range(100):
-        left = {k: sorted(ours[k + "_id"] & bpftool_ids(k)) for k in ("prog", "map", "link")}
-        if not any(left.values()):
-            return {}
-        time.sleep(0.05)
-    return left
 
 
 def trigger(n):
@@ -295,7 +270,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def run_scenario(harness: tuple[Path, Path], name: str) -> dict[str, Any]:
     script, module = harness
-    r = subprocess.run([sys.executable, str(script), name, str(module)], capture_output=True,
+    r = subprocess.run([sys.executable, str(script), name, str(module), str(TESTS)],
+                       capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, f"scenario {name} died ({r.returncode}):\n{r.stderr[-3000:]}"
     out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])

@@ -14,12 +14,12 @@ import os
 import select
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bpf_leaks import fd_ids, still_alive
 from conftest import compile_bpf
 from runtime_zoo import ZOO_SRC, Event, expected, load_or_skip, open_zoo
 
@@ -265,36 +265,11 @@ def test_blocking_iterator_and_asyncio_reader(zoo: Any) -> None:
         iter(maps["rb"].open_ring_buffer(print))
 
 
-def fd_ids() -> dict[str, set[int]]:
-    """BPF object ids behind this process's fds, from /proc/self/fdinfo."""
-    ids: dict[str, set[int]] = {"prog_id": set(), "map_id": set(), "link_id": set()}
-    for fd in os.listdir("/proc/self/fdinfo"):
-        try:
-            text = Path(f"/proc/self/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, val = line.partition(":")
-            if key in ids:
-                ids[key].add(int(val))
-    return ids
-
-
-def bpftool_ids(kind: str) -> set[int]:
-    out = subprocess.run(["bpftool", kind, "list", "-j"], capture_output=True, text=True,
-                         check=True).stdout
-    return {e["id"] for e in json.loads(out or "[]")}
-
-
 def assert_gone(ids: dict[str, set[int]]) -> None:
-    """The kernel frees programs' maps after an RCU grace period: allow it a moment."""
+    """Every program, map and link in ``ids`` is gone from the kernel."""
     assert ids["prog_id"] and ids["map_id"] and ids["link_id"]
-    for _ in range(100):
-        left = {kind: ids[f"{kind}_id"] & bpftool_ids(kind) for kind in ("prog", "map", "link")}
-        if not any(left.values()):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"still in the kernel: {left}")
+    left = still_alive(ids)
+    assert not left, f"still in the kernel: {left}"
 
 
 def use_everything(o: LibbpfObject, maps: dict[str, Any]) -> dict[str, set[int]]:
@@ -349,7 +324,7 @@ def test_cleanup_at_interpreter_exit(zoo_obj: bytes, tmp_path: Path) -> None:
 import os, sys, json
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from runtime_zoo import open_zoo
-from test_runtime_live import fd_ids
+from bpf_leaks import fd_ids
 o, maps = open_zoo(open({str(obj)!r}, 'rb').read(), os.getpid())
 maps["events"].open_perf_buffer(lambda c, r: None)
 print(json.dumps({{k: sorted(v) for k, v in fd_ids().items()}}), flush=True)
