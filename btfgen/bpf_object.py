@@ -10,9 +10,13 @@ as libbpf does when it opens an object.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from btfgen.btf_ext import BtfExtInfo
 from btfgen.btf_model import Btf
+
+if TYPE_CHECKING:
+    from btfgen.elf_image import ElfImage
 
 
 @dataclass
@@ -117,6 +121,9 @@ class BpfObject:
     license: str = ""
     #: The ``version`` section's value (0 if absent).
     kern_version: int = 0
+    #: The parsed ELF image (None for raw BTF), kept so later analyses
+    #: (bytecode, record types) need not parse the file again.
+    elf: ElfImage | None = field(default=None, repr=False, compare=False)
 
     @property
     def file_btf(self) -> Btf:

@@ -348,7 +348,7 @@ class _Resolver:
     @property
     def facts(self) -> BytecodeFacts:
         if self._facts is None:
-            self._facts = analyze(self.obj) if self.obj.is_elf else BytecodeFacts([], {})
+            self._facts = analyze(self.obj, self.obj.elf)  # empty for raw BTF
         return self._facts
 
     @property

@@ -123,7 +123,7 @@ def _read_object(path: str, data: bytes, base: Btf | None) -> BpfObject:
     raw = _elf_btf(elf, base)
     btf = fixup_datasecs(raw, elf)
     obj = BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf, raw_btf=raw,
-                    data=data, is_elf=True, byteorder=elf.byteorder)
+                    data=data, is_elf=True, byteorder=elf.byteorder, elf=elf)
     ext = elf.section(".BTF.ext")
     if ext is not None:
         obj.btf_ext = ext.data
