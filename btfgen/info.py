@@ -14,6 +14,7 @@ from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import (
     Array,
     Btf,
+    BtfType,
     Const,
     Enum,
     Enum64,
@@ -22,7 +23,6 @@ from btfgen.btf_model import (
     Ptr,
     Restrict,
     Struct,
-    Typedef,
     TypeTag,
     Union,
     Volatile,
@@ -93,7 +93,7 @@ def _decl(btf: Btf, type_id: int, inner: str, depth: int) -> str:
         return f"{qual} {_decl(btf, t.type_id, inner, depth + 1)}"
     if isinstance(t, TypeTag):
         return _decl(btf, t.type_id, inner, depth + 1)
-    return _join(_base_name(t), inner)
+    return _join(_base_name(btf, t), inner)
 
 
 def c_type_name_depth(btf: Btf, type_id: int, depth: int) -> str:
@@ -101,17 +101,13 @@ def c_type_name_depth(btf: Btf, type_id: int, depth: int) -> str:
     return _decl(btf, type_id, "", depth).strip()
 
 
-def _base_name(t: object) -> str:
-    if isinstance(t, (Struct, Union, Fwd)):
-        word = "union" if isinstance(t, Union) or (isinstance(t, Fwd) and t.is_union) \
-            else "struct"
-        return f"{word} {show(t.name)}" if t.name else f"{word} {{...}}"
-    if isinstance(t, (Enum, Enum64)):
-        return f"enum {show(t.name)}" if t.name else "enum {...}"
-    if isinstance(t, Typedef):
-        return show(t.name)
-    name = getattr(t, "name", "")
-    return show(name) if name else "void"
+def _base_name(btf: Btf, t: BtfType) -> str:
+    if t.name:
+        return show(btf.c_spelling(t.id))
+    if isinstance(t, (Struct, Union, Fwd, Enum, Enum64)):
+        # an anonymous type: its keyword and a placeholder for the body
+        return btf.c_spelling(t.id).rstrip() + " {...}"
+    return "void"
 
 
 def _key_value(btf: Btf, type_id: int, size: int) -> str:
