@@ -91,6 +91,16 @@ def _record_options(p: argparse.ArgumentParser) -> None:
                    " (stripped objects); see --event")
 
 
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    """What decides a generated module's text: shared by gen and check."""
+    p.add_argument("file", help=".bpf.o object or raw BTF file")
+    p.add_argument("--name", help="module stem used for the skeleton class name")
+    p.add_argument("--type", action="append", default=[], metavar="CTYPE",
+                   help="also emit this C type, e.g. 'struct sock' (repeatable)")
+    p.add_argument("--base", help="base BTF for split BTF input")
+    _record_options(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser for every subcommand."""
     p = argparse.ArgumentParser(
@@ -134,13 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  btfgen gen /sys/kernel/btf/vmlinux --type 'struct sock' -o sock.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    g.add_argument("file", help=".bpf.o object or raw BTF file")
+    _generation_options(g)
     g.add_argument("-o", "--output", help="output path (default ./<stem>_skel.py)")
-    g.add_argument("--name", help="module stem used for the skeleton class name")
-    g.add_argument("--type", action="append", default=[], metavar="CTYPE",
-                   help="also emit this C type, e.g. 'struct sock' (repeatable)")
-    g.add_argument("--base", help="base BTF for split BTF input")
-    _record_options(g)
     g.set_defaults(func=_cmd_gen)
 
     c = sub.add_parser(
@@ -152,13 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  btfgen check prog.bpf.o -o pkg/prog_skel.py --type 'struct event'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    c.add_argument("file", help=".bpf.o object or raw BTF file")
+    _generation_options(c)
     c.add_argument("-o", "--output", required=True, help="the committed module to check")
-    c.add_argument("--name", help="module stem used for the skeleton class name")
-    c.add_argument("--type", action="append", default=[], metavar="CTYPE",
-                   help="also emit this C type, as for gen (repeatable)")
-    c.add_argument("--base", help="base BTF for split BTF input")
-    _record_options(c)
     c.set_defaults(func=_cmd_check)
     return p
 
