@@ -26,6 +26,7 @@ from conftest import compile_bpf, run_btfgen
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import drain, records_fast
+from btfgen.runtime.batch import c_type_of
 
 SRC = r"""
 #include <linux/types.h>
@@ -208,6 +209,77 @@ def test_plain_records_are_built_in_bulk_and_equal_from_bytes(skel: Any) -> None
     trigger(50, CPU)
     recs = pb2.read_batch(50).records()
     assert recs == [cls.from_bytes(cls(**plain_expected(i)).to_bytes()) for i in range(1000, 1050)]
+
+
+def test_bulk_builders_share_repeated_values_and_stay_exact(gen: tuple[Path, ModuleType]) -> None:
+    """The C builders reuse the last value of a field when its bytes repeat
+    (pids, cpus, comms): runs of equal and changing values, a name changing
+    only after its NUL, and negative/positive flips decode as from_bytes does."""
+    cls = gen[1].Plain
+    bulk = records_fast.bulk_decoder(cls)
+    assert bulk is not None
+    base = plain_expected(7)
+    variants = [base, base, {**base, "u32": 8}, base, {**base, "name": b"n7y"},
+                {**base, "name": b"n7"}, {**base, "s8": -base["s8"], "neg": 5},
+                {**base, "half": -0.0}, {**base, "half": 0.0}, base]
+    data = b"".join(cls(**v).to_bytes() for v in variants)
+    # bytes after the NUL differ but must not matter: "n7" then "n7\0zz"
+    found = c_type_of(cls)
+    assert found is not None
+    name_at = dict(found[1].fields)["name"].offset
+    tail = bytearray(cls(**base).to_bytes())
+    tail[name_at:name_at + 5] = b"n7\0zz"
+    data += bytes(tail)
+    count = len(variants) + 1
+    size = cls.SIZE
+    want = [cls.from_bytes(data, i * size) for i in range(count)]
+    assert want[-1].name == b"n7"
+    assert bulk.build(data, size, 0, count) == want
+    got: list[tuple[int, Any]] = []
+    bulk.deliver(data, size, 0, count, lambda cpu, r: got.append((cpu, r)), 3, _never)
+    assert got == [(3, w) for w in want]
+    assert [type(r.half) for _, r in got] == [float] * count
+    assert str(got[7][1].half) == "-0.0" and str(got[8][1].half) == "0.0"
+    # callback(record) when cpu is None: the ring-buffer shape
+    plain: list[Any] = []
+    bulk.deliver(data, size, size, 2, plain.append, None, _never)
+    assert plain == want[1:3]
+
+
+def _never(exc: BaseException) -> None:
+    raise AssertionError(f"unexpected callback failure: {exc!r}")
+
+
+def test_bulk_deliver_hands_callback_exceptions_on_and_goes_on(gen: tuple[Path, ModuleType]) -> None:
+    cls = gen[1].Plain
+    bulk = records_fast.bulk_decoder(cls)
+    assert bulk is not None
+    data = b"".join(cls(**plain_expected(i)).to_bytes() for i in range(6))
+    seen: list[int] = []
+    failures: list[BaseException] = []
+
+    def callback(cpu: int, rec: Any) -> None:
+        seen.append(rec.seq)
+        if rec.seq % 2:
+            raise KeyError(rec.seq)
+
+    bulk.deliver(data, cls.SIZE, 0, 6, callback, 0, failures.append)
+    assert seen == [0, 1, 2, 3, 4, 5]
+    assert [type(e) for e in failures] == [KeyError] * 3
+    assert [e.args[0] for e in failures] == [1, 3, 5]
+    assert all(e.__traceback__ is not None for e in failures)
+
+    def fail_stops(exc: BaseException) -> None:
+        raise RuntimeError("stop") from exc
+
+    seen.clear()
+    with pytest.raises(RuntimeError, match="stop"):
+        bulk.deliver(data, cls.SIZE, 0, 6, callback, 0, fail_stops)
+    assert seen == [0, 1]
+    with pytest.raises(ValueError, match="outside the buffer"):
+        bulk.deliver(data, cls.SIZE, cls.SIZE, 6, callback, 0, failures.append)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        bulk.build(data, cls.SIZE, len(data) + 1, 0)
 
 
 def test_drained_callback_delivers_every_record_exactly(skel: Any) -> None:

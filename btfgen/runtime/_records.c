@@ -20,6 +20,10 @@ struct field {
     Py_ssize_t slot;      /* byte offset of the slot in the object, or -1: use set */
     int kind;
     Py_ssize_t offset, size;
+    /* The value last read for this field and its raw bits: events repeat
+     * pids, cpus and comms, and an immutable int or bytes can be shared. */
+    PyObject *last;
+    uint64_t last_bits;
 };
 
 struct plan {
@@ -34,8 +38,10 @@ static void plan_free(PyObject *capsule)
     Py_ssize_t i;
     if (!p)
         return;
-    for (i = 0; i < p->nfields; i++)
+    for (i = 0; i < p->nfields; i++) {
         Py_XDECREF(p->fields[i].descr);
+        Py_XDECREF(p->fields[i].last);
+    }
     Py_XDECREF((PyObject *)p->cls);
     PyMem_Free(p);
 }
@@ -101,34 +107,118 @@ fail:
     return NULL;
 }
 
-static PyObject *read_value(const struct field *f, const char *rec)
+static uint64_t int_bits(const struct field *f, const char *s)
+{
+    switch (f->size) {
+    case 1: return *(const uint8_t *)s;
+    case 2: { uint16_t v; memcpy(&v, s, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, s, 4); return v; }
+    default: { uint64_t v; memcpy(&v, s, 8); return v; }
+    }
+}
+
+static PyObject *new_int(const struct field *f, uint64_t bits)
+{
+    if (f->kind == K_U)
+        return PyLong_FromUnsignedLongLong(bits);
+    switch (f->size) {
+    case 1: return PyLong_FromLong((int8_t)bits);
+    case 2: return PyLong_FromLong((int16_t)bits);
+    case 4: return PyLong_FromLong((int32_t)bits);
+    default: return PyLong_FromLongLong((int64_t)bits);
+    }
+}
+
+/* A new reference to the value of field f in the record at rec. */
+static PyObject *read_value(struct field *f, const char *rec)
 {
     const char *s = rec + f->offset;
+    PyObject *v;
     switch (f->kind) {
     case K_U:
-        switch (f->size) {
-        case 1: return PyLong_FromUnsignedLong(*(const uint8_t *)s);
-        case 2: { uint16_t v; memcpy(&v, s, 2); return PyLong_FromUnsignedLong(v); }
-        case 4: { uint32_t v; memcpy(&v, s, 4); return PyLong_FromUnsignedLong(v); }
-        default: { uint64_t v; memcpy(&v, s, 8); return PyLong_FromUnsignedLongLong(v); }
+    case K_I: {
+        uint64_t bits = int_bits(f, s);
+        if (f->last && f->last_bits == bits)
+            return Py_NewRef(f->last);
+        v = new_int(f, bits);
+        if (v) {
+            Py_XSETREF(f->last, Py_NewRef(v));
+            f->last_bits = bits;
         }
-    case K_I:
-        switch (f->size) {
-        case 1: return PyLong_FromLong(*(const int8_t *)s);
-        case 2: { int16_t v; memcpy(&v, s, 2); return PyLong_FromLong(v); }
-        case 4: { int32_t v; memcpy(&v, s, 4); return PyLong_FromLong(v); }
-        default: { int64_t v; memcpy(&v, s, 8); return PyLong_FromLongLong(v); }
-        }
+        return v;
+    }
     case K_BOOL:
         return PyBool_FromLong(*s != 0);
     case K_FLOAT:
-        if (f->size == 4) { float v; memcpy(&v, s, 4); return PyFloat_FromDouble(v); }
-        { double v; memcpy(&v, s, 8); return PyFloat_FromDouble(v); }
+        if (f->size == 4) { float x; memcpy(&x, s, 4); return PyFloat_FromDouble(x); }
+        { double x; memcpy(&x, s, 8); return PyFloat_FromDouble(x); }
     default: { /* K_CSTR */
         const char *nul = memchr(s, 0, f->size);
-        return PyBytes_FromStringAndSize(s, nul ? nul - s : f->size);
+        Py_ssize_t len = nul ? nul - s : f->size;
+        if (f->last && PyBytes_GET_SIZE(f->last) == len &&
+            memcmp(PyBytes_AS_STRING(f->last), s, len) == 0)
+            return Py_NewRef(f->last);
+        v = PyBytes_FromStringAndSize(s, len);
+        if (v)
+            Py_XSETREF(f->last, Py_NewRef(v));
+        return v;
     }
     }
+}
+
+/* A new record object for the C record at rec, or NULL with an exception. */
+static PyObject *new_record(struct plan *p, const char *rec)
+{
+    Py_ssize_t j;
+    PyObject *obj = p->cls->tp_alloc(p->cls, 0);
+    if (!obj)
+        return NULL;
+    for (j = 0; j < p->nfields; j++) {
+        struct field *f = &p->fields[j];
+        PyObject *v = read_value(f, rec);
+        int rc;
+        if (!v)
+            goto fail;
+        if (f->slot >= 0) {
+            PyObject **slot = (PyObject **)((char *)obj + f->slot);
+            Py_XSETREF(*slot, v); /* takes our reference */
+            continue;
+        }
+        rc = f->set(f->descr, obj, v);
+        Py_DECREF(v);
+        if (rc < 0)
+            goto fail;
+    }
+    return obj;
+fail:
+    Py_DECREF(obj);
+    return NULL;
+}
+
+/* Parse (plan, buffer, stride, start, count, ...) and check the records lie in
+ * the buffer; returns the plan, or NULL with an exception (buf released). */
+static struct plan *records_in(PyObject *capsule, Py_buffer *buf, Py_ssize_t stride,
+                               Py_ssize_t start, Py_ssize_t count)
+{
+    struct plan *p = PyCapsule_GetPointer(capsule, "btfgen.plan");
+    Py_ssize_t j;
+    if (!p)
+        goto fail;
+    if (stride <= 0 || start < 0 || start > buf->len || count < 0 ||
+        count > (buf->len - start) / stride) {
+        PyErr_SetString(PyExc_ValueError, "records outside the buffer");
+        goto fail;
+    }
+    for (j = 0; j < p->nfields; j++) {
+        if (p->fields[j].offset + p->fields[j].size > stride) {
+            PyErr_SetString(PyExc_ValueError, "field beyond the record");
+            goto fail;
+        }
+    }
+    return p;
+fail:
+    PyBuffer_Release(buf);
+    return NULL;
 }
 
 /* build(plan, data, stride, start, count) -> list of records at data[start + i*stride] */
@@ -136,50 +226,21 @@ static PyObject *build(PyObject *self, PyObject *args)
 {
     PyObject *capsule, *out;
     Py_buffer buf;
-    Py_ssize_t stride, start, count, i, j, need;
+    Py_ssize_t stride, start, count, i;
     struct plan *p;
 
     if (!PyArg_ParseTuple(args, "Oy*nnn", &capsule, &buf, &stride, &start, &count))
         return NULL;
-    p = PyCapsule_GetPointer(capsule, "btfgen.plan");
-    if (!p)
-        goto fail_buf;
-    need = start + count * stride;
-    if (stride <= 0 || start < 0 || count < 0 || need > buf.len) {
-        PyErr_SetString(PyExc_ValueError, "records outside the buffer");
-        goto fail_buf;
-    }
-    for (j = 0; j < p->nfields; j++) {
-        if (p->fields[j].offset + p->fields[j].size > stride) {
-            PyErr_SetString(PyExc_ValueError, "field beyond the record");
-            goto fail_buf;
-        }
-    }
+    if (!(p = records_in(capsule, &buf, stride, start, count)))
+        return NULL;
     out = PyList_New(count);
     if (!out)
         goto fail_buf;
     for (i = 0; i < count; i++) {
-        const char *rec = (const char *)buf.buf + start + i * stride;
-        PyObject *obj = p->cls->tp_alloc(p->cls, 0);
+        PyObject *obj = new_record(p, (const char *)buf.buf + start + i * stride);
         if (!obj)
             goto fail_out;
         PyList_SET_ITEM(out, i, obj);
-        for (j = 0; j < p->nfields; j++) {
-            const struct field *f = &p->fields[j];
-            PyObject *v = read_value(f, rec);
-            int rc;
-            if (!v)
-                goto fail_out;
-            if (f->slot >= 0) {
-                PyObject **slot = (PyObject **)((char *)obj + f->slot);
-                Py_XSETREF(*slot, v); /* takes our reference */
-                continue;
-            }
-            rc = f->set(f->descr, obj, v);
-            Py_DECREF(v);
-            if (rc < 0)
-                goto fail_out;
-        }
     }
     PyBuffer_Release(&buf);
     return out;
@@ -190,9 +251,66 @@ fail_buf:
     return NULL;
 }
 
+/* deliver(plan, data, stride, start, count, callback, cpu, fail) -> None
+ *
+ * For each record: build it and call callback(cpu, record), or callback(record)
+ * when cpu is None.  An exception from the callback goes to fail(exception)
+ * and delivery goes on with the next record (poll() raises it afterwards);
+ * an exception from fail, or a failure to build a record, stops and raises.
+ * One record is alive at a time unless the callback keeps it. */
+static PyObject *deliver(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *callback, *cpu, *fail;
+    Py_buffer buf;
+    Py_ssize_t stride, start, count, i;
+    struct plan *p;
+
+    if (!PyArg_ParseTuple(args, "Oy*nnnOOO", &capsule, &buf, &stride, &start, &count,
+                          &callback, &cpu, &fail))
+        return NULL;
+    if (!(p = records_in(capsule, &buf, stride, start, count)))
+        return NULL;
+    for (i = 0; i < count; i++) {
+        PyObject *argv[2], *obj, *res;
+        obj = new_record(p, (const char *)buf.buf + start + i * stride);
+        if (!obj)
+            goto fail_buf;
+        argv[0] = cpu;
+        argv[1] = obj;
+        res = cpu == Py_None ? PyObject_Vectorcall(callback, argv + 1, 1, NULL)
+                             : PyObject_Vectorcall(callback, argv, 2, NULL);
+        Py_DECREF(obj);
+        if (res) {
+            Py_DECREF(res);
+            continue;
+        }
+        {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb)
+                PyException_SetTraceback(value, tb);
+            Py_XDECREF(type);
+            Py_XDECREF(tb);
+            res = value ? PyObject_CallOneArg(fail, value) : NULL;
+            Py_XDECREF(value);
+            if (!res)
+                goto fail_buf;
+            Py_DECREF(res);
+        }
+    }
+    PyBuffer_Release(&buf);
+    Py_RETURN_NONE;
+fail_buf:
+    PyBuffer_Release(&buf);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"make_plan", make_plan, METH_VARARGS, "make_plan(cls, fields) -> plan"},
     {"build", build, METH_VARARGS, "build(plan, data, stride, start, count) -> list"},
+    {"deliver", deliver, METH_VARARGS,
+     "deliver(plan, data, stride, start, count, callback, cpu, fail) -> None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -192,7 +192,7 @@ class PerfBatch(Generic[R]):
 
             bulk = bulk_decoder(codec.cls)
             if bulk is not None:
-                return bulk(data, stride, 0, len(self))
+                return bulk.build(data, stride, 0, len(self))
         dec = codec.cls.from_bytes if isinstance(codec, RecordCodec) else codec.decode
         return [dec(data, off) for off in range(0, len(data), stride)]
 

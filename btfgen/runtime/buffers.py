@@ -51,8 +51,6 @@ LIBBPF_PERF_EVENT_CONT = -2
 _PERF_ATTR_WATERMARK = 1 << 14
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _EINTR = -errno.EINTR
-#: Records built per C call on the per-event path.
-_BULK = 256
 _HDR = struct.Struct("<IHHI")  # perf_event_header + the sample's u32 raw size
 _LOST = struct.Struct("<QQ")
 
@@ -342,7 +340,8 @@ class PerfBuffer(_Reader[R]):
         """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
         records, or append them to ``chunks`` for a batch; returns the record count.
 
-        This is the hot path: one C call per drain, then Python decodes."""
+        This is the hot path: one C call per drain, then the records are built (in
+        C for plain records) and delivered."""
         rings = self._rings
         assert rings is not None
         native = self._native
@@ -354,8 +353,7 @@ class PerfBuffer(_Reader[R]):
         native._busy += 1  # close() from a callback or another thread waits for us
         try:
             while True:
-                if chunks is not None:
-                    rings.reclaim()
+                rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
                 n = rings.poll(timeout_ms, stride)
                 if n < 0:
                     if n == _EINTR:  # the C side drains on EINTR; this is for safety
@@ -366,19 +364,7 @@ class PerfBuffer(_Reader[R]):
                 if n:
                     total += n
                     self.received += n
-                    only = out.only_ring
-                    if (n <= _BULK and only >= 0 and chunks is None and self._bulk is not None
-                            and self._callback is not None and not out.short_count):
-                        # the common small drain, inline: per-poll cost matters when
-                        # every sample wakes the reader
-                        callback, cpu = self._callback, self._cpus[only]
-                        for rec in self._bulk(rings.data(out.used), stride, 0, n):
-                            try:
-                                callback(cpu, rec)
-                            except BaseException as e:  # noqa: BLE001 - from poll()
-                                self._fail(e)
-                    else:
-                        self._take(rings, out, n, stride, chunks)
+                    self._take(rings, out, n, stride, chunks)
                 if not out.more:
                     break
                 timeout_ms = 0
@@ -397,7 +383,7 @@ class PerfBuffer(_Reader[R]):
             segments = [(self._cpus[only], n)]
         else:
             segments = [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
-        data = rings.data(out.used) if chunks is None else rings.view(out.used)
+        data = rings.view(out.used)
         if chunks is None and self._bulk is not None and not out.short_count:
             self._deliver_bulk(data, segments)
             return
@@ -428,26 +414,18 @@ class PerfBuffer(_Reader[R]):
                     except BaseException as e:  # noqa: BLE001 - re-raised from poll()
                         self._fail(e)
 
-    def _deliver_bulk(self, data: bytes | memoryview, segments: list[tuple[int, int]]) -> None:
-        """The hot path: records built in C, ``_BULK`` at a time (fewer live objects
-        for the garbage collector to scan than one list per drain), then delivered."""
+    def _deliver_bulk(self, data: memoryview, segments: list[tuple[int, int]]) -> None:
+        """The hot path: each record built in C and handed to the callback from C
+        (or queued), no Python loop per record."""
         callback, stride, bulk = self._callback, self._stride, self._bulk
         assert bulk is not None
         pos = 0
         for cpu, count in segments:
-            end = pos + count * stride
-            while pos < end:
-                n = min(_BULK, (end - pos) // stride)
-                recs = bulk(data, stride, pos, n)
-                pos += n * stride
-                if callback is None:
-                    self._queue.extend(zip(repeat(cpu), recs))
-                    continue
-                for rec in recs:
-                    try:
-                        callback(cpu, rec)
-                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
-                        self._fail(e)
+            if callback is None:
+                self._queue.extend(zip(repeat(cpu), bulk.build(data, stride, pos, count)))
+            else:
+                bulk.deliver(data, stride, pos, count, callback, cpu, self._fail)
+            pos += count * stride
 
     def _deliver_fixed(self, data: bytes | memoryview, segments: list[tuple[int, int]]) -> None:
         """Records at a fixed stride, each at least a whole record, by ``from_bytes``."""

@@ -132,10 +132,6 @@ class RingSet:
         """Copy what is waiting into the drain buffer; returns the record count."""
         return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
 
-    def data(self, used: int) -> bytes:
-        """A copy of the first ``used`` bytes the last drain wrote."""
-        return self._ffi.unpack(self._data, used)  # type: ignore[no-any-return]
-
     def view(self, used: int) -> memoryview:
         """The first ``used`` bytes the last drain wrote, without a copy (read-only).
 

@@ -2,13 +2,14 @@
 
 A generated record class decodes one record with ``from_bytes``: a precompiled
 ``struct.Struct`` unpack, then ``__init__``.  For a run of records drained from
-a perf buffer, :func:`bulk_decoder` returns a function building them all in one
-C call instead -- when the class is a slotted dataclass whose every field is a
-plain C field (integers, bools, floats, pointers, ``char[N]`` cut at the first
-NUL).  Before a plan is used, it must decode sample records to exactly what
-``from_bytes`` gives (values and types); otherwise (enums, nested records,
-arrays, bitfields, renamed fields, no extension) there is no bulk decoder and
-callers use ``from_bytes``.
+a perf or ring buffer, :func:`bulk_decoder` gives C functions instead: one
+builds them all as a list, one builds them one at a time and hands each to the
+user's callback (no Python loop, one record alive at a time) -- when the class
+is a slotted dataclass whose every field is a plain C field (integers, bools,
+floats, pointers, ``char[N]`` cut at the first NUL).  Before a plan is used, it
+must decode sample records to exactly what ``from_bytes`` gives (values and
+types); otherwise (enums, nested records, arrays, bitfields, renamed fields, no
+extension) there is no bulk decoder and callers use ``from_bytes``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,25 @@ except ImportError:
 
 K_U, K_I, K_BOOL, K_FLOAT, K_CSTR = 1, 2, 3, 4, 5
 
-#: ``decode(data, stride, start, count) -> list`` of records.
-BulkDecoder = Callable[[Any, int, int, int], list[Any]]
+
+class BulkDecoder:
+    """The C record builders of one record class (see :func:`bulk_decoder`)."""
+
+    __slots__ = ("build", "deliver")
+
+    def __init__(self, plan: Any) -> None:
+        # partials, not closures: no Python frame per call
+        #: ``build(data, stride, start, count) -> list`` of records at
+        #: ``data[start + i * stride]``.
+        self.build: Callable[[Any, int, int, int], list[Any]] = functools.partial(
+            _ext.build, plan)
+        #: ``deliver(data, stride, start, count, callback, cpu, fail)``: builds
+        #: each record and calls ``callback(cpu, rec)`` (``callback(rec)`` when
+        #: ``cpu`` is None); a callback's exception goes to ``fail(exc)`` and
+        #: delivery goes on.
+        self.deliver: Callable[[Any, int, int, int, Callable[..., Any], int | None,
+                                Callable[[BaseException], None]], None] = functools.partial(
+            _ext.deliver, plan)
 
 _cache: dict[type, BulkDecoder | None] = {}
 
@@ -95,21 +113,26 @@ def _make(cls: Any) -> BulkDecoder | None:
         if descr is None or not hasattr(type(descr), "__set__"):
             return None
         plan.append((descr, kind[0], f.offset, kind[1]))
-    # partial, not a closure: no Python frame per call
-    decode: BulkDecoder = functools.partial(_ext.build, _ext.make_plan(cls, plan))
-    return decode if _agrees(cls, decode, size) else None
+    decoder = BulkDecoder(_ext.make_plan(cls, plan))
+    return decoder if _agrees(cls, decoder, size) else None
 
 
-def _agrees(cls: Any, decode: BulkDecoder, size: int) -> bool:
-    """True when ``decode`` gives what ``from_bytes`` gives, value and type, on samples."""
+def _agrees(cls: Any, decoder: BulkDecoder, size: int) -> bool:
+    """True when ``decoder`` gives what ``from_bytes`` gives, value and type, on samples
+    (built as a list and delivered one by one)."""
     rnd = random.Random(size)
     samples = [bytes(size), b"\xff" * size, bytes(rnd.randrange(256) for _ in range(size)),
                bytes(rnd.choice((0, 0, 65, 200)) for _ in range(size))]
     data = b"".join(samples)
-    fast = decode(data, size, 0, len(samples))
+    fast = decoder.build(data, size, 0, len(samples))
+    delivered: list[Any] = []
+    decoder.deliver(data, size, 0, len(samples), delivered.append, None, _reraise)
+    if len(delivered) != len(fast):
+        return False
+    fast += delivered
     names = [f.name for f in dataclasses.fields(cls)]
     for i, rec in enumerate(fast):
-        ref = cls.from_bytes(data, i * size)
+        ref = cls.from_bytes(data, i % len(samples) * size)
         if type(rec) is not type(ref):
             return False
         for n in names:
@@ -117,3 +140,7 @@ def _agrees(cls: Any, decode: BulkDecoder, size: int) -> bool:
             if type(a) is not type(b) or (a != b and not (a != a and b != b)):  # NaN == NaN
                 return False
     return True
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
