@@ -250,7 +250,8 @@ def _never(exc: BaseException) -> None:
     raise AssertionError(f"unexpected callback failure: {exc!r}")
 
 
-def test_bulk_deliver_hands_callback_exceptions_on_and_goes_on(gen: tuple[Path, ModuleType]) -> None:
+def test_bulk_deliver_passes_callback_exceptions_on_and_goes_on(
+        gen: tuple[Path, ModuleType]) -> None:
     cls = gen[1].Plain
     bulk = records_fast.bulk_decoder(cls)
     assert bulk is not None
