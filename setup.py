@@ -12,5 +12,5 @@ from setuptools import Extension, setup
 setup(
     cffi_modules=["btfgen/runtime/_drain_build.py:ffibuilder"],
     ext_modules=[Extension("btfgen.runtime._records", ["btfgen/runtime/_records.c"],
-                           optional=True)],
+                           depends=["btfgen/runtime/_perf_ring.h"], optional=True)],
 )

@@ -11,6 +11,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/epoll.h>
+#include "_perf_ring.h"
 
 enum { K_U = 1, K_I = 2, K_BOOL = 3, K_FLOAT = 4, K_CSTR = 5 };
 
@@ -251,6 +254,31 @@ fail_buf:
     return NULL;
 }
 
+/* Call callback(cpu, obj), or callback(obj) when cpu is None; an exception
+ * goes to fail(exception).  Returns 0, or -1 when fail itself raised. */
+static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject *fail)
+{
+    PyObject *argv[2] = {cpu, obj}, *res, *type, *value, *tb;
+    res = cpu == Py_None ? PyObject_Vectorcall(callback, argv + 1, 1, NULL)
+                         : PyObject_Vectorcall(callback, argv, 2, NULL);
+    if (res) {
+        Py_DECREF(res);
+        return 0;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    res = value ? PyObject_CallOneArg(fail, value) : NULL;
+    Py_XDECREF(value);
+    if (!res)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
 /* deliver(plan, data, stride, start, count, callback, cpu, fail) -> None
  *
  * For each record: build it and call callback(cpu, record), or callback(record)
@@ -271,33 +299,14 @@ static PyObject *deliver(PyObject *self, PyObject *args)
     if (!(p = records_in(capsule, &buf, stride, start, count)))
         return NULL;
     for (i = 0; i < count; i++) {
-        PyObject *argv[2], *obj, *res;
-        obj = new_record(p, (const char *)buf.buf + start + i * stride);
+        PyObject *obj = new_record(p, (const char *)buf.buf + start + i * stride);
+        int rc;
         if (!obj)
             goto fail_buf;
-        argv[0] = cpu;
-        argv[1] = obj;
-        res = cpu == Py_None ? PyObject_Vectorcall(callback, argv + 1, 1, NULL)
-                             : PyObject_Vectorcall(callback, argv, 2, NULL);
+        rc = hand_over(callback, cpu, obj, fail);
         Py_DECREF(obj);
-        if (res) {
-            Py_DECREF(res);
-            continue;
-        }
-        {
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            PyErr_NormalizeException(&type, &value, &tb);
-            if (tb)
-                PyException_SetTraceback(value, tb);
-            Py_XDECREF(type);
-            Py_XDECREF(tb);
-            res = value ? PyObject_CallOneArg(fail, value) : NULL;
-            Py_XDECREF(value);
-            if (!res)
-                goto fail_buf;
-            Py_DECREF(res);
-        }
+        if (rc < 0)
+            goto fail_buf;
     }
     PyBuffer_Release(&buf);
     Py_RETURN_NONE;
@@ -306,11 +315,136 @@ fail_buf:
     return NULL;
 }
 
+/* Wait up to timeout_ms (unless 0) for a ring to be readable, without the
+ * GIL.  Returns 0, or -1 with an exception (a signal handler raised, or a
+ * wait error). */
+static int wait_rings(int epoll_fd, int timeout_ms)
+{
+    struct epoll_event events[16];
+    int rc;
+    if (timeout_ms == 0)
+        return 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = epoll_wait(epoll_fd, events, 16, timeout_ms);
+    Py_END_ALLOW_THREADS
+    if (rc >= 0)
+        return 0;
+    if (errno == EINTR)  /* a signal: its Python handler runs now (Ctrl-C raises here) */
+        return PyErr_CheckSignals();
+    PyErr_SetFromErrno(PyExc_OSError);
+    return -1;
+}
+
+/* perf_deliver(plan, rings, nrings, cpus, stride, callback, fail, ring_lost,
+ *              epoll_fd, timeout_ms) -> (delivered, lost, stopped)
+ *
+ * The per-event hot path of a perf buffer, without copying the rings: waits
+ * (see wait_rings), then for every ring reads each sample in place, builds its
+ * record and hands it to callback(cpu, record) (hand_over).  rings and
+ * ring_lost are the addresses of struct btfgen_ring[nrings] and
+ * uint64_t[nrings] (lost samples are added to the latter and to the returned
+ * total); cpus is a tuple of each ring's CPU.  The ring's tail moves past a
+ * record before its callback runs and is read again after it, so a callback
+ * that polls the same buffer sees each record once.  A sample shorter than
+ * stride stops the walk there (stopped = 1): the caller handles the rest. */
+static PyObject *perf_deliver(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *cpus, *callback, *fail;
+    unsigned long long rings_addr, lost_addr;
+    int nrings, epoll_fd, timeout_ms, r, stopped = 0;
+    Py_ssize_t stride, j;
+    unsigned long long delivered = 0, lost_total = 0;
+    struct btfgen_ring *rings;
+    uint64_t *ring_lost;
+    char *tmp = NULL;
+    struct plan *p;
+
+    if (!PyArg_ParseTuple(args, "OKiO!nOOKii", &capsule, &rings_addr, &nrings, &PyTuple_Type,
+                          &cpus, &stride, &callback, &fail, &lost_addr, &epoll_fd, &timeout_ms))
+        return NULL;
+    if (!(p = PyCapsule_GetPointer(capsule, "btfgen.plan")))
+        return NULL;
+    if (nrings < 0 || PyTuple_GET_SIZE(cpus) < nrings || stride <= 0 || stride > 65535) {
+        PyErr_SetString(PyExc_ValueError, "bad rings, cpus or stride");
+        return NULL;
+    }
+    for (j = 0; j < p->nfields; j++) {
+        if (p->fields[j].offset + p->fields[j].size > stride) {
+            PyErr_SetString(PyExc_ValueError, "field beyond the record");
+            return NULL;
+        }
+    }
+    rings = (struct btfgen_ring *)(uintptr_t)rings_addr;
+    ring_lost = (uint64_t *)(uintptr_t)lost_addr;
+    if (wait_rings(epoll_fd, timeout_ms) < 0)
+        return NULL;
+    for (r = 0; r < nrings && !stopped; r++) {
+        struct btfgen_ring *ring = &rings[r];
+        PyObject *cpu = PyTuple_GET_ITEM(cpus, r);
+        uint64_t *tailp, head, tail;
+        const char *data;
+        if (!ring->base)
+            continue;
+        tailp = (uint64_t *)(ring->base + BTFGEN_PAGE_TAIL);
+        data = ring->base + ring->page_size;
+        /* Acquire: record bytes are read only after the head that covers them. */
+        head = __atomic_load_n((uint64_t *)(ring->base + BTFGEN_PAGE_HEAD), __ATOMIC_ACQUIRE);
+        /* the tail is read anew each time: a callback may have polled past it */
+        while ((tail = __atomic_load_n(tailp, __ATOMIC_RELAXED)) < head) {
+            struct btfgen_perf_record rec;
+            const char *sample;
+            PyObject *obj;
+            if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
+                break; /* cannot happen with a sane kernel; stop rather than loop */
+            if (rec.type != BTFGEN_RECORD_SAMPLE) {
+                if (rec.lost) {
+                    ring_lost[r] += rec.lost;
+                    lost_total += rec.lost;
+                }
+                /* Release: our reads finish before the kernel may reuse the space. */
+                __atomic_store_n(tailp, tail + rec.size, __ATOMIC_RELEASE);
+                continue;
+            }
+            if (rec.raw < (uint64_t)stride) {
+                stopped = 1;
+                break;
+            }
+            sample = rec.sample;
+            if (!sample) { /* wrapped around the end of the ring */
+                if (!tmp && !(tmp = PyMem_Malloc(stride))) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                btfgen_ring_copy(tmp, data, ring->data_size, tail + 12, stride);
+                sample = tmp;
+            }
+            obj = new_record(p, sample);
+            if (!obj)
+                goto fail;
+            __atomic_store_n(tailp, tail + rec.size, __ATOMIC_RELEASE);
+            delivered++;
+            if (hand_over(callback, cpu, obj, fail) < 0) {
+                Py_DECREF(obj);
+                goto fail;
+            }
+            Py_DECREF(obj);
+        }
+    }
+    PyMem_Free(tmp);
+    return Py_BuildValue("KKi", delivered, lost_total, stopped);
+fail:
+    PyMem_Free(tmp);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"make_plan", make_plan, METH_VARARGS, "make_plan(cls, fields) -> plan"},
     {"build", build, METH_VARARGS, "build(plan, data, stride, start, count) -> list"},
     {"deliver", deliver, METH_VARARGS,
      "deliver(plan, data, stride, start, count, callback, cpu, fail) -> None"},
+    {"perf_deliver", perf_deliver, METH_VARARGS,
+     "perf_deliver(plan, rings, nrings, cpus, stride, callback, fail, ring_lost, epoll_fd, "
+     "timeout_ms) -> (delivered, lost, stopped)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -297,6 +297,7 @@ class PerfBuffer(_Reader[R]):
         count = int(lib().perf_buffer__buffer_cnt(ptr))
         # libbpf opens ring i for cpus[i], or for the i-th online CPU.
         self._cpus = list(cpus) if cpus is not None else _drain.online_cpus()
+        self._ring_cpus = tuple(self._cpus)
         self._rings: _drain.RingSet | None = None
         if drain and _drain.AVAILABLE and len(self._cpus) == count:
             self._rings = _drain.RingSet(ptr, count, _PAGE_SIZE)
@@ -340,8 +341,10 @@ class PerfBuffer(_Reader[R]):
         """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
         records, or append them to ``chunks`` for a batch; returns the record count.
 
-        This is the hot path: one C call per drain, then the records are built (in
-        C for plain records) and delivered."""
+        This is the hot path: one C call per poll.  Plain records for a callback
+        are built straight from the rings (``perf_deliver``); anything else is
+        copied out by the drain, then built (in C for plain records) and
+        delivered."""
         rings = self._rings
         assert rings is not None
         native = self._native
@@ -352,7 +355,18 @@ class PerfBuffer(_Reader[R]):
         total = 0
         native._busy += 1  # close() from a callback or another thread waits for us
         try:
-            while True:
+            drain_rest = 1
+            if chunks is None and self._callback is not None and self._bulk is not None:
+                # plain records to a callback: built straight from the rings, no copy;
+                # a sample shorter than the record stops it, the drain takes the rest
+                total, lost, drain_rest = self._bulk.perf_deliver(
+                    rings.rings_addr, rings.count, self._ring_cpus, stride, self._callback,
+                    self._fail, rings.lost_addr, rings.epoll_fd, timeout_ms)
+                self.received += total
+                if lost:
+                    self._take_lost(rings)
+                timeout_ms = 0
+            while drain_rest:
                 rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
                 n = rings.poll(timeout_ms, stride)
                 if n < 0:

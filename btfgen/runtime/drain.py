@@ -92,6 +92,10 @@ class RingSet:
         out.ring_lost = self._lost
         self.out = out
         self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
+        #: Addresses of the ring table and the per-ring lost counters, for C
+        #: readers outside this extension (records_fast's perf_deliver).
+        self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
+        self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
 
     def _new_data_buffer(self) -> None:
         # Bytearrays, so batches can view them without a copy (see view()); a few

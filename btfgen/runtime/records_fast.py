@@ -37,7 +37,7 @@ K_U, K_I, K_BOOL, K_FLOAT, K_CSTR = 1, 2, 3, 4, 5
 class BulkDecoder:
     """The C record builders of one record class (see :func:`bulk_decoder`)."""
 
-    __slots__ = ("build", "deliver")
+    __slots__ = ("build", "deliver", "perf_deliver")
 
     def __init__(self, plan: Any) -> None:
         # partials, not closures: no Python frame per call
@@ -52,6 +52,12 @@ class BulkDecoder:
         self.deliver: Callable[[Any, int, int, int, Callable[..., Any], int | None,
                                 Callable[[BaseException], None]], None] = functools.partial(
             _ext.deliver, plan)
+        #: ``perf_deliver(rings, nrings, cpus, stride, callback, fail, ring_lost,
+        #: epoll_fd, timeout_ms) -> (delivered, lost, stopped)``: waits, then
+        #: builds each sample straight from libbpf's perf rings and calls
+        #: ``callback(cpu, rec)`` (see ``_records.c``).
+        self.perf_deliver: Callable[..., tuple[int, int, int]] = functools.partial(
+            _ext.perf_deliver, plan)
 
 _cache: dict[type, BulkDecoder | None] = {}
 
