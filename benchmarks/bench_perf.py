@@ -16,8 +16,17 @@ itself and reads a 64-page-per-CPU perf buffer:
 
 Regimes: ``backlog`` (the consumer sleeps, not in epoll, while the producer
 puts 2000 records in the ring, then drains them: CPU per event of the drain
-alone, no wakeups), ``flat`` (producer flat out, consumer polling) and
-``paced`` (a fixed producer rate).
+alone, no wakeups), ``deep`` (the same with 1024 pages per CPU and 50,000
+records per drain: what a consumer that has fallen behind pays per record, the
+fixed cost of each drain spread thin), ``flat`` (producer flat out, consumer
+polling) and ``paced`` (a fixed producer rate).
+
+Between two drains of the backlog regimes the producer's kernel work runs on
+the other CPU and the consumer's caches go cold (on this VM, measured: the
+first drain-and-decode after it costs a Python consumer ~80-150 us more than
+the same work warm; a C consumer touches far less).  That fixed cost, spread
+over 2000 records, is most of the gap between Python and C in ``backlog``;
+``deep`` shows the per-record cost without it.
 
 The producer is pinned to one CPU and the consumer to another.  Each consumer
 reports its own CPU time from ready to the end, records received, lost, and
@@ -194,7 +203,11 @@ def main() -> None:
     ap.add_argument("--backlog-count", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, default=2000,
                     help="backlog: records per drain (64 pages hold 4096)")
+    ap.add_argument("--deep-pages", type=int, default=1024)
+    ap.add_argument("--deep-count", type=int, default=200_000)
+    ap.add_argument("--deep-chunk", type=int, default=50_000)
     ap.add_argument("--consumers", default=",".join(ALL))
+    ap.add_argument("--modes", default="backlog,deep,flat,paced")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench_perf: skipped (needs root to load BPF)")
@@ -214,14 +227,17 @@ def main() -> None:
                 kinds = [k for k in kinds if not k.startswith("bcc")]
             else:
                 env = benv
-        modes = [("backlog", a.backlog_count, 0.0), ("flat", a.count, 0.0),
-                 ("paced", a.paced_count, a.rate)]
+        modes = [(m, count, rate, pages, chunk) for m, count, rate, pages, chunk in (
+            ("backlog", a.backlog_count, 0.0, a.pages, a.chunk),
+            ("deep", a.deep_count, 0.0, a.deep_pages, a.deep_chunk),
+            ("flat", a.count, 0.0, a.pages, 0), ("paced", a.paced_count, a.rate, a.pages, 0))
+            if m in a.modes.split(",")]
         for rep in range(a.reps):  # interleaved: every consumer once per repetition
-            for mode, count, rate in modes:
+            for mode, count, rate, pages, chunk in modes:
                 for kind in kinds:
                     try:
-                        r = run_one(kind, bins, tmp, "backlog" if mode == "backlog" else "live",
-                                    count, rate, a.pages, env, cpus, a.chunk)
+                        r = run_one(kind, bins, tmp, "backlog" if chunk else "live",
+                                    count, rate, pages, env, cpus, chunk)
                     except Exception as e:  # noqa: BLE001 - report and continue
                         print(f"  {kind}/{mode} rep {rep}: failed: {e}")
                         continue
@@ -235,7 +251,8 @@ def main() -> None:
 
 def report(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Namespace,
            cpus: tuple[int, int]) -> None:
-    lines = [f"perf buffer consumers: 48-byte records, {a.pages} pages/CPU, producer on CPU "
+    lines = [f"perf buffer consumers: 48-byte records, {a.pages} pages/CPU ({a.deep_pages} in "
+             f"deep), producer on CPU "
              f"{cpus[0]}, consumer on CPU {cpus[1]}, {a.reps} interleaved reps, median (min-max)",
              f"{'mode':6s} {'consumer':14s} {'consumer ns/event':>22s} {'received':>9s} "
              f"{'lost':>7s} {'prod kcalls/s':>13s} {'prod ns/call':>20s} exact bad"]
@@ -261,7 +278,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Nam
             summary[f"ratio {what}"] = x
 
     lines.append("ratios (CPU per event, medians, same run):")
-    for mode in ("backlog", "flat", "paced"):
+    for mode in ("backlog", "deep", "flat", "paced"):
         ratio(f"{mode}/bcc", f"{mode}/event", f"{mode}: bcc / btfgen event (goal >= 4)")
         ratio(f"{mode}/batch", f"{mode}/c", f"{mode}: btfgen batch / C (goal <= 2)")
         ratio(f"{mode}/bcc-w64", f"{mode}/event-w64", f"{mode}: bcc / btfgen event, wakeup 64")
