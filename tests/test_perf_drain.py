@@ -255,6 +255,29 @@ def _never(exc: BaseException) -> None:
     raise AssertionError(f"unexpected callback failure: {exc!r}")
 
 
+def test_bulk_deliver_reuses_only_records_nobody_kept(gen: tuple[Path, ModuleType]) -> None:
+    """A record the callback let go of is refilled for the next one; a record it
+    kept is never touched again."""
+    cls = gen[1].Plain
+    bulk = records_fast.bulk_decoder(cls)
+    assert bulk is not None
+    data = b"".join(cls(**plain_expected(i)).to_bytes() for i in range(40))
+    seen: list[dict[str, Any]] = []
+    kept: list[Any] = []
+    ids: set[int] = set()
+
+    def callback(cpu: int, rec: Any) -> None:
+        seen.append(plain_fields(rec))
+        ids.add(id(rec))
+        if rec.seq % 5 == 0:
+            kept.append(rec)
+
+    bulk.deliver(data, cls.SIZE, 0, 40, callback, 0, _never)
+    assert seen == [plain_expected(i) for i in range(40)]
+    assert [plain_fields(r) for r in kept] == [plain_expected(i) for i in range(0, 40, 5)]
+    assert len(ids) <= 2 + len(kept)  # the records let go of were reused
+
+
 def test_bulk_deliver_passes_callback_exceptions_on_and_goes_on(
         gen: tuple[Path, ModuleType]) -> None:
     cls = gen[1].Plain

@@ -31,6 +31,7 @@ struct field {
 
 struct plan {
     PyTypeObject *cls;    /* a reference */
+    int reusable;         /* see next_record */
     Py_ssize_t nfields;
     struct field fields[];
 };
@@ -97,6 +98,13 @@ static PyObject *make_plan(PyObject *self, PyObject *args)
                 f->slot = m->offset;
         }
         p->nfields = i + 1;
+    }
+    {
+        PyTypeObject *t = (PyTypeObject *)cls;
+        p->reusable = t->tp_dictoffset == 0 && t->tp_weaklistoffset == 0 &&
+                      t->tp_finalize == NULL && t->tp_del == NULL;
+        for (i = 0; i < n; i++)
+            p->reusable = p->reusable && p->fields[i].slot >= 0;
     }
     capsule = PyCapsule_New(p, "btfgen.plan", plan_free);
     if (!capsule)
@@ -169,19 +177,16 @@ static PyObject *read_value(struct field *f, const char *rec)
     }
 }
 
-/* A new record object for the C record at rec, or NULL with an exception. */
-static PyObject *new_record(struct plan *p, const char *rec)
+/* Set obj's fields from the C record at rec.  Returns 0, or -1 with an exception. */
+static int fill_record(struct plan *p, PyObject *obj, const char *rec)
 {
     Py_ssize_t j;
-    PyObject *obj = p->cls->tp_alloc(p->cls, 0);
-    if (!obj)
-        return NULL;
     for (j = 0; j < p->nfields; j++) {
         struct field *f = &p->fields[j];
         PyObject *v = read_value(f, rec);
         int rc;
         if (!v)
-            goto fail;
+            return -1;
         if (f->slot >= 0) {
             PyObject **slot = (PyObject **)((char *)obj + f->slot);
             Py_XSETREF(*slot, v); /* takes our reference */
@@ -190,12 +195,45 @@ static PyObject *new_record(struct plan *p, const char *rec)
         rc = f->set(f->descr, obj, v);
         Py_DECREF(v);
         if (rc < 0)
-            goto fail;
+            return -1;
     }
+    return 0;
+}
+
+/* A new record object for the C record at rec, or NULL with an exception. */
+static PyObject *new_record(struct plan *p, const char *rec)
+{
+    PyObject *obj = p->cls->tp_alloc(p->cls, 0);
+    if (obj && fill_record(p, obj, rec) < 0)
+        Py_CLEAR(obj);
     return obj;
-fail:
-    Py_DECREF(obj);
-    return NULL;
+}
+
+/* The record for rec: *spare refilled when there is one, else a new object.
+ *
+ * A record handed to a callback that kept no reference to it (the usual case:
+ * the callback reads a few fields and returns) is refilled for the next record
+ * instead of freed and allocated again, as CPython's zip() reuses its result
+ * tuple.  Nobody can see the difference: no reference, no weak reference, no
+ * __dict__ and no finalizer (make_plan checks the class). */
+static PyObject *next_record(struct plan *p, PyObject **spare, const char *rec)
+{
+    PyObject *obj = *spare;
+    if (!obj)
+        return new_record(p, rec);
+    *spare = NULL;
+    if (fill_record(p, obj, rec) < 0)
+        Py_CLEAR(obj);
+    return obj;
+}
+
+/* Done with obj after its callback: keep it as the spare if nobody else holds it. */
+static void release_record(struct plan *p, PyObject **spare, PyObject *obj)
+{
+    if (p->reusable && !*spare && Py_REFCNT(obj) == 1)
+        *spare = obj;
+    else
+        Py_DECREF(obj);
 }
 
 /* Parse (plan, buffer, stride, start, count, ...) and check the records lie in
@@ -288,7 +326,7 @@ static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject 
  * One record is alive at a time unless the callback keeps it. */
 static PyObject *deliver(PyObject *self, PyObject *args)
 {
-    PyObject *capsule, *callback, *cpu, *fail;
+    PyObject *capsule, *callback, *cpu, *fail, *spare = NULL;
     Py_buffer buf;
     Py_ssize_t stride, start, count, i;
     struct plan *p;
@@ -299,18 +337,20 @@ static PyObject *deliver(PyObject *self, PyObject *args)
     if (!(p = records_in(capsule, &buf, stride, start, count)))
         return NULL;
     for (i = 0; i < count; i++) {
-        PyObject *obj = new_record(p, (const char *)buf.buf + start + i * stride);
+        PyObject *obj = next_record(p, &spare, (const char *)buf.buf + start + i * stride);
         int rc;
         if (!obj)
             goto fail_buf;
         rc = hand_over(callback, cpu, obj, fail);
-        Py_DECREF(obj);
+        release_record(p, &spare, obj);
         if (rc < 0)
             goto fail_buf;
     }
+    Py_XDECREF(spare);
     PyBuffer_Release(&buf);
     Py_RETURN_NONE;
 fail_buf:
+    Py_XDECREF(spare);
     PyBuffer_Release(&buf);
     return NULL;
 }
@@ -349,7 +389,7 @@ static int wait_rings(int epoll_fd, int timeout_ms)
  * stride stops the walk there (stopped = 1): the caller handles the rest. */
 static PyObject *perf_deliver(PyObject *self, PyObject *args)
 {
-    PyObject *capsule, *cpus, *callback, *fail;
+    PyObject *capsule, *cpus, *callback, *fail, *spare = NULL;
     unsigned long long rings_addr, lost_addr;
     int nrings, epoll_fd, timeout_ms, r, stopped = 0;
     Py_ssize_t stride, j;
@@ -394,6 +434,7 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
             struct btfgen_perf_record rec;
             const char *sample;
             PyObject *obj;
+            int rc;
             if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (rec.type != BTFGEN_RECORD_SAMPLE) {
@@ -418,21 +459,22 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
                 btfgen_ring_copy(tmp, data, ring->data_size, tail + 12, stride);
                 sample = tmp;
             }
-            obj = new_record(p, sample);
+            obj = next_record(p, &spare, sample);
             if (!obj)
                 goto fail;
             __atomic_store_n(tailp, tail + rec.size, __ATOMIC_RELEASE);
             delivered++;
-            if (hand_over(callback, cpu, obj, fail) < 0) {
-                Py_DECREF(obj);
+            rc = hand_over(callback, cpu, obj, fail);
+            release_record(p, &spare, obj);
+            if (rc < 0)
                 goto fail;
-            }
-            Py_DECREF(obj);
         }
     }
+    Py_XDECREF(spare);
     PyMem_Free(tmp);
     return Py_BuildValue("KKi", delivered, lost_total, stopped);
 fail:
+    Py_XDECREF(spare);
     PyMem_Free(tmp);
     return NULL;
 }
