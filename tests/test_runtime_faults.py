@@ -98,6 +98,7 @@ def s_callback_raises(r):
         if len(seen_perf) >= 6 and len(seen_ring) >= 6:
             break
     r["perf_seqs"], r["ring_seqs"], r["lost"] = sorted(seen_perf), sorted(seen_ring), pb.lost
+    r["ring_drained"] = rb.drained
     ours = {k: v - BASE[k] for k, v in fd_ids().items()}
     skel.destroy()
     r["alive"] = still_alive(ours)
@@ -285,7 +286,10 @@ def run_scenario(harness: tuple[Path, Path], name: str) -> dict[str, Any]:
 def test_callback_that_raises(harness: tuple[Path, Path]) -> None:
     out = run_scenario(harness, "callback_raises")
     assert out["perf_errors"] == ["ValueError: perf callback failed"]
-    assert out["ring_errors"] == ["KeyError: 'ring callback failed'"] * 2
+    # the drain delivers every waiting record, raising the first failure; libbpf's
+    # callback path stops at each failing record
+    assert out["ring_errors"] == ["KeyError: 'ring callback failed'"] * (
+        1 if out["ring_drained"] else 2)
     # the buffers stay usable: every record arrives exactly once, none is lost
     assert out["perf_seqs"] == list(range(6)) and out["ring_seqs"] == list(range(6))
     assert out["lost"] == 0

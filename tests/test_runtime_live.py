@@ -209,7 +209,10 @@ def test_callback_exceptions_come_out_of_poll_and_buffer_stays_usable(zoo: Any) 
     with pytest.raises(KeyError, match="ring boom"):
         for _ in range(20):
             rb.poll(50)
-    assert ring == list(range(10))  # stopped right after the failing record
+    if rb.drained:  # delivery goes on past a failing callback, as for perf buffers
+        assert ring == list(range(13))
+    else:  # libbpf's callback path stops right after the failing record
+        assert ring == list(range(10))
     drain(rb.poll, lambda: len(ring), 13)
     assert ring == list(range(13))
 

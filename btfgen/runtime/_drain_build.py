@@ -1,4 +1,4 @@
-"""cffi build script for ``btfgen.runtime._drain`` (the compiled perf ring drain).
+"""cffi build script for ``btfgen.runtime._drain`` (the compiled perf / BPF ring drain).
 
 Run by setuptools through ``cffi_modules`` in setup.py at ``pip install``; the C
 code is ``_drain.c`` beside this file and needs only libc headers.  The runtime
@@ -25,6 +25,13 @@ int btfgen_wait(int epoll_fd, int timeout_ms);
 int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
                 uint32_t stride, struct btfgen_drain_out *out);
 uint64_t btfgen_pending(struct btfgen_ring *rings, int nrings);
+struct btfgen_ringbuf { uint64_t *consumer_pos; uint64_t *producer_pos; const char *data;
+                        uint64_t data_size; };
+int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
+                         struct btfgen_drain_out *out);
+int btfgen_ringbuf_poll(int epoll_fd, int timeout_ms, struct btfgen_ringbuf *rb,
+                        uint32_t stride, struct btfgen_drain_out *out);
+uint64_t btfgen_ringbuf_pending(struct btfgen_ringbuf *rb);
 """
 
 ffibuilder = FFI()

@@ -13,13 +13,13 @@ record as a :class:`WithPayload`: ``.record`` and the trailing bytes as
 ``.payload`` (including the kernel's padding of up to 7 bytes, which the program
 should let the reader cut off, e.g. with a length field in the record).
 
-Perf buffers are drained by ``btfgen.runtime._drain`` when it is built (see
-:mod:`btfgen.runtime.drain`): one C call copies every waiting sample into one
-buffer, then Python decodes them with the record's precompiled ``struct``
-code and calls the callback -- no C -> Python call per record.  Without the
-extension, libbpf calls back into Python once per record.  ``read_batch()``
-returns everything waiting as one :class:`PerfBatch` (records as a list or a
-numpy structured array).
+Perf and ring buffers are drained by ``btfgen.runtime._drain`` when it is
+built (see :mod:`btfgen.runtime.drain`): one C call copies every waiting sample
+into one buffer, then the records are built (in C for plain records) and handed
+to the callback -- no C -> Python call per record.  Without the extension (or
+with ``drain=False``), libbpf calls back into Python once per record.
+``read_batch()`` returns everything waiting as one :class:`PerfBatch` (records
+as a list or a numpy structured array).
 """
 
 from __future__ import annotations
@@ -100,6 +100,31 @@ class _Reader(Generic[R]):
         self._more_errors = 0
         #: Records delivered so far.
         self.received = 0
+        self._rings: _drain.DrainBuffer | None = None
+        self._sink: list[tuple[int, bytes]] | None = None
+        self._batch_sizes: list[int] = []
+        self._batch_short = False
+        self._stride = 0
+        self._from_bytes: Any = None
+        self._bulk: BulkDecoder | None = None
+
+    def _init_drain(self, rings: _drain.DrainBuffer | None) -> None:
+        """Serve this buffer by ``rings`` (None: libbpf's per-record callback)."""
+        codec = self._codec
+        self._rings = rings
+        # Fixed-size records go one per slot of ``stride`` bytes; others are packed.
+        self._stride = self._size if (codec is not None and not self._payload) else 0
+        if isinstance(codec, RecordCodec):
+            self._from_bytes = codec.cls.from_bytes
+            if rings is not None and self._stride:
+                self._bulk = bulk_decoder(codec.cls)
+        elif codec is not None:
+            self._from_bytes = codec.decode
+
+    @property
+    def drained(self) -> bool:
+        """True when the compiled drain serves this buffer (else libbpf callbacks)."""
+        return self._rings is not None
 
     def _record(self, data: Any, offset: int, size: int) -> Any:
         """Decode one sample of ``size`` bytes at ``data[offset:]``."""
@@ -134,6 +159,192 @@ class _Reader(Generic[R]):
                 _add_note(exc, f"{self._more_errors} more callback exceptions in the same poll")
             self._more_errors = 0
             raise exc
+
+    def _pump(self, timeout_ms: int, chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
+              ) -> int:
+        """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
+        records, or append them to ``chunks`` for a batch; returns the record count.
+
+        This is the hot path: one C call per poll, then the records are built
+        (in C for plain records) and delivered."""
+        rings = self._rings
+        assert rings is not None
+        native = self._native
+        if native.ptr is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        stride = self._stride if chunks is None else self._size
+        native._busy += 1  # close() from a callback or another thread waits for us
+        try:
+            total = self._drain_rings(rings, timeout_ms, stride, chunks)
+        finally:
+            native._busy -= 1
+            if native._close_pending and not native._busy:
+                native._close_pending = False
+                native.close()
+        self._raise_pending()
+        return total
+
+    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
+                     total: int = 0) -> int:
+        """Copy out and deliver until the rings are empty; ``total`` plus the count."""
+        out = rings.out
+        while True:
+            rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
+            n = rings.poll(timeout_ms, stride)
+            if n < 0:
+                if n == _EINTR:  # the C side drains on EINTR; this is for safety
+                    break
+                raise error_class(n)(f"{type(self).__name__}: poll", n)
+            if out.lost:
+                self._take_lost(rings)
+            if n:
+                total += n
+                self.received += n
+                self._take(rings, out, n, stride, chunks)
+            if not out.more:
+                break
+            timeout_ms = 0
+        return total
+
+    def _take_lost(self, rings: _drain.DrainBuffer) -> None:
+        """Account for losses the drain reported (perf buffers only)."""
+
+    def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
+        """``(cpu, count)`` runs of the last drain; cpu None: callback(record) shape."""
+        raise NotImplementedError
+
+    def _take(self, rings: _drain.DrainBuffer, out: Any, n: int, stride: int,
+              chunks: list[tuple[Any, list[tuple[Any, int]]]] | None) -> None:
+        segments = self._segments(rings, out, n)
+        data = rings.view(out.used)
+        if chunks is None and self._bulk is not None and not out.short_count:
+            self._deliver_bulk(data, segments)
+            return
+        if out.short_count or not stride:
+            sizes = rings.sizes()
+            if chunks is not None:
+                if not self._batch_short:  # sizes so far were all whole records
+                    self._batch_sizes = [stride] * sum(c for ch in chunks for _, c in ch[1])
+                    self._batch_short = True
+                chunks.append((data, segments))
+                self._batch_sizes.extend(sizes)
+            else:
+                self._deliver_sized(data, segments, sizes)
+        elif chunks is not None:
+            chunks.append((data, segments))
+            if self._batch_short:
+                self._batch_sizes.extend([stride] * n)
+        else:
+            self._deliver_fixed(data, segments)
+
+    def _deliver_bulk(self, data: memoryview, segments: list[tuple[Any, int]]) -> None:
+        """The hot path: each record built in C and handed to the callback from C
+        (or queued), no Python loop per record.  A segment's cpu None means
+        ``callback(record)`` and bare records in the queue."""
+        callback, stride, bulk = self._callback, self._stride, self._bulk
+        assert bulk is not None
+        pos = 0
+        for cpu, count in segments:
+            if callback is None:
+                recs = bulk.build(data, stride, pos, count)
+                self._queue.extend(recs if cpu is None else zip(repeat(cpu), recs))
+            else:
+                bulk.deliver(data, stride, pos, count, callback, cpu, self._fail)
+            pos += count * stride
+
+    def _deliver_fixed(self, data: bytes | memoryview, segments: list[tuple[Any, int]]) -> None:
+        """Records at a fixed stride, each at least a whole record, by ``from_bytes``."""
+        decode, callback, stride = self._from_bytes, self._callback, self._stride
+        pos = 0
+        for cpu, count in segments:
+            end = pos + count * stride
+            if callback is None:
+                recs = [decode(data, off) for off in range(pos, end, stride)]
+                self._queue.extend(recs if cpu is None else zip(repeat(cpu), recs))
+            elif cpu is None:
+                for off in range(pos, end, stride):
+                    try:
+                        callback(decode(data, off))
+                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                        self._fail(e)
+            else:
+                for off in range(pos, end, stride):
+                    try:
+                        callback(cpu, decode(data, off))
+                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                        self._fail(e)
+            pos = end
+
+    def _deliver_sized(self, data: bytes | memoryview, segments: list[tuple[Any, int]],
+                       sizes: list[int]) -> None:
+        """Records of any size (payloads, raw bytes, short samples): one at a time."""
+        stride = self._stride
+        pos = idx = 0
+        for cpu, count in segments:
+            for size in sizes[idx:idx + count]:
+                try:
+                    rec = self._record(data, pos, min(size, stride) if stride else size)
+                    if self._callback is None:
+                        self._queue.append(rec if cpu is None else (cpu, rec))
+                    elif cpu is None:
+                        self._callback(rec)
+                    else:
+                        self._callback(cpu, rec)
+                except BaseException as e:  # noqa: BLE001 - re-raised from poll()
+                    self._fail(e)
+                pos = pos + stride if stride else (pos + size + 7) & ~7
+            idx += count
+
+    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
+        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
+        as one :class:`PerfBatch`: no Python call per record.
+
+        The callback is not called for these records; a perf buffer's lost
+        samples are counted (``lost``, ``lost_callback``) as usual.
+        """
+        codec = self._codec
+        if self._payload or codec is None:
+            raise TypeError("read_batch needs fixed-size records (a record type, no payload)")
+        stride = self._size
+        if self._rings is None:
+            return self._read_batch_fallback(codec, timeout_ms, stride)
+        chunks: list[tuple[Any, list[tuple[Any, int]]]] = []
+        self._batch_sizes = []
+        self._batch_short = False
+        self._pump(timeout_ms, chunks)
+        sizes = self._batch_sizes if self._batch_short else None
+        self._batch_sizes = []
+        if len(chunks) == 1:
+            data, segments = chunks[0]
+        else:
+            data = b"".join(c[0] for c in chunks)  # several drains (or none): one buffer
+            segments = [seg for c in chunks for seg in c[1]]
+        return PerfBatch(data, codec, segments, sizes)
+
+    def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int,
+                             stride: int) -> PerfBatch[R]:
+        sink: list[tuple[int, bytes]] = []
+        self._sink = sink
+        try:
+            if timeout_ms:
+                self._run("poll", self._poll_fn, timeout_ms)
+            self._run("consume", self._consume_fn)
+        finally:
+            self._sink = None
+        segments: list[tuple[int, int]] = []
+        for cpu, _raw in sink:
+            if segments and segments[-1][0] == cpu:
+                segments[-1] = (cpu, segments[-1][1] + 1)
+            else:
+                segments.append((cpu, 1))
+        data = b"".join(raw[:stride].ljust(stride, b"\0") for _cpu, raw in sink)
+        short = any(len(raw) < stride for _cpu, raw in sink)
+        return PerfBatch(data, codec, segments,
+                         [len(raw) for _cpu, raw in sink] if short else None)
+
+    _poll_fn = ""
+    _consume_fn = ""
 
     def _ptr(self) -> Any:
         if self._native.ptr is None:
@@ -240,6 +451,8 @@ class PerfBuffer(_Reader[R]):
     """
 
     _epoll_fn = "perf_buffer__epoll_fd"
+    _poll_fn = "perf_buffer__poll"
+    _consume_fn = "perf_buffer__consume"
 
     def __init__(self, handle: MapPtr, codec: Codec[R] | None,
                  callback: Callable[[int, Any], Any] | None,
@@ -256,9 +469,6 @@ class PerfBuffer(_Reader[R]):
         self._payload = payload
         self._what = f"perf buffer {handle.name}"
         self._lost_callback = lost_callback
-        self._sink: list[tuple[int, bytes]] | None = None
-        self._batch_sizes: list[int] = []
-        self._batch_short = False
         #: Samples the kernel could not write (ring full), as reported so far.
         self.lost = 0
         self._handle_ref = ffi.new_handle(self)
@@ -298,24 +508,8 @@ class PerfBuffer(_Reader[R]):
         # libbpf opens ring i for cpus[i], or for the i-th online CPU.
         self._cpus = list(cpus) if cpus is not None else _drain.online_cpus()
         self._ring_cpus = tuple(self._cpus)
-        self._rings: _drain.RingSet | None = None
-        if drain and _drain.AVAILABLE and len(self._cpus) == count:
-            self._rings = _drain.RingSet(ptr, count, _PAGE_SIZE)
-        # Fixed-size records go one per slot of ``stride`` bytes; others are packed.
-        self._stride = self._size if (codec is not None and not payload) else 0
-        self._from_bytes: Any = None
-        self._bulk: BulkDecoder | None = None
-        if isinstance(codec, RecordCodec):
-            self._from_bytes = codec.cls.from_bytes
-            if self._rings is not None and self._stride:
-                self._bulk = bulk_decoder(codec.cls)
-        elif codec is not None:
-            self._from_bytes = codec.decode
-
-    @property
-    def drained(self) -> bool:
-        """True when the compiled drain serves this buffer (else libbpf callbacks)."""
-        return self._rings is not None
+        use_drain = drain and _drain.AVAILABLE and len(self._cpus) == count
+        self._init_drain(_drain.RingSet(ptr, count, _PAGE_SIZE) if use_drain else None)
 
     def poll(self, timeout_ms: int = 100) -> int:
         """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them;
@@ -336,89 +530,32 @@ class PerfBuffer(_Reader[R]):
             return self.received - before
         return self._pump(0, None)
 
-    def _pump(self, timeout_ms: int, chunks: list[tuple[Any, list[tuple[int, int]]]] | None,
-              ) -> int:
-        """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
-        records, or append them to ``chunks`` for a batch; returns the record count.
+    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
+                     total: int = 0) -> int:
+        """Plain records for a callback are built straight from the rings
+        (``perf_deliver``); anything else is copied out by the drain first."""
+        if chunks is None and self._callback is not None and self._bulk is not None:
+            assert isinstance(rings, _drain.RingSet)
+            # no copy; a sample shorter than the record stops it, the drain takes the rest
+            total, lost, drain_rest = self._bulk.perf_deliver(
+                rings.rings_addr, rings.count, self._ring_cpus, stride, self._callback,
+                self._fail, rings.lost_addr, rings.epoll_fd, timeout_ms)
+            self.received += total
+            if lost:
+                self._take_lost(rings)
+            if not drain_rest:
+                return total
+            timeout_ms = 0
+        return super()._drain_rings(rings, timeout_ms, stride, chunks, total)
 
-        This is the hot path: one C call per poll.  Plain records for a callback
-        are built straight from the rings (``perf_deliver``); anything else is
-        copied out by the drain, then built (in C for plain records) and
-        delivered."""
-        rings = self._rings
-        assert rings is not None
-        native = self._native
-        if native.ptr is None:
-            raise ValueError(f"{type(self).__name__} is closed")
-        stride = self._stride if chunks is None else self._size
-        out = rings.out
-        total = 0
-        native._busy += 1  # close() from a callback or another thread waits for us
-        try:
-            drain_rest = 1
-            if chunks is None and self._callback is not None and self._bulk is not None:
-                # plain records to a callback: built straight from the rings, no copy;
-                # a sample shorter than the record stops it, the drain takes the rest
-                total, lost, drain_rest = self._bulk.perf_deliver(
-                    rings.rings_addr, rings.count, self._ring_cpus, stride, self._callback,
-                    self._fail, rings.lost_addr, rings.epoll_fd, timeout_ms)
-                self.received += total
-                if lost:
-                    self._take_lost(rings)
-                timeout_ms = 0
-            while drain_rest:
-                rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
-                n = rings.poll(timeout_ms, stride)
-                if n < 0:
-                    if n == _EINTR:  # the C side drains on EINTR; this is for safety
-                        break
-                    raise error_class(n)(f"{type(self).__name__}: poll", n)
-                if out.lost:
-                    self._take_lost(rings)
-                if n:
-                    total += n
-                    self.received += n
-                    self._take(rings, out, n, stride, chunks)
-                if not out.more:
-                    break
-                timeout_ms = 0
-        finally:
-            native._busy -= 1
-            if native._close_pending and not native._busy:
-                native._close_pending = False
-                native.close()
-        self._raise_pending()
-        return total
-
-    def _take(self, rings: _drain.RingSet, out: Any, n: int, stride: int,
-              chunks: list[tuple[Any, list[tuple[int, int]]]] | None) -> None:
+    def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
         only = out.only_ring
         if only >= 0:
-            segments = [(self._cpus[only], n)]
-        else:
-            segments = [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
-        data = rings.view(out.used)
-        if chunks is None and self._bulk is not None and not out.short_count:
-            self._deliver_bulk(data, segments)
-            return
-        if out.short_count or not stride:
-            sizes = rings.sizes()
-            if chunks is not None:
-                if not self._batch_short:  # sizes so far were all whole records
-                    self._batch_sizes = [stride] * sum(c for ch in chunks for _, c in ch[1])
-                    self._batch_short = True
-                chunks.append((data, segments))
-                self._batch_sizes.extend(sizes)
-            else:
-                self._deliver_sized(data, segments, sizes)
-        elif chunks is not None:
-            chunks.append((data, segments))
-            if self._batch_short:
-                self._batch_sizes.extend([stride] * n)
-        else:
-            self._deliver_fixed(data, segments)
+            return [(self._cpus[only], n)]
+        return [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
 
-    def _take_lost(self, rings: _drain.RingSet) -> None:
+    def _take_lost(self, rings: _drain.DrainBuffer) -> None:
         for i, count in enumerate(rings.take_lost()):
             if count:
                 self.lost += count
@@ -427,100 +564,6 @@ class PerfBuffer(_Reader[R]):
                         self._lost_callback(self._cpus[i], count)
                     except BaseException as e:  # noqa: BLE001 - re-raised from poll()
                         self._fail(e)
-
-    def _deliver_bulk(self, data: memoryview, segments: list[tuple[int, int]]) -> None:
-        """The hot path: each record built in C and handed to the callback from C
-        (or queued), no Python loop per record."""
-        callback, stride, bulk = self._callback, self._stride, self._bulk
-        assert bulk is not None
-        pos = 0
-        for cpu, count in segments:
-            if callback is None:
-                self._queue.extend(zip(repeat(cpu), bulk.build(data, stride, pos, count)))
-            else:
-                bulk.deliver(data, stride, pos, count, callback, cpu, self._fail)
-            pos += count * stride
-
-    def _deliver_fixed(self, data: bytes | memoryview, segments: list[tuple[int, int]]) -> None:
-        """Records at a fixed stride, each at least a whole record, by ``from_bytes``."""
-        decode, callback, stride = self._from_bytes, self._callback, self._stride
-        pos = 0
-        for cpu, count in segments:
-            end = pos + count * stride
-            if callback is None:
-                self._queue.extend([(cpu, decode(data, off)) for off in range(pos, end, stride)])
-            else:
-                for off in range(pos, end, stride):
-                    try:
-                        callback(cpu, decode(data, off))
-                    except BaseException as e:  # noqa: BLE001 - re-raised from poll()
-                        self._fail(e)
-            pos = end
-
-    def _deliver_sized(self, data: bytes | memoryview, segments: list[tuple[int, int]],
-                       sizes: list[int]) -> None:
-        """Records of any size (payloads, raw bytes, short samples): one at a time."""
-        stride = self._stride
-        pos = idx = 0
-        for cpu, count in segments:
-            for size in sizes[idx:idx + count]:
-                try:
-                    rec = self._record(data, pos, min(size, stride) if stride else size)
-                    if self._callback is None:
-                        self._queue.append((cpu, rec))
-                    else:
-                        self._callback(cpu, rec)
-                except BaseException as e:  # noqa: BLE001 - re-raised from poll()
-                    self._fail(e)
-                pos = pos + stride if stride else (pos + size + 7) & ~7
-            idx += count
-
-    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
-        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
-        as one :class:`PerfBatch`: no Python call per record.
-
-        The callback is not called for these records; lost samples are counted
-        (``lost``, ``lost_callback``) as usual.
-        """
-        codec = self._codec
-        if self._payload or codec is None:
-            raise TypeError("read_batch needs fixed-size records (a record type, no payload)")
-        stride = self._size
-        if self._rings is None:
-            return self._read_batch_fallback(codec, timeout_ms, stride)
-        chunks: list[tuple[Any, list[tuple[int, int]]]] = []
-        self._batch_sizes = []
-        self._batch_short = False
-        self._pump(timeout_ms, chunks)
-        sizes = self._batch_sizes if self._batch_short else None
-        self._batch_sizes = []
-        if len(chunks) == 1:
-            data, segments = chunks[0]
-        else:
-            data = b"".join(c[0] for c in chunks)  # several drains (or none): one buffer
-            segments = [seg for c in chunks for seg in c[1]]
-        return PerfBatch(data, codec, segments, sizes)
-
-    def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int,
-                             stride: int) -> PerfBatch[R]:
-        sink: list[tuple[int, bytes]] = []
-        self._sink = sink
-        try:
-            if timeout_ms:
-                self._run("poll", "perf_buffer__poll", timeout_ms)
-            self._run("consume", "perf_buffer__consume")
-        finally:
-            self._sink = None
-        segments: list[tuple[int, int]] = []
-        for cpu, _raw in sink:
-            if segments and segments[-1][0] == cpu:
-                segments[-1] = (cpu, segments[-1][1] + 1)
-            else:
-                segments.append((cpu, 1))
-        data = b"".join(raw[:stride].ljust(stride, b"\0") for _cpu, raw in sink)
-        short = any(len(raw) < stride for _cpu, raw in sink)
-        return PerfBatch(data, codec, segments,
-                         [len(raw) for _cpu, raw in sink] if short else None)
 
     @property
     def buffer_count(self) -> int:
@@ -544,6 +587,10 @@ class PerfBuffer(_Reader[R]):
 def _on_ring_sample(ctx: Any, data: Any, size: int) -> int:
     rb: RingBuffer[Any] = ffi.from_handle(ctx)
     try:
+        if rb._sink is not None:  # read_batch() without the compiled drain
+            rb._sink.append((-1, ffi.unpack(ffi.cast("char *", data), size)))
+            rb.received += 1
+            return 0
         rec = rb._record(ffi.buffer(data, size), 0, size)
         rb.received += 1
         if rb._callback is None:
@@ -556,41 +603,102 @@ def _on_ring_sample(ctx: Any, data: Any, size: int) -> int:
     return 0
 
 
+class _RingNative(Native):
+    """libbpf's ring_buffer, plus btfgen's own mapping of the ring (unmapped with it)."""
+
+    def __init__(self, ptr: Any) -> None:
+        super().__init__(ptr, "ring_buffer__free")
+        self.mapping: _drain.RingbufSet | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.ptr is None and self.mapping is not None:  # not deferred by a running poll
+            mapping, self.mapping = self.mapping, None
+            mapping.close()
+
 
 class RingBuffer(_Reader[R]):
-    """A BPF_MAP_TYPE_RINGBUF drained by libbpf; ``callback(record)`` per record.
+    """A BPF_MAP_TYPE_RINGBUF; ``callback(record)`` per record.
 
     There is no lost count here: when the ring is full, the kernel fails the
     program's reserve/output call instead.
+
+    With the compiled drain (the default; ``drain=False`` forces libbpf's
+    per-record callback), the ring is read from btfgen's own mapping of the
+    map: one C call copies every committed record (skipping discarded ones)
+    into one buffer.  A callback's exception then does not stop delivery: the
+    first comes out of ``poll()`` with the count of the others as a note, as
+    for perf buffers.  (libbpf's callback path stops right after the failing
+    record and leaves the rest in the ring.)
     """
 
     _epoll_fn = "ring_buffer__epoll_fd"
+    _poll_fn = "ring_buffer__poll"
+    _consume_fn = "ring_buffer__consume"
 
     def __init__(self, handle: MapPtr, codec: Codec[R] | None,
-                 callback: Callable[[Any], Any] | None, payload: bool = False) -> None:
+                 callback: Callable[[Any], Any] | None, payload: bool = False,
+                 drain: bool = True) -> None:
         handle.owner.check_loaded()
         self._init_common(codec, callback)
         self._payload = payload
         self._what = f"ring buffer {handle.name}"
         self._handle_ref = ffi.new_handle(self)
+        # libbpf's ring_buffer is kept even when the drain reads the ring: its
+        # epoll fd is what fileno() and poll() wait on, and it keeps the
+        # drain=False path, ownership and close-from-a-callback the same for
+        # both.  Its own poll/consume are never called then: they would consume
+        # records through the per-record callback.
         ptr = check_ptr(f"open ring buffer on map {handle.name}",
                         lambda: lib().ring_buffer__new(handle.fd, _callback("ring"),
                                                        self._handle_ref, ffi.NULL))
-        self._native = Native(ptr, "ring_buffer__free")
+        native = _RingNative(ptr)
+        self._native = native
         self._owner = handle.owner
-        self._owner.own(self._native)
+        self._owner.own(native)
+        #: The map this buffer reads.
         self.map_name = handle.name
+        rings = None
+        if drain and _drain.AVAILABLE:
+            try:
+                rings = _drain.RingbufSet(handle.fd, int(lib().ring_buffer__epoll_fd(ptr)),
+                                          _PAGE_SIZE)
+            except BaseException:
+                self.close()
+                raise
+            native.mapping = rings
+        self._init_drain(rings)
+
+    def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
+        return [(None, n)]  # one ring for all CPUs: callback(record)
 
     def poll(self, timeout_ms: int = 100) -> int:
-        """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them."""
-        return self._run("poll", "ring_buffer__poll", timeout_ms)
+        """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them;
+        returns how many were delivered."""
+        if self._rings is None:
+            return self._run("poll", "ring_buffer__poll", timeout_ms)
+        return self._pump(timeout_ms, None)
 
     def consume(self) -> int:
-        """Deliver whatever is waiting, without blocking."""
-        return self._run("consume", "ring_buffer__consume")
+        """Deliver whatever is waiting, without blocking; returns the record count."""
+        if self._rings is None:
+            return self._run("consume", "ring_buffer__consume")
+        return self._pump(0, None)
+
+    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
+        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
+        as one :class:`PerfBatch`: no Python call per record.
+
+        The callback is not called for these records.  A ring buffer is shared
+        by all CPUs, so the batch has one segment, with cpu -1.
+        """
+        batch = super().read_batch(timeout_ms)
+        count = len(batch)
+        batch.segments = [(-1, count)] if count else []
+        return batch
 
     def close(self) -> None:
-        """Free the ring buffer manager (idempotent)."""
+        """Free the ring buffer manager and unmap the ring (idempotent)."""
         self._native.close()
         self._owner.disown(self._native)
 
@@ -673,14 +781,17 @@ class RingBuf(MapBase, Generic[R]):
 
     @overload
     def open_ring_buffer(self, callback: Callable[[R], object] | None = None, *,
+                         drain: bool = True,
                          payload: Literal[False] = False) -> RingBuffer[R]: ...
 
     @overload
     def open_ring_buffer(self, callback: Callable[[WithPayload[R]], object] | None = None, *,
+                         drain: bool = True,
                          payload: Literal[True]) -> RingBuffer[WithPayload[R]]: ...
 
     def open_ring_buffer(self, callback: Callable[[Any], object] | None = None, *,
-                         payload: bool = False) -> RingBuffer[Any]:
+                         drain: bool = True, payload: bool = False) -> RingBuffer[Any]:
         """Open the ring buffer and deliver decoded records to ``callback(record)``
-        (or iterate over it when there is no callback)."""
-        return RingBuffer(self._h, self.record_codec, callback, payload)
+        (or iterate over it when there is no callback).  ``drain=False`` uses
+        libbpf's per-record callback instead of the compiled drain."""
+        return RingBuffer(self._h, self.record_codec, callback, payload, drain)

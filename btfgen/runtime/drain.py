@@ -1,18 +1,20 @@
-"""The compiled perf ring drain: many records per call, no Python per record.
+"""The compiled ring drain: many records per call, no Python per record.
 
 ``btfgen.runtime._drain`` (C, cffi API mode, built by ``pip install``; see
-``_drain.c``) copies every sample waiting in libbpf's mmap'ed per-CPU rings into
-one contiguous buffer per call, at a fixed stride (one record per slot) or
+``_drain.c``) copies every sample waiting in libbpf's mmap'ed per-CPU perf rings
+(:class:`RingSet`), or in a BPF ring buffer mapped here (:class:`RingbufSet`),
+into one contiguous buffer per call, at a fixed stride (one record per slot) or
 packed, and advances the rings' tails.  Python then decodes the whole buffer.
 
 When the extension is missing (or ``BTFGEN_NO_DRAIN=1``), :data:`AVAILABLE` is
-False and :class:`~btfgen.runtime.buffers.PerfBuffer` falls back to libbpf's
-per-record callback, which works everywhere but costs a C -> Python call per
-record.
+False and :class:`~btfgen.runtime.buffers.PerfBuffer` and
+:class:`~btfgen.runtime.buffers.RingBuffer` fall back to libbpf's per-record
+callback, which works everywhere but costs a C -> Python call per record.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 from typing import Any
@@ -35,11 +37,14 @@ else:
 #: True when the compiled drain is importable and enabled.
 AVAILABLE = _ext is not None
 
-#: Drain buffers kept for reuse per perf buffer (see RingSet.reclaim).
+#: Drain buffers kept for reuse per buffer (see DrainBuffer.reclaim).
 _POOL = 3
 
 #: Smallest perf record holding a sample: header (8) + raw size (4) + 4 bytes.
 _MIN_RECORD = 16
+
+#: Smallest BPF ring buffer record: its 8-byte header (an empty sample).
+_MIN_RINGBUF_RECORD = 8
 
 
 def online_cpus() -> list[int]:
@@ -55,55 +60,41 @@ def online_cpus() -> list[int]:
     return cpus
 
 
-class RingSet:
-    """The rings of one libbpf ``struct perf_buffer`` and a drain buffer for them."""
+class DrainBuffer:
+    """The output side of a drain: a pooled data buffer, per-record sizes and the
+    ``struct btfgen_drain_out`` the C drains fill (shared by perf and BPF rings).
 
-    def __init__(self, pb_ptr: Any, count: int, page_size: int) -> None:
+    Subclasses call :meth:`_init_out` with their capacity and ring count."""
+
+    out: Any
+    count: int
+
+    def _init_out(self, capacity: int, ring_count: int, min_record: int) -> None:
         assert _ext is not None
-        ffi = _ext.ffi
+        ffi = self._ffi = _ext.ffi
         self._lib = _ext.lib
-        self.count = count
-        self.rings = ffi.new("struct btfgen_ring[]", max(count, 1))
-        total = 0
-        base = libbpf_ffi.new("void **")
-        size = libbpf_ffi.new("size_t *")
-        for i in range(count):
-            rc = lib().perf_buffer__buffer(pb_ptr, i, base, size)
-            if rc < 0:
-                continue  # left NULL: the drain skips it
-            self.rings[i].base = ffi.cast("char *", int(libbpf_ffi.cast("uintptr_t", base[0])))
-            self.rings[i].page_size = page_size
-            self.rings[i].data_size = size[0]
-            total += int(size[0])
-        #: Bytes of all rings together: one drain never copies more.
-        self.capacity = max(total, page_size)
-        max_records = self.capacity // _MIN_RECORD
-        self._ffi = ffi
+        #: Bytes of all rings together: one drain never copies more (more=1 past it).
+        self.capacity = capacity
+        max_records = capacity // min_record
+        self._pool: list[bytearray] = []
+        self._ptrs: list[Any] = []
         self._new_data_buffer()
         self._sizes = ffi.new("uint32_t[]", max_records)
-        self._counts = ffi.new("uint32_t[]", max(count, 1))
-        self._lost = ffi.new("uint64_t[]", max(count, 1))
+        self._counts = ffi.new("uint32_t[]", max(ring_count, 1))
+        self._lost = ffi.new("uint64_t[]", max(ring_count, 1))
         out = ffi.new("struct btfgen_drain_out *")
         out.data = self._data
-        out.data_size = self.capacity
+        out.data_size = capacity
         out.sizes = self._sizes
         out.max_records = max_records
         out.ring_counts = self._counts
         out.ring_lost = self._lost
         self.out = out
-        self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
-        #: Addresses of the ring table and the per-ring lost counters, for C
-        #: readers outside this extension (records_fast's perf_deliver).
-        self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
-        self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
 
     def _new_data_buffer(self) -> None:
         # Bytearrays, so batches can view them without a copy (see view()); a few
         # are pooled so a caller keeping the last batch does not cost a fresh one
         # (and its zero-filling) per drain.
-        if not hasattr(self, "_pool"):
-            self._pool: list[bytearray] = []
-            self._ptrs: list[Any] = []
         buf = bytearray(self.capacity)
         self._pool.append(buf)
         self._ptrs.append(self._ffi.from_buffer("char[]", buf))
@@ -123,18 +114,9 @@ class RingSet:
             self.out.data = self._data
 
     def poll(self, timeout_ms: int, stride: int) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring;
-        the record count or -errno."""
-        return self._lib.btfgen_poll(  # type: ignore[no-any-return]
-            self.epoll_fd, timeout_ms, self.rings, self.count, stride, self.out)
-
-    def wait(self, epoll_fd: int, timeout_ms: int) -> int:
-        """epoll_wait without the GIL: ready fds, 0 on timeout, -errno."""
-        return int(self._lib.btfgen_wait(epoll_fd, timeout_ms))
-
-    def drain(self, stride: int) -> int:
-        """Copy what is waiting into the drain buffer; returns the record count."""
-        return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain; the record
+        count or -errno."""
+        raise NotImplementedError
 
     def view(self, used: int) -> memoryview:
         """The first ``used`` bytes the last drain wrote, without a copy (read-only).
@@ -177,6 +159,122 @@ class RingSet:
                 self._lost[i] = 0
         return lost
 
+    def wait(self, epoll_fd: int, timeout_ms: int) -> int:
+        """epoll_wait without the GIL: ready fds, 0 on timeout, -errno."""
+        return int(self._lib.btfgen_wait(epoll_fd, timeout_ms))
+
+
+class RingSet(DrainBuffer):
+    """The rings of one libbpf ``struct perf_buffer`` and a drain buffer for them."""
+
+    def __init__(self, pb_ptr: Any, count: int, page_size: int) -> None:
+        assert _ext is not None
+        ffi = _ext.ffi
+        self.count = count
+        self.rings = ffi.new("struct btfgen_ring[]", max(count, 1))
+        total = 0
+        base = libbpf_ffi.new("void **")
+        size = libbpf_ffi.new("size_t *")
+        for i in range(count):
+            rc = lib().perf_buffer__buffer(pb_ptr, i, base, size)
+            if rc < 0:
+                continue  # left NULL: the drain skips it
+            self.rings[i].base = ffi.cast("char *", int(libbpf_ffi.cast("uintptr_t", base[0])))
+            self.rings[i].page_size = page_size
+            self.rings[i].data_size = size[0]
+            total += int(size[0])
+        self._init_out(max(total, page_size), count, _MIN_RECORD)
+        self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
+        #: Addresses of the ring table and the per-ring lost counters, for C
+        #: readers outside this extension (records_fast's perf_deliver).
+        self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
+        self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
+
+    def poll(self, timeout_ms: int, stride: int) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring;
+        the record count or -errno."""
+        return self._lib.btfgen_poll(  # type: ignore[no-any-return]
+            self.epoll_fd, timeout_ms, self.rings, self.count, stride, self.out)
+
+    def drain(self, stride: int) -> int:
+        """Copy what is waiting into the drain buffer; returns the record count."""
+        return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
+
     def pending(self) -> int:
         """Bytes waiting in the rings."""
         return int(self._lib.btfgen_pending(self.rings, self.count))
+
+
+def map_max_entries(map_fd: int) -> int:
+    """A map's max_entries as the kernel has it (for a ring buffer: its data size)."""
+    with open(f"/proc/self/fdinfo/{map_fd}") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key == "max_entries":
+                return int(value)
+    raise OSError(f"no max_entries in /proc/self/fdinfo/{map_fd}")
+
+
+class RingbufSet(DrainBuffer):
+    """A BPF_MAP_TYPE_RINGBUF mapped here, and a drain buffer for it.
+
+    libbpf 1.1 does not hand out its own mapping of the ring, so the map fd is
+    mapped again: the consumer page read-write, the producer page and the data
+    area (mapped twice in a row by the kernel) read-only.  :meth:`close` unmaps
+    them (the mmap module holds a duplicate of the map fd until then).
+    """
+
+    count = 1
+
+    def __init__(self, map_fd: int, epoll_fd: int, page_size: int) -> None:
+        assert _ext is not None
+        ffi = _ext.ffi
+        data_size = map_max_entries(map_fd)
+        if data_size <= 0 or data_size & (data_size - 1):
+            raise ValueError(f"ring buffer size {data_size} is not a power of two")
+        self._ffi = ffi
+        self._maps: list[mmap.mmap] = []
+        self._views: list[Any] = []
+        try:
+            consumer = self._map(map_fd, page_size, 0, mmap.PROT_READ | mmap.PROT_WRITE)
+            producer = self._map(map_fd, page_size + 2 * data_size, page_size, mmap.PROT_READ)
+        except BaseException:
+            self.close()
+            raise
+        rb = self.ringbuf = ffi.new("struct btfgen_ringbuf *")
+        rb.consumer_pos = ffi.cast("uint64_t *", consumer)
+        rb.producer_pos = ffi.cast("uint64_t *", producer)
+        rb.data = producer + page_size
+        rb.data_size = data_size
+        self._init_out(max(data_size, page_size), 1, _MIN_RINGBUF_RECORD)
+        self.epoll_fd = epoll_fd
+
+    def _map(self, fd: int, length: int, offset: int, prot: int) -> Any:
+        m = mmap.mmap(fd, length, mmap.MAP_SHARED, prot, offset=offset)
+        self._maps.append(m)
+        view = self._ffi.from_buffer("char[]", m)
+        self._views.append(view)
+        return view
+
+    def poll(self, timeout_ms: int, stride: int) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain the ring;
+        the record count or -errno."""
+        if not self._maps:
+            raise ValueError("ring buffer mapping is closed")
+        return self._lib.btfgen_ringbuf_poll(  # type: ignore[no-any-return]
+            self.epoll_fd, timeout_ms, self.ringbuf, stride, self.out)
+
+    def pending(self) -> int:
+        """Bytes between the consumer and producer positions."""
+        if not self._maps:
+            raise ValueError("ring buffer mapping is closed")
+        return int(self._lib.btfgen_ringbuf_pending(self.ringbuf))
+
+    def close(self) -> None:
+        """Unmap the ring (idempotent)."""
+        for view in self._views:
+            self._ffi.release(view)  # the mmap cannot close while cffi exports it
+        self._views.clear()
+        for m in self._maps:
+            m.close()
+        self._maps.clear()
