@@ -2,32 +2,18 @@
  * Python per record.
  *
  * Part of btfgen's runtime, compiled by cffi (API mode) at install time; see
- * _drain_build.py.  It needs no libbpf headers: libbpf sets the rings up
+ * _drain_build.py.  It needs no libbpf headers: libbpf sets the perf rings up
  * (perf_buffer__new_raw) and hands out their mmap'ed memory
- * (perf_buffer__buffer); this file only reads records out of it.
- *
- * Ring layout (linux/perf_event.h): page 0 is struct perf_event_mmap_page, with
- * data_head (written by the kernel) at byte 1024 and data_tail (written by us)
- * at 1032; the data area follows, data_size bytes, a power of two.  Records are
- * 8-byte aligned and may wrap around the end of the data area.  BPF ring
- * buffers (BPF_MAP_TYPE_RINGBUF) are read from btfgen's own mapping of the map:
- * see btfgen_ringbuf_drain below.
+ * (perf_buffer__buffer); this file only reads records out of it (their layout:
+ * _perf_ring.h, shared with _records.c).  BPF ring buffers
+ * (BPF_MAP_TYPE_RINGBUF) are read from btfgen's own mapping of the map: see
+ * btfgen_ringbuf_drain below.
  */
 #include <stdint.h>
 #include <string.h>
 #include <errno.h>
 #include <sys/epoll.h>
-
-#define BTFGEN_PAGE_HEAD 1024
-#define BTFGEN_PAGE_TAIL 1032
-#define BTFGEN_RECORD_LOST 2
-#define BTFGEN_RECORD_SAMPLE 9
-
-struct btfgen_ring {
-    char *base;          /* the mmap'ed header page; data starts at base + page_size */
-    uint64_t page_size;
-    uint64_t data_size;  /* bytes of the data area (power of two) */
-};
+#include "_perf_ring.h"
 
 struct btfgen_drain_out {
     char *data;           /* records, see btfgen_drain */
@@ -44,17 +30,87 @@ struct btfgen_drain_out {
     int32_t only_ring;     /* out: the ring every record came from, or -1 */
 };
 
-/* Copy len bytes at ring offset pos (mod size) to dst, across the wrap. */
-static void ring_copy(char *dst, const char *data, uint64_t size, uint64_t pos, uint64_t len)
+/* Copy n bytes: small records 8 bytes at a time (the compiler inlines a
+ * fixed-size memcpy; a libc call per record costs more than the copy). */
+static inline void copy_small(char *dst, const char *src, uint64_t n)
 {
-    uint64_t off = pos & (size - 1);
-    uint64_t first = size - off;
-    if (first >= len) {
-        memcpy(dst, data + off, len);
-    } else {
-        memcpy(dst, data + off, first);
-        memcpy(dst + first, data, len - first);
+    uint64_t k = 0;
+    if (n > 128) {
+        memcpy(dst, src, n);
+        return;
     }
+    for (; k + 8 <= n; k += 8)
+        memcpy(dst + k, src + k, 8);
+    for (; k < n; k++)
+        dst[k] = src[k];
+}
+
+/* Where a drain writes: out's fields, copied (and the buffers restrict) so the
+ * compiler need not assume the record copies may change them: reloading them
+ * per record costs more than the copy.  Its helpers are always inlined for the
+ * same reason. */
+#define SINK_FN static inline __attribute__((always_inline))
+
+struct sink {
+    char *restrict data;
+    uint64_t data_size, used;
+    uint32_t *restrict sizes;
+    uint32_t max_records, n, nshort, more;
+};
+
+SINK_FN void sink_open(struct sink *k, const struct btfgen_drain_out *out)
+{
+    k->data = out->data;
+    k->data_size = out->data_size;
+    k->used = 0;
+    k->sizes = out->sizes;
+    k->max_records = out->max_records;
+    k->n = k->nshort = k->more = 0;
+}
+
+SINK_FN void sink_close(const struct sink *k, struct btfgen_drain_out *out)
+{
+    out->count = k->n;
+    out->used = k->used;
+    out->short_count = k->nshort;
+    out->more = k->more;
+}
+
+/* Room for one more record of raw bytes?  Sets more (and returns 0) if not. */
+SINK_FN int sink_room(struct sink *k, uint32_t stride, uint64_t raw)
+{
+    uint64_t dst = stride ? (uint64_t)k->n * stride : k->used;
+    if (k->n >= k->max_records || dst + (stride ? stride : raw) > k->data_size) {
+        k->more = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Append a sample of raw bytes (sink_room said yes): at a fixed stride, cut or
+ * zero-filled to it, or packed 8-byte aligned.  src NULL: the sample wraps
+ * around the end of a perf ring, read it from there. */
+SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t raw,
+                      const char *ring, uint64_t ring_size, uint64_t ring_pos)
+{
+    uint64_t dst = stride ? (uint64_t)k->n * stride : k->used;
+    uint64_t take = stride && raw > stride ? stride : raw;
+    if (src)
+        copy_small(k->data + dst, src, take);
+    else
+        btfgen_ring_copy(k->data + dst, ring, ring_size, ring_pos, take);
+    if (stride) {
+        if (take < stride) {
+            memset(k->data + dst + take, 0, stride - take);
+            k->nshort++;
+        }
+        k->used = dst + stride;
+    } else {
+        k->used = (dst + raw + 7) & ~(uint64_t)7;
+        if (k->used > k->data_size)
+            k->used = k->data_size;
+    }
+    k->sizes[k->n++] = (uint32_t)raw;
 }
 
 /* Drain every ring into out.  stride > 0: record i goes to data + i*stride,
@@ -64,97 +120,50 @@ static void ring_copy(char *dst, const char *data, uint64_t size, uint64_t pos, 
 int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
                  struct btfgen_drain_out *out)
 {
-    uint32_t n = 0, nshort = 0;
-    uint64_t used = 0;
+    struct sink k;
+    uint64_t lost_total = 0;
+    int32_t only_ring = -1;
     int r;
 
-    out->more = 0;
-    out->lost = 0;
-    out->only_ring = -1;
-    for (r = 0; r < nrings; r++) {
+    sink_open(&k, out);
+    for (r = 0; r < nrings && !k.more; r++) {
         struct btfgen_ring *ring = &rings[r];
-        volatile uint64_t *headp = (volatile uint64_t *)(ring->base + BTFGEN_PAGE_HEAD);
-        uint64_t *tailp = (uint64_t *)(ring->base + BTFGEN_PAGE_TAIL);
-        const char *data = ring->base + ring->page_size;
-        uint64_t size = ring->data_size;
-        uint64_t head, tail;
-        uint32_t before = n;
+        uint64_t *tailp, head, tail;
+        const char *data;
+        uint32_t before = k.n;
 
         out->ring_counts[r] = 0;
         if (!ring->base)
             continue;
+        tailp = (uint64_t *)(ring->base + BTFGEN_PAGE_TAIL);
+        data = ring->base + ring->page_size;
         /* Acquire: record bytes are read only after the head that covers them. */
-        head = __atomic_load_n(headp, __ATOMIC_ACQUIRE);
+        head = __atomic_load_n((uint64_t *)(ring->base + BTFGEN_PAGE_HEAD), __ATOMIC_ACQUIRE);
         tail = *tailp;
         while (tail < head) {
-            uint32_t hdr[3];
-            uint32_t type, rec_size, raw;
-            uint64_t off = tail & (size - 1);
-            const char *rec = NULL;
-            if (off + 16 <= size) { /* header and raw size in place (the usual case) */
-                memcpy(hdr, data + off, 12);
-                if (off + (hdr[1] >> 16) <= size)
-                    rec = data + off; /* the whole record is contiguous */
-            } else {
-                ring_copy((char *)hdr, data, size, tail, 12);
-            }
-            type = hdr[0];
-            rec_size = hdr[1] >> 16;  /* u32 type, u16 misc, u16 size */
-            raw = hdr[2];
-            if (rec_size < 8 || rec_size > head - tail)
+            struct btfgen_perf_record rec;
+            if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
-            if (type == BTFGEN_RECORD_SAMPLE) {
-                uint64_t dst, want;
-                if (rec_size < 12)
-                    raw = 0;
-                else if (raw > (uint32_t)rec_size - 12)
-                    raw = rec_size - 12;
-                want = stride ? stride : raw;
-                dst = stride ? (uint64_t)n * stride : used;
-                if (n >= out->max_records || dst + want > out->data_size) {
-                    out->more = 1;
+            if (rec.type == BTFGEN_RECORD_SAMPLE) {
+                if (!sink_room(&k, stride, rec.raw))
                     break;
-                }
-                if (stride) {
-                    uint64_t take = raw < stride ? raw : stride;
-                    if (rec)
-                        memcpy(out->data + dst, rec + 12, take);
-                    else
-                        ring_copy(out->data + dst, data, size, tail + 12, take);
-                    if (take < stride) {
-                        memset(out->data + dst + take, 0, stride - take);
-                        nshort++;
-                    }
-                    used = dst + stride;
-                } else {
-                    ring_copy(out->data + dst, data, size, tail + 12, raw);
-                    used = (dst + raw + 7) & ~(uint64_t)7;
-                    if (used > out->data_size)
-                        used = out->data_size;
-                }
-                out->sizes[n++] = raw;
-            } else if (type == BTFGEN_RECORD_LOST) {
-                uint64_t lost[2]; /* u64 id, u64 lost */
-                ring_copy((char *)lost, data, size, tail + 8, 16);
-                out->ring_lost[r] += lost[1];
-                out->lost += lost[1];
+                sink_put(&k, stride, rec.sample, rec.raw, data, ring->data_size, tail + 12);
+            } else if (rec.lost) {
+                out->ring_lost[r] += rec.lost;
+                lost_total += rec.lost;
             }
-            tail += rec_size;
+            tail += rec.size;
         }
         /* Release: our reads of the records finish before the kernel may reuse them. */
         __atomic_store_n(tailp, tail, __ATOMIC_RELEASE);
-        out->ring_counts[r] = n - before;
-        if (n != before)
-            out->only_ring = before == 0 ? r : -2;
-        if (out->more)
-            break;
+        out->ring_counts[r] = k.n - before;
+        if (k.n != before)
+            only_ring = before == 0 ? r : -2;
     }
-    if (out->only_ring == -2)
-        out->only_ring = -1;
-    out->count = n;
-    out->used = used;
-    out->short_count = nshort;
-    return (int)n;
+    sink_close(&k, out);
+    out->lost = lost_total;
+    out->only_ring = only_ring == -2 ? -1 : only_ring;
+    return (int)k.n;
 }
 
 /* Wait up to timeout_ms for any ring of the epoll set to be readable.
@@ -223,17 +232,16 @@ struct btfgen_ringbuf {
 int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
                          struct btfgen_drain_out *out)
 {
-    uint32_t n = 0, nshort = 0;
-    uint64_t used = 0, mask = rb->data_size - 1;
+    struct sink k;
+    uint64_t mask = rb->data_size - 1;
     uint64_t cons = __atomic_load_n(rb->consumer_pos, __ATOMIC_ACQUIRE);
     uint64_t prod;
     int progress = 1;
 
-    out->more = 0;
-    out->lost = 0;
+    sink_open(&k, out);
     /* Like libbpf, look at producer_pos again after a pass that found records,
      * so a record committed meanwhile is not left waiting for the next wakeup. */
-    while (progress && !out->more) {
+    while (progress && !k.more) {
         uint64_t start = cons;
         progress = 0;
         /* Acquire: a header is read only after the producer_pos covering it. */
@@ -251,28 +259,10 @@ int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
             if (step > prod - cons)
                 break;  /* cannot happen with a sane kernel; stop rather than overrun */
             if (!(len & BTFGEN_RINGBUF_DISCARD)) {
-                const char *sample = hdr + BTFGEN_RINGBUF_HDR;
-                uint64_t want = stride ? stride : raw;
-                uint64_t dst = stride ? (uint64_t)n * stride : used;
-                if (n >= out->max_records || dst + want > out->data_size) {
-                    out->more = 1;
+                if (!sink_room(&k, stride, raw))
                     break;
-                }
-                if (stride) {
-                    uint64_t take = raw < stride ? raw : stride;
-                    memcpy(out->data + dst, sample, take);
-                    if (take < stride) {
-                        memset(out->data + dst + take, 0, stride - take);
-                        nshort++;
-                    }
-                    used = dst + stride;
-                } else {
-                    memcpy(out->data + dst, sample, raw);
-                    used = (dst + raw + 7) & ~(uint64_t)7;
-                    if (used > out->data_size)
-                        used = out->data_size;
-                }
-                out->sizes[n++] = raw;
+                /* the data area is mapped twice: a sample never wraps */
+                sink_put(&k, stride, hdr + BTFGEN_RINGBUF_HDR, raw, NULL, 0, 0);
             }
             cons += step;
             progress = 1;
@@ -287,12 +277,11 @@ int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
         if (cons != start)
             __atomic_store_n(rb->consumer_pos, cons, __ATOMIC_SEQ_CST);
     }
-    out->ring_counts[0] = n;
-    out->only_ring = n ? 0 : -1;
-    out->count = n;
-    out->used = used;
-    out->short_count = nshort;
-    return (int)n;
+    sink_close(&k, out);
+    out->lost = 0;
+    out->ring_counts[0] = k.n;
+    out->only_ring = k.n ? 0 : -1;
+    return (int)k.n;
 }
 
 /* btfgen_poll for a BPF ring buffer: wait (unless timeout_ms is 0) on epoll_fd,

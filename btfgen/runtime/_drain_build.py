@@ -38,8 +38,9 @@ ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 # optional: a machine without a C compiler or Python headers still installs btfgen
 # (setuptools skips the extension and the runtime uses libbpf's callbacks instead).
-ffibuilder.set_source("btfgen.runtime._drain",
-                      (Path(__file__).with_name("_drain.c")).read_text(),
+HERE = Path(__file__).resolve().parent
+ffibuilder.set_source("btfgen.runtime._drain", (HERE / "_drain.c").read_text(),
+                      include_dirs=[str(HERE)], depends=[str(HERE / "_perf_ring.h")],
                       extra_compile_args=["-O2"], optional=True)
 
 if __name__ == "__main__":
