@@ -71,6 +71,8 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 18); } pla
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 18); } rec_rb SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 18); } mixed_rb SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } small_rb SEC(".maps");
+/* plain records, every fifth one reserved, then discarded */
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 18); } pdisc_rb SEC(".maps");
 
 SEC("tp/syscalls/sys_enter_getppid")
 int emit(void *ctx)
@@ -99,6 +101,14 @@ int emit(void *ctx)
 		__sync_fetch_and_add(&plain_ok, 1);
 	if (bpf_ringbuf_output(&small_rb, p, sizeof(*p), 0) == 0)
 		__sync_fetch_and_add(&small_ok, 1);
+	struct plain *pd = bpf_ringbuf_reserve(&pdisc_rb, sizeof(*pd), 0);
+	if (pd) {
+		__builtin_memcpy(pd, p, sizeof(*pd));
+		if (seq % 5 == 3)
+			bpf_ringbuf_discard(pd, 0);
+		else
+			bpf_ringbuf_submit(pd, 0);
+	}
 
 	/* every fifth record is reserved, then discarded */
 	struct rec *r = bpf_ringbuf_reserve(&rec_rb, sizeof(*r), 0);
@@ -227,6 +237,33 @@ def test_plain_records_every_field_built_in_bulk(skel: Any, gen: ModuleType) -> 
     assert all(type(r) is gen.Plain and type(r.half) is float for r in got)
     assert rb.received == 3000 == skel.bss.plain_ok
     assert rb.poll(0) == 0 and rb._rings is not None and rb._rings.pending() == 0
+    assert rb._rings.out.count == 0  # built straight from the ring: the copying drain never ran
+
+
+def test_direct_path_skips_discarded_records(skel: Any) -> None:
+    got: list[int] = []
+    rb = skel.maps.pdisc_rb.open_ring_buffer(lambda r: got.append(r.seq))
+    assert rb._bulk is not None
+    trigger(500)
+    while rb.poll(20):
+        pass
+    assert got == kept_seqs(500)
+    assert rb._rings is not None and rb._rings.out.count == 0 and rb._rings.pending() == 0
+
+
+def test_direct_path_poll_from_the_callback_delivers_each_record_once(skel: Any) -> None:
+    got: list[int] = []
+    rb: Any = None
+
+    def callback(r: Any) -> None:
+        got.append(r.seq)
+        if r.seq % 100 == 0:
+            rb.poll(0)  # takes the rest of the ring before this callback returns
+
+    rb = skel.maps.plain_rb.open_ring_buffer(callback)
+    trigger(300)
+    rb.consume()
+    assert got == list(range(300)) and rb.received == 300
 
 
 @pytest.mark.parametrize("drained", [True, False], ids=["drain", "libbpf-callback"])

@@ -479,6 +479,99 @@ fail:
     return NULL;
 }
 
+#define RINGBUF_BUSY (1U << 31)
+#define RINGBUF_DISCARD (1U << 30)
+#define RINGBUF_HDR 8
+
+/* ringbuf_deliver(plan, consumer_pos, producer_pos, data, data_size, stride,
+ *                 callback, fail, epoll_fd, timeout_ms) -> (delivered, stopped)
+ *
+ * perf_deliver for a BPF ring buffer (BPF_MAP_TYPE_RINGBUF, its layout as in
+ * _drain.c's btfgen_ringbuf_drain): waits, then builds each committed record
+ * in place and hands it to callback(record).  The addresses are those of the
+ * runtime's own mapping of the map (consumer_pos in the read-write consumer
+ * page; producer_pos and the data area, mapped twice in a row so a record
+ * never wraps, read-only).  Discarded records are skipped; a record still
+ * being written ends the walk.  consumer_pos moves past a record before its
+ * callback runs and is read again after it (a callback may poll the same
+ * buffer).  A sample shorter than stride stops the walk there (stopped = 1). */
+static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
+{
+    PyObject *capsule, *callback, *fail, *spare = NULL;
+    unsigned long long cons_addr, prod_addr, data_addr, data_size;
+    unsigned long long delivered = 0;
+    int epoll_fd, timeout_ms, stopped = 0, progress = 1;
+    Py_ssize_t stride, j;
+    uint64_t *consumer_pos, mask;
+    const uint64_t *producer_pos;
+    const char *data;
+    struct plan *p;
+
+    if (!PyArg_ParseTuple(args, "OKKKKnOOii", &capsule, &cons_addr, &prod_addr, &data_addr,
+                          &data_size, &stride, &callback, &fail, &epoll_fd, &timeout_ms))
+        return NULL;
+    if (!(p = PyCapsule_GetPointer(capsule, "btfgen.plan")))
+        return NULL;
+    if (stride <= 0 || !data_size || data_size & (data_size - 1)) {
+        PyErr_SetString(PyExc_ValueError, "bad stride or ring size");
+        return NULL;
+    }
+    for (j = 0; j < p->nfields; j++) {
+        if (p->fields[j].offset + p->fields[j].size > stride) {
+            PyErr_SetString(PyExc_ValueError, "field beyond the record");
+            return NULL;
+        }
+    }
+    consumer_pos = (uint64_t *)(uintptr_t)cons_addr;
+    producer_pos = (const uint64_t *)(uintptr_t)prod_addr;
+    data = (const char *)(uintptr_t)data_addr;
+    mask = data_size - 1;
+    if (wait_rings(epoll_fd, timeout_ms) < 0)
+        return NULL;
+    /* like the drain, look again after a pass that found records */
+    while (progress && !stopped) {
+        /* Acquire: a header is read only after the producer_pos covering it. */
+        uint64_t prod = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE), cons;
+        progress = 0;
+        /* consumer_pos is read anew each time: a callback may have polled past it */
+        while ((cons = __atomic_load_n(consumer_pos, __ATOMIC_RELAXED)) < prod) {
+            const char *hdr = data + (cons & mask);
+            /* Acquire: the sample is read only after its committed length. */
+            uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
+            uint32_t raw = len & ~(RINGBUF_BUSY | RINGBUF_DISCARD);
+            uint64_t step = ((uint64_t)raw + RINGBUF_HDR + 7) & ~(uint64_t)7;
+            PyObject *obj = NULL;
+            int rc;
+            if (len & RINGBUF_BUSY || step > prod - cons)
+                break;  /* not yet submitted (or an impossible size): it waits */
+            if (!(len & RINGBUF_DISCARD)) {
+                if (raw < (uint64_t)stride) {
+                    stopped = 1;
+                    break;
+                }
+                if (!(obj = next_record(p, &spare, hdr + RINGBUF_HDR)))
+                    goto fail;
+            }
+            /* Sequentially consistent, as the drain's (see there): the kernel
+             * wakes the reader only for a record committed at consumer_pos. */
+            __atomic_store_n(consumer_pos, cons + step, __ATOMIC_SEQ_CST);
+            progress = 1;
+            if (!obj)
+                continue;
+            delivered++;
+            rc = hand_over(callback, Py_None, obj, fail);
+            release_record(p, &spare, obj);
+            if (rc < 0)
+                goto fail;
+        }
+    }
+    Py_XDECREF(spare);
+    return Py_BuildValue("Ki", delivered, stopped);
+fail:
+    Py_XDECREF(spare);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"make_plan", make_plan, METH_VARARGS, "make_plan(cls, fields) -> plan"},
     {"build", build, METH_VARARGS, "build(plan, data, stride, start, count) -> list"},
@@ -487,6 +580,9 @@ static PyMethodDef methods[] = {
     {"perf_deliver", perf_deliver, METH_VARARGS,
      "perf_deliver(plan, rings, nrings, cpus, stride, callback, fail, ring_lost, epoll_fd, "
      "timeout_ms) -> (delivered, lost, stopped)"},
+    {"ringbuf_deliver", ringbuf_deliver, METH_VARARGS,
+     "ringbuf_deliver(plan, consumer_pos, producer_pos, data, data_size, stride, callback, "
+     "fail, epoll_fd, timeout_ms) -> (delivered, stopped)"},
     {NULL, NULL, 0, NULL},
 };
 

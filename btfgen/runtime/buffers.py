@@ -625,8 +625,9 @@ class RingBuffer(_Reader[R]):
 
     With the compiled drain (the default; ``drain=False`` forces libbpf's
     per-record callback), the ring is read from btfgen's own mapping of the
-    map: one C call copies every committed record (skipping discarded ones)
-    into one buffer.  A callback's exception then does not stop delivery: the
+    map, skipping discarded records: plain records for a callback are built
+    straight from the ring, anything else is copied into one buffer per poll
+    first.  A callback's exception then does not stop delivery: the
     first comes out of ``poll()`` with the count of the others as a note, as
     for perf buffers.  (libbpf's callback path stops right after the failing
     record and leaves the rest in the ring.)
@@ -668,6 +669,24 @@ class RingBuffer(_Reader[R]):
                 raise
             native.mapping = rings
         self._init_drain(rings)
+
+    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
+                     total: int = 0) -> int:
+        """Plain records for a callback are built straight from the ring
+        (``ringbuf_deliver``); anything else is copied out by the drain first."""
+        if chunks is None and self._callback is not None and self._bulk is not None:
+            assert isinstance(rings, _drain.RingbufSet)
+            rings.check_open()
+            # no copy; a sample shorter than the record stops it, the drain takes the rest
+            total, drain_rest = self._bulk.ringbuf_deliver(
+                *rings.addresses, stride, self._callback, self._fail, rings.epoll_fd,
+                timeout_ms)
+            self.received += total
+            if not drain_rest:
+                return total
+            timeout_ms = 0
+        return super()._drain_rings(rings, timeout_ms, stride, chunks, total)
 
     def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
         return [(None, n)]  # one ring for all CPUs: callback(record)

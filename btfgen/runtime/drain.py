@@ -246,6 +246,11 @@ class RingbufSet(DrainBuffer):
         rb.producer_pos = ffi.cast("uint64_t *", producer)
         rb.data = producer + page_size
         rb.data_size = data_size
+        #: Addresses of consumer_pos, producer_pos and the data area, and the data
+        #: size, for C readers outside this extension (records_fast's ringbuf_deliver).
+        self.addresses = (int(ffi.cast("uintptr_t", rb.consumer_pos)),
+                          int(ffi.cast("uintptr_t", rb.producer_pos)),
+                          int(ffi.cast("uintptr_t", rb.data)), data_size)
         self._init_out(max(data_size, page_size), 1, _MIN_RINGBUF_RECORD)
         self.epoll_fd = epoll_fd
 
@@ -256,18 +261,21 @@ class RingbufSet(DrainBuffer):
         self._views.append(view)
         return view
 
+    def check_open(self) -> None:
+        """Raise ValueError once :meth:`close` has unmapped the ring."""
+        if not self._maps:
+            raise ValueError("ring buffer mapping is closed")
+
     def poll(self, timeout_ms: int, stride: int) -> int:
         """Wait (GIL released) unless ``timeout_ms`` is 0, then drain the ring;
         the record count or -errno."""
-        if not self._maps:
-            raise ValueError("ring buffer mapping is closed")
+        self.check_open()
         return self._lib.btfgen_ringbuf_poll(  # type: ignore[no-any-return]
             self.epoll_fd, timeout_ms, self.ringbuf, stride, self.out)
 
     def pending(self) -> int:
         """Bytes between the consumer and producer positions."""
-        if not self._maps:
-            raise ValueError("ring buffer mapping is closed")
+        self.check_open()
         return int(self._lib.btfgen_ringbuf_pending(self.ringbuf))
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ K_U, K_I, K_BOOL, K_FLOAT, K_CSTR = 1, 2, 3, 4, 5
 class BulkDecoder:
     """The C record builders of one record class (see :func:`bulk_decoder`)."""
 
-    __slots__ = ("build", "deliver", "perf_deliver")
+    __slots__ = ("build", "deliver", "perf_deliver", "ringbuf_deliver")
 
     def __init__(self, plan: Any) -> None:
         # partials, not closures: no Python frame per call
@@ -58,6 +58,11 @@ class BulkDecoder:
         #: ``callback(cpu, rec)`` (see ``_records.c``).
         self.perf_deliver: Callable[..., tuple[int, int, int]] = functools.partial(
             _ext.perf_deliver, plan)
+        #: ``ringbuf_deliver(consumer_pos, producer_pos, data, data_size, stride,
+        #: callback, fail, epoll_fd, timeout_ms) -> (delivered, stopped)``: the
+        #: same for a BPF ring buffer, ``callback(rec)``.
+        self.ringbuf_deliver: Callable[..., tuple[int, int]] = functools.partial(
+            _ext.ringbuf_deliver, plan)
 
 _cache: dict[type, BulkDecoder | None] = {}
 
