@@ -29,6 +29,7 @@ from btfgen.naming import camel, doc_text, py_str
 from btfgen.object_reader import read_input
 from btfgen.output import write_atomic
 from btfgen.record_code import field_lines, format_literal, render_record
+from btfgen.record_methods import record_methods, uses_factory
 from btfgen.records import CODEC_MODULE, EnumClass, GenerateError, RecordClass, TypeRefs
 from btfgen.type_select import select_roots
 
@@ -68,6 +69,7 @@ def _environment() -> jinja2.Environment:
     env.filters["doc"] = doc_text
     env.filters["fmt_literals"] = format_literal
     env.filters["field_lines"] = field_lines
+    env.filters["record_methods"] = record_methods
     return env
 
 
@@ -94,13 +96,15 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     cdef = build_cdef(refs, classes)
     records = [c for c in classes if isinstance(c, RecordClass)]
     enums = [c for c in classes if isinstance(c, EnumClass)]
-    uses_field = any(r.keeps_raw or any("field(" in f.default for f in r.fields) for r in records)
+    uses_field = any(r.keeps_raw or any(f.fresh for f in r.fields) for r in records)
+    factory = any(uses_factory(r) for r in records)
     stdlib = []
     if records:
         stdlib += ["import struct",
                    "from dataclasses import dataclass" + (", field" if uses_field else "")]
-    if enums:
-        stdlib.append("from enum import IntEnum")
+    enum_names = [name for name, used in (("Enum", factory), ("IntEnum", enums)) if used]
+    if enum_names:
+        stdlib.append(f"from enum import {', '.join(enum_names)}")
     if records:
         stdlib.append("from typing import ClassVar")
     imports: list[str] = list(skeleton.get("imports", [])) if skeleton else []
@@ -122,6 +126,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         "records": records,
         "enums": enums,
         "uses_field": uses_field,
+        "uses_factory": factory,
         "stdlib_imports": stdlib,
         "runtime_imports": _sorted_imports(imports),
         "all_names": exports,

@@ -32,8 +32,8 @@ BUILTINS = frozenset(dir(builtins))
 
 #: Module-level names every generated module defines or imports.
 MODULE_NAMES = frozenset({
-    "annotations", "struct", "dataclass", "field", "ClassVar", "IntEnum", "FFI", "ffi",
-    "TYPES", "Buffer", "Any",
+    "annotations", "struct", "dataclass", "field", "ClassVar", "Enum", "IntEnum", "FFI", "ffi",
+    "TYPES", "Buffer", "Any", "_Factory",
 })
 
 #: Names pycodestyle calls ambiguous (E741/E742).

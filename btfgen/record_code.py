@@ -55,17 +55,6 @@ def _slot_encode(s: Slot, rec: RecordClass) -> list[str]:
     return s.plan.encode(f"self.{rec.fields[s.fields[0]].attr}")
 
 
-def _zero(default: str) -> str:
-    """The value expression of a field's default (see ``RecordField.default``)."""
-    factory = "field(default_factory="
-    if not default.startswith(factory):
-        return default
-    inner = default[len(factory):-1]
-    if inner.startswith("lambda: "):
-        return inner[len("lambda: "):]
-    return "[]" if inner == "list" else f"{inner}()"
-
-
 def field_lines(f: RecordField) -> list[str]:
     """The dataclass field declaration, wrapped if it is too long."""
     line = f"    {f.attr}: {f.hint} = {f.default}"
@@ -99,7 +88,7 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     got = _slot_decode(s, "w", 0, "b", "0")[i]
     if s.nvals():
         lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
-    conds = [f"(keep or {name} != {_zero(rec.fields[i].default)})",
+    conds = [f"(keep or {name} != {rec.fields[i].value})",
              f"{_bits(rec.fields[i], got)} != {_bits(rec.fields[i], name)}"]
     one = f"{ind}if {' and '.join(conds)}:"
     if len(one) <= 100:

@@ -20,7 +20,8 @@ every class comes after the classes it needs, ready for the template.
 Naming contract with the skeleton template: generated record and enum class
 names start with a capital letter and never with the skeleton class name
 (``reserved_prefix``); every other module-level name btfgen emits starts with
-``_`` and contains ``__`` (``_Event__d``) or ends in ``_VALUES``.
+``_`` and contains ``__`` (``_Event__d``), ends in ``_VALUES`` or is
+``_Factory`` (see :mod:`btfgen.record_methods`).
 """
 
 from __future__ import annotations
@@ -89,14 +90,37 @@ class EnumClass:
         return f"_{self.name}_VALUES"
 
 
+#: How a field's default begins when it is a default factory.
+_FACTORY = "field(default_factory="
+
+
 @dataclass
 class RecordField:
-    """A dataclass field: a named member (anonymous members flattened)."""
+    """A dataclass field: a named member (anonymous members flattened).
+
+    ``default`` is the text after ``=`` in the field's declaration: a value
+    (``0``, ``b""``) or ``field(default_factory=...)`` for mutable values.
+    """
 
     c_name: str
     hint: str
     default: str
     attr: str = ""
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the default is a factory (a fresh value per record)."""
+        return self.default.startswith(_FACTORY)
+
+    @property
+    def value(self) -> str:
+        """An expression for the default value (what the factory returns)."""
+        if not self.fresh:
+            return self.default
+        inner = self.default[len(_FACTORY):-1]
+        if inner.startswith("lambda: "):
+            return inner[len("lambda: "):]
+        return "[]" if inner == "list" else f"{inner}()"
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import ClassVar
 
 from cffi import FFI  # type: ignore[import-untyped, unused-ignore]
@@ -32,6 +32,12 @@ __all__ = [
 Buffer = bytes | bytearray | memoryview
 
 
+class _Factory(Enum):
+    """``__init__`` defaults of fields with a default factory: make a fresh value."""
+
+    DEFAULT = 0
+
+
 class Color(IntEnum):
     """C ``enum color`` (4 bytes)."""
 
@@ -47,7 +53,7 @@ _Color_VALUES: dict[int, Color] = {m.value: m for m in Color}
 _EventPt__s = struct.Struct("<ii")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)
 class EventPt:
     """C ``struct <anonymous>`` (8 bytes)."""
 
@@ -55,6 +61,18 @@ class EventPt:
 
     x: int = 0
     y: int = 0
+
+    def __init__(self, x: int = 0, y: int = 0) -> None:
+        self.x = x
+        self.y = y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(x={self.x!r}, y={self.y!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EventPt) and other.__class__ is self.__class__:
+            return (self.x, self.y) == (other.x, other.y)
+        return NotImplemented
 
     @classmethod
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> EventPt:
@@ -71,7 +89,7 @@ _Event__e = struct.Struct("<I4xQ16sIBB2xI8s6HdQ")
 _Event__o1 = struct.Struct("<4B")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)
 class Event:
     """C ``struct event`` (80 bytes)."""
 
@@ -92,6 +110,79 @@ class Event:
     ptr: int = 0
     #: The bytes this value was decoded from: to_bytes() keeps what no field covers.
     _raw: bytes = field(default=b"", repr=False, compare=False)
+
+    def __init__(
+        self,
+        pid: int = 0,
+        ts: int = 0,
+        comm: bytes = b"",
+        kind: Color | int = 0,
+        sb: int = 0,
+        ub: int = 0,
+        flag: bool = False,
+        lo: int = 0,
+        bytes_: list[int] | _Factory = _Factory.DEFAULT,
+        pt: EventPt | _Factory = _Factory.DEFAULT,
+        grid: list[list[int]] | _Factory = _Factory.DEFAULT,
+        d: float = 0.0,
+        ptr: int = 0,
+        _raw: bytes = b"",
+    ) -> None:
+        self.pid = pid
+        self.ts = ts
+        self.comm = comm
+        self.kind = kind
+        self.sb = sb
+        self.ub = ub
+        self.flag = flag
+        self.lo = lo
+        self.bytes_ = [0] * 4 if bytes_ is _Factory.DEFAULT else bytes_
+        self.pt = EventPt() if pt is _Factory.DEFAULT else pt
+        self.grid = [[0] * 2 for _ in range(3)] if grid is _Factory.DEFAULT else grid
+        self.d = d
+        self.ptr = ptr
+        self._raw = _raw
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(pid={self.pid!r}, ts={self.ts!r}, comm={self.comm!r}, "
+            f"kind={self.kind!r}, sb={self.sb!r}, ub={self.ub!r}, flag={self.flag!r}, "
+            f"lo={self.lo!r}, bytes_={self.bytes_!r}, pt={self.pt!r}, grid={self.grid!r}, "
+            f"d={self.d!r}, ptr={self.ptr!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Event) and other.__class__ is self.__class__:
+            return (
+                self.pid,
+                self.ts,
+                self.comm,
+                self.kind,
+                self.sb,
+                self.ub,
+                self.flag,
+                self.lo,
+                self.bytes_,
+                self.pt,
+                self.grid,
+                self.d,
+                self.ptr,
+            ) == (
+                other.pid,
+                other.ts,
+                other.comm,
+                other.kind,
+                other.sb,
+                other.ub,
+                other.flag,
+                other.lo,
+                other.bytes_,
+                other.pt,
+                other.grid,
+                other.d,
+                other.ptr,
+            )
+        return NotImplemented
 
     @classmethod
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Event:
@@ -174,7 +265,7 @@ _Value__o1 = struct.Struct("<i")
 _Value__o2 = struct.Struct("<8s")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)
 class Value:
     """C ``union value`` (8 bytes).
 
@@ -188,6 +279,20 @@ class Value:
     s: bytes = b""
     #: The bytes this value was decoded from: to_bytes() keeps what no field covers.
     _raw: bytes = field(default=b"", repr=False, compare=False)
+
+    def __init__(self, u: int = 0, i: int = 0, s: bytes = b"", _raw: bytes = b"") -> None:
+        self.u = u
+        self.i = i
+        self.s = s
+        self._raw = _raw
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(u={self.u!r}, i={self.i!r}, s={self.s!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Value) and other.__class__ is self.__class__:
+            return (self.u, self.i, self.s) == (other.u, other.i, other.s)
+        return NotImplemented
 
     @classmethod
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Value:
@@ -222,7 +327,7 @@ class Value:
 _Packed__s = struct.Struct("<Bi")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)
 class Packed:
     """C ``struct packed`` (5 bytes)."""
 
@@ -230,6 +335,18 @@ class Packed:
 
     a: int = 0
     b: int = 0
+
+    def __init__(self, a: int = 0, b: int = 0) -> None:
+        self.a = a
+        self.b = b
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(a={self.a!r}, b={self.b!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Packed) and other.__class__ is self.__class__:
+            return (self.a, self.b) == (other.a, other.b)
+        return NotImplemented
 
     @classmethod
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Packed:
@@ -244,7 +361,7 @@ class Packed:
 _Msg__s = struct.Struct("<I")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False, repr=False, eq=False)
 class Msg:
     """C ``struct msg`` (4 bytes, then a flexible array)."""
 
@@ -252,6 +369,18 @@ class Msg:
 
     len_: int = 0
     text: bytes = b""
+
+    def __init__(self, len_: int = 0, text: bytes = b"") -> None:
+        self.len_ = len_
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(len_={self.len_!r}, text={self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Msg) and other.__class__ is self.__class__:
+            return (self.len_, self.text) == (other.len_, other.text)
+        return NotImplemented
 
     @classmethod
     def from_bytes(cls, buf: Buffer, offset: int = 0) -> Msg:
