@@ -236,13 +236,26 @@ static void release_record(struct plan *p, PyObject **spare, PyObject *obj)
         Py_DECREF(obj);
 }
 
+/* Every field of the plan within a record of stride bytes?  0, or -1 with
+ * ValueError. */
+static int plan_check_stride(const struct plan *p, Py_ssize_t stride)
+{
+    Py_ssize_t j;
+    for (j = 0; j < p->nfields; j++) {
+        if (p->fields[j].offset + p->fields[j].size > stride) {
+            PyErr_SetString(PyExc_ValueError, "field beyond the record");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Parse (plan, buffer, stride, start, count, ...) and check the records lie in
  * the buffer; returns the plan, or NULL with an exception (buf released). */
 static struct plan *records_in(PyObject *capsule, Py_buffer *buf, Py_ssize_t stride,
                                Py_ssize_t start, Py_ssize_t count)
 {
     struct plan *p = PyCapsule_GetPointer(capsule, "btfgen.plan");
-    Py_ssize_t j;
     if (!p)
         goto fail;
     if (stride <= 0 || start < 0 || start > buf->len || count < 0 ||
@@ -250,12 +263,8 @@ static struct plan *records_in(PyObject *capsule, Py_buffer *buf, Py_ssize_t str
         PyErr_SetString(PyExc_ValueError, "records outside the buffer");
         goto fail;
     }
-    for (j = 0; j < p->nfields; j++) {
-        if (p->fields[j].offset + p->fields[j].size > stride) {
-            PyErr_SetString(PyExc_ValueError, "field beyond the record");
-            goto fail;
-        }
-    }
+    if (plan_check_stride(p, stride) < 0)
+        goto fail;
     return p;
 fail:
     PyBuffer_Release(buf);
@@ -392,7 +401,7 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
     PyObject *capsule, *cpus, *callback, *fail, *spare = NULL;
     unsigned long long rings_addr, lost_addr;
     int nrings, epoll_fd, timeout_ms, r, stopped = 0;
-    Py_ssize_t stride, j;
+    Py_ssize_t stride;
     unsigned long long delivered = 0, lost_total = 0;
     struct btfgen_ring *rings;
     uint64_t *ring_lost;
@@ -408,12 +417,8 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bad rings, cpus or stride");
         return NULL;
     }
-    for (j = 0; j < p->nfields; j++) {
-        if (p->fields[j].offset + p->fields[j].size > stride) {
-            PyErr_SetString(PyExc_ValueError, "field beyond the record");
-            return NULL;
-        }
-    }
+    if (plan_check_stride(p, stride) < 0)
+        return NULL;
     rings = (struct btfgen_ring *)(uintptr_t)rings_addr;
     ring_lost = (uint64_t *)(uintptr_t)lost_addr;
     if (wait_rings(epoll_fd, timeout_ms) < 0)
@@ -501,7 +506,7 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
     unsigned long long cons_addr, prod_addr, data_addr, data_size;
     unsigned long long delivered = 0;
     int epoll_fd, timeout_ms, stopped = 0, progress = 1;
-    Py_ssize_t stride, j;
+    Py_ssize_t stride;
     uint64_t *consumer_pos, mask;
     const uint64_t *producer_pos;
     const char *data;
@@ -516,12 +521,8 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bad stride or ring size");
         return NULL;
     }
-    for (j = 0; j < p->nfields; j++) {
-        if (p->fields[j].offset + p->fields[j].size > stride) {
-            PyErr_SetString(PyExc_ValueError, "field beyond the record");
-            return NULL;
-        }
-    }
+    if (plan_check_stride(p, stride) < 0)
+        return NULL;
     consumer_pos = (uint64_t *)(uintptr_t)cons_addr;
     producer_pos = (const uint64_t *)(uintptr_t)prod_addr;
     data = (const char *)(uintptr_t)data_addr;

@@ -185,9 +185,20 @@ class _Reader(Generic[R]):
         return total
 
     def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
-                     total: int = 0) -> int:
-        """Copy out and deliver until the rings are empty; ``total`` plus the count."""
+                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None) -> int:
+        """Deliver (or append to ``chunks``) everything waiting; the record count.
+
+        Plain records for a callback are built straight from the rings
+        (:meth:`_deliver_direct`); anything else is copied out by the drain
+        first, until the rings are empty."""
+        total = 0
+        if chunks is None and self._callback is not None and self._bulk is not None:
+            # no copy; a sample shorter than the record stops it, the drain takes the rest
+            total, drain_rest = self._deliver_direct(rings, stride, timeout_ms)
+            self.received += total
+            if not drain_rest:
+                return total
+            timeout_ms = 0
         out = rings.out
         while True:
             rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
@@ -206,6 +217,12 @@ class _Reader(Generic[R]):
                 break
             timeout_ms = 0
         return total
+
+    def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
+                        timeout_ms: int) -> tuple[int, int]:
+        """Wait, then build plain records straight from the rings and hand them
+        to the callback: ``(delivered, stopped at a short sample)``."""
+        raise NotImplementedError
 
     def _take_lost(self, rings: _drain.DrainBuffer) -> None:
         """Account for losses the drain reported (perf buffers only)."""
@@ -530,24 +547,15 @@ class PerfBuffer(_Reader[R]):
             return self.received - before
         return self._pump(0, None)
 
-    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
-                     total: int = 0) -> int:
-        """Plain records for a callback are built straight from the rings
-        (``perf_deliver``); anything else is copied out by the drain first."""
-        if chunks is None and self._callback is not None and self._bulk is not None:
-            assert isinstance(rings, _drain.RingSet)
-            # no copy; a sample shorter than the record stops it, the drain takes the rest
-            total, lost, drain_rest = self._bulk.perf_deliver(
-                rings.rings_addr, rings.count, self._ring_cpus, stride, self._callback,
-                self._fail, rings.lost_addr, rings.epoll_fd, timeout_ms)
-            self.received += total
-            if lost:
-                self._take_lost(rings)
-            if not drain_rest:
-                return total
-            timeout_ms = 0
-        return super()._drain_rings(rings, timeout_ms, stride, chunks, total)
+    def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
+                        timeout_ms: int) -> tuple[int, int]:
+        assert isinstance(rings, _drain.RingSet) and self._bulk is not None
+        total, lost, stopped = self._bulk.perf_deliver(
+            rings.rings_addr, rings.count, self._ring_cpus, stride, self._callback,
+            self._fail, rings.lost_addr, rings.epoll_fd, timeout_ms)
+        if lost:
+            self._take_lost(rings)
+        return total, stopped
 
     def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
         only = out.only_ring
@@ -670,23 +678,12 @@ class RingBuffer(_Reader[R]):
             native.mapping = rings
         self._init_drain(rings)
 
-    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
-                     total: int = 0) -> int:
-        """Plain records for a callback are built straight from the ring
-        (``ringbuf_deliver``); anything else is copied out by the drain first."""
-        if chunks is None and self._callback is not None and self._bulk is not None:
-            assert isinstance(rings, _drain.RingbufSet)
-            rings.check_open()
-            # no copy; a sample shorter than the record stops it, the drain takes the rest
-            total, drain_rest = self._bulk.ringbuf_deliver(
-                *rings.addresses, stride, self._callback, self._fail, rings.epoll_fd,
-                timeout_ms)
-            self.received += total
-            if not drain_rest:
-                return total
-            timeout_ms = 0
-        return super()._drain_rings(rings, timeout_ms, stride, chunks, total)
+    def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
+                        timeout_ms: int) -> tuple[int, int]:
+        assert isinstance(rings, _drain.RingbufSet) and self._bulk is not None
+        rings.check_open()
+        return self._bulk.ringbuf_deliver(*rings.addresses, stride, self._callback, self._fail,
+                                          rings.epoll_fd, timeout_ms)
 
     def _segments(self, rings: _drain.DrainBuffer, out: Any, n: int) -> list[tuple[Any, int]]:
         return [(None, n)]  # one ring for all CPUs: callback(record)
