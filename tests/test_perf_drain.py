@@ -413,6 +413,23 @@ def test_direct_path_hands_short_samples_to_the_drain(skel: Any, gen: tuple[Path
     assert pb.received == 202
 
 
+@pytest.mark.parametrize("drained", [True, False], ids=["drain", "libbpf-callback"])
+def test_bounded_batches_leave_the_rest_for_the_next(skel: Any, drained: bool) -> None:
+    pb = skel.maps.plain_events.open_perf_buffer(drain=drained)
+    assert pb.drained == drained
+    trigger(1000, CPU)
+    sizes: list[int] = []
+    seqs: list[int] = []
+    while len(batch := pb.read_batch(0, max_records=300)):
+        sizes.append(len(batch))
+        seqs += [int(s) for s in batch.array()["seq"]]
+    assert sizes == [300, 300, 300, 100] and seqs == list(range(1000))
+    trigger(10, CPU)
+    assert len(pb.read_batch(0, max_records=10**6)) == 10  # more than a drain can take
+    with pytest.raises(ValueError, match="max_records"):
+        pb.read_batch(0, max_records=0)
+
+
 def test_batch_records_array_and_bitfield_columns(skel: Any) -> None:
     import numpy as np
 

@@ -422,6 +422,19 @@ def test_queue_iterator_and_asyncio(skel: Any) -> None:
     assert [fields(r) for r in got] == [rec_expected(s) for s in kept_seqs(10)]
 
 
+@pytest.mark.parametrize("drained", [True, False], ids=["drain", "libbpf-callback"])
+def test_bounded_batches_leave_the_rest_for_the_next(skel: Any, drained: bool) -> None:
+    rb = skel.maps.plain_rb.open_ring_buffer(drain=drained)
+    trigger(1000)
+    sizes: list[int] = []
+    seqs: list[int] = []
+    while len(batch := rb.read_batch(0, max_records=300)):
+        sizes.append(len(batch))
+        assert batch.segments == [(-1, len(batch))]
+        seqs += [r.seq for r in batch.records()]
+    assert sizes == [300, 300, 300, 100] and seqs == list(range(1000))
+
+
 def test_read_batch_records_and_numpy(skel: Any, gen: ModuleType) -> None:
     import numpy as np
 

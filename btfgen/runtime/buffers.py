@@ -102,6 +102,7 @@ class _Reader(Generic[R]):
         self.received = 0
         self._rings: _drain.DrainBuffer | None = None
         self._sink: list[tuple[int, bytes]] | None = None
+        self._sink_rest: list[tuple[int, bytes]] = []
         self._batch_sizes: list[int] = []
         self._batch_short = False
         self._stride = 0
@@ -213,7 +214,7 @@ class _Reader(Generic[R]):
                 total += n
                 self.received += n
                 self._take(rings, out, n, stride, chunks)
-            if not out.more:
+            if not out.more or (chunks is not None and self._batch_bounded):
                 break
             timeout_ms = 0
         return total
@@ -313,23 +314,36 @@ class _Reader(Generic[R]):
                 pos = pos + stride if stride else (pos + size + 7) & ~7
             idx += count
 
-    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
-        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
-        as one :class:`PerfBatch`: no Python call per record.
+    def read_batch(self, timeout_ms: int = 0, max_records: int | None = None) -> PerfBatch[R]:
+        """Everything waiting (after up to ``timeout_ms`` for something to arrive),
+        or at most ``max_records`` of it, as one :class:`PerfBatch`: no Python call
+        per record.  What does not fit stays for the next call.
 
         The callback is not called for these records; a perf buffer's lost
-        samples are counted (``lost``, ``lost_callback``) as usual.
+        samples are counted (``lost``, ``lost_callback``) as usual.  A consumer far
+        behind does better with bounded batches that stay in the CPU's cache
+        (50,000 records of 48 bytes are 2.4 MB, more than a core's L2 cache).
         """
         codec = self._codec
         if self._payload or codec is None:
             raise TypeError("read_batch needs fixed-size records (a record type, no payload)")
+        if max_records is not None and max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
         stride = self._size
         if self._rings is None:
-            return self._read_batch_fallback(codec, timeout_ms, stride)
+            return self._read_batch_fallback(codec, timeout_ms, stride, max_records)
         chunks: list[tuple[Any, list[tuple[Any, int]]]] = []
         self._batch_sizes = []
         self._batch_short = False
-        self._pump(timeout_ms, chunks)
+        out, full = self._rings.out, self._rings.max_records
+        if max_records is not None:  # the drain stops there; one drain, not until empty
+            out.max_records = min(max_records, full)
+            self._batch_bounded = True
+        try:
+            self._pump(timeout_ms, chunks)
+        finally:
+            out.max_records = full
+            self._batch_bounded = False
         sizes = self._batch_sizes if self._batch_short else None
         self._batch_sizes = []
         if len(chunks) == 1:
@@ -339,16 +353,23 @@ class _Reader(Generic[R]):
             segments = [seg for c in chunks for seg in c[1]]
         return PerfBatch(data, codec, segments, sizes)
 
-    def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int,
-                             stride: int) -> PerfBatch[R]:
-        sink: list[tuple[int, bytes]] = []
-        self._sink = sink
-        try:
-            if timeout_ms:
-                self._run("poll", self._poll_fn, timeout_ms)
-            self._run("consume", self._consume_fn)
-        finally:
-            self._sink = None
+    _batch_bounded = False
+
+    def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int, stride: int,
+                             max_records: int | None) -> PerfBatch[R]:
+        sink = self._sink_rest  # what the last bounded batch left
+        if max_records is None or len(sink) < max_records:
+            self._sink = sink
+            try:
+                if timeout_ms:
+                    self._run("poll", self._poll_fn, timeout_ms)
+                self._run("consume", self._consume_fn)
+            finally:
+                self._sink = None
+        if max_records is None:
+            self._sink_rest = []
+        else:
+            sink, self._sink_rest = sink[:max_records], sink[max_records:]
         segments: list[tuple[int, int]] = []
         for cpu, _raw in sink:
             if segments and segments[-1][0] == cpu:
@@ -701,14 +722,15 @@ class RingBuffer(_Reader[R]):
             return self._run("consume", "ring_buffer__consume")
         return self._pump(0, None)
 
-    def read_batch(self, timeout_ms: int = 0) -> PerfBatch[R]:
-        """Everything waiting (after up to ``timeout_ms`` for something to arrive)
-        as one :class:`PerfBatch`: no Python call per record.
+    def read_batch(self, timeout_ms: int = 0, max_records: int | None = None) -> PerfBatch[R]:
+        """Everything waiting (after up to ``timeout_ms`` for something to arrive),
+        or at most ``max_records`` of it, as one :class:`PerfBatch`: no Python call
+        per record.  What does not fit stays for the next call.
 
         The callback is not called for these records.  A ring buffer is shared
         by all CPUs, so the batch has one segment, with cpu -1.
         """
-        batch = super().read_batch(timeout_ms)
+        batch = super().read_batch(timeout_ms, max_records)
         count = len(batch)
         batch.segments = [(-1, count)] if count else []
         return batch

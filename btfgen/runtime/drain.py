@@ -75,7 +75,8 @@ class DrainBuffer:
         self._lib = _ext.lib
         #: Bytes of all rings together: one drain never copies more (more=1 past it).
         self.capacity = capacity
-        max_records = capacity // min_record
+        #: Records one drain may copy at most (the sizes array's length).
+        self.max_records = max_records = capacity // min_record
         self._pool: list[bytearray] = []
         self._ptrs: list[Any] = []
         self._new_data_buffer()
