@@ -65,7 +65,9 @@ def field_lines(f: RecordField) -> list[str]:
 
 
 def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> list[str]:
-    """to_bytes lines writing overlapping slot ``s`` into ``b`` if needed."""
+    """to_bytes lines writing overlapping slot ``s`` into ``b`` if its value is not
+    what the original bytes ``src`` hold: a member changed since decoding wins
+    over the unchanged members that share its bytes, whatever their order."""
     lines: list[str] = []
     if s.bits is not None:
         # A bitfield run: compare the storage bits its members own.
@@ -75,8 +77,10 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
         mask = s.bits.mask()
         keep_bits = (1 << (8 * s.bits.size)) - 1 ^ mask
         lines += _assign("new", enc, ind)
-        lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
+        lines.append(f"{ind}w = {od}.unpack_from(src, {s.start})")
         lines.append(f"{ind}if (keep or new) and {raw} & {mask:#x} != new:")
+        # merged into the bytes as built so far: other members' bits stay
+        lines.append(f"{ind}    w = {od}.unpack_from(b, {s.start})")
         merged = f"{raw} & {keep_bits:#x} | new"
         if s.bits.code().endswith("s"):
             merged = f'({merged}).to_bytes({s.bits.size}, "{s.bits.byteorder}")'
@@ -85,9 +89,9 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     assert s.plan is not None
     i = s.fields[0]
     name = f"self.{rec.fields[i].attr}"
-    got = _slot_decode(s, "w", 0, "b", "0")[i]
+    got = _slot_decode(s, "w", 0, "src", "0")[i]
     if s.nvals():
-        lines.append(f"{ind}w = {od}.unpack_from(b, {s.start})")
+        lines.append(f"{ind}w = {od}.unpack_from(src, {s.start})")
     conds = [f"(keep or {name} != {rec.fields[i].value})",
              f"{_bits(rec.fields[i], got)} != {_bits(rec.fields[i], name)}"]
     one = f"{ind}if {' and '.join(conds)}:"
@@ -205,7 +209,7 @@ def render_record(rec: RecordClass, bo: str) -> None:
     to: list[str] = []
     if overlays:
         rec.keeps_raw = True
-        to += _layer0_write(rec, layer, decode_b(layer, rec), enc_args, d_name, e_name, nv, ind)
+        to += _layer0_write(rec, layer, _decode_src(layer, rec), enc_args, d_name, e_name, nv, ind)
         to += ov_checks
         base = "bytes(b)"
     elif flex is None:
@@ -225,12 +229,12 @@ def render_record(rec: RecordClass, bo: str) -> None:
     rec.to_body = to
 
 
-def decode_b(layer: list[Slot], rec: RecordClass) -> dict[int, str]:
-    """Layer-0 decode expressions over the bytes ``b`` being built."""
+def _decode_src(layer: list[Slot], rec: RecordClass) -> dict[int, str]:
+    """Layer-0 decode expressions over the original bytes ``src``."""
     out: dict[int, str] = {}
     nv = 0
     for s in layer:
-        out.update(_slot_decode(s, "v", nv, "b", "0"))
+        out.update(_slot_decode(s, "v", nv, "src", "0"))
         nv += s.nvals()
     return out
 
@@ -254,12 +258,13 @@ def _layer0_write(rec: RecordClass, layer: list[Slot], dec: dict[int, str], enc_
     of other union members alone."""
     size = rec.size
     lines = [f"{ind}keep = len(self._raw) == {size}",
-             f"{ind}b = bytearray(self._raw if keep else bytes({size}))"]
+             f"{ind}src = self._raw if keep else bytes({size})",
+             f"{ind}b = bytearray(src)"]
     fields = [i for s in layer for i in s.fields]
     if not fields:
         return lines
     if nv:
-        lines.append(f"{ind}v = {d_name}.unpack_from(b, 0)")
+        lines.append(f"{ind}v = {d_name}.unpack_from(src, 0)")
     got = [_bits(rec.fields[i], dec[i]) for i in fields]
     have = [_bits(rec.fields[i], f"self.{rec.fields[i].attr}") for i in fields]
     cond = f"{ind}if not keep or ({', '.join(got)},) != ({', '.join(have)},):"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from pathlib import Path
@@ -232,6 +233,28 @@ def test_union_decodes_every_member_and_keeps_bytes(zoo: ModuleType) -> None:
     assert w.s == b"ab" and w.to_bytes() == junk and zoo.Val.from_bytes(junk) == w
     assert zoo.Val(i=-1).to_bytes() == b"\xff" * 4 + b"\0" * 4  # the member you set wins
     assert zoo.Val(s=b"hi").to_bytes() == b"hi" + b"\0" * 6
+
+
+def test_union_member_changed_after_decoding_wins(zoo: ModuleType) -> None:
+    """Whichever member is changed after decoding is what to_bytes writes, even
+    when members written after it share its bytes (they did not change)."""
+    raw = b"abc\0\x01\x02\x03\x04"
+    v = zoo.Val.from_bytes(raw)
+    assert dataclasses.replace(v, u=5).to_bytes() == struct.pack("<Q", 5)
+    assert dataclasses.replace(v, i=-1).to_bytes() == b"\xff" * 4 + raw[4:]
+    assert dataclasses.replace(v, s=b"xy").to_bytes() == b"xy" + bytes(6)
+    half = dataclasses.replace(v, half=zoo.ValHalf(lo=0x1234, hi=v.half.hi))
+    assert half.to_bytes() == b"\x34\x12" + raw[2:]
+    w = zoo.Val.from_bytes(raw)
+    w.i = 7
+    assert zoo.Val.from_bytes(w.to_bytes()).i == 7
+    # the same in a struct's anonymous union (lo / bytes_)
+    e = zoo.Event.from_bytes(_event_bytes()[:104])
+    e.lo = 0x0A0B0C0D
+    again = zoo.Event.from_bytes(e.to_bytes())
+    assert again.lo == 0x0A0B0C0D and again.bytes_ == [0x0D, 0x0C, 0x0B, 0x0A]
+    e.bytes_ = [1, 1, 1, 1]
+    assert zoo.Event.from_bytes(e.to_bytes()).lo == 0x01010101
 
 
 def test_packed_and_aligned_layouts(zoo: ModuleType) -> None:

@@ -209,8 +209,9 @@ class Event:
     def to_bytes(self) -> bytes:
         """Encode to exactly SIZE bytes."""
         keep = len(self._raw) == 80
-        b = bytearray(self._raw if keep else bytes(80))
-        v = _Event__d.unpack_from(b, 0)
+        src = self._raw if keep else bytes(80)
+        b = bytearray(src)
+        v = _Event__d.unpack_from(src, 0)
         if not keep or (
             v[0],
             v[1],
@@ -220,7 +221,7 @@ class Event:
             v[4] >> 3 & 0x1f,
             bool(v[5] & 0x1),
             v[6],
-            EventPt.from_bytes(b, 44),
+            EventPt.from_bytes(src, 44),
             [list(v[7 + k0 * 2:7 + k0 * 2 + 2]) for k0 in range(3)],
             struct.pack("d", v[13]),
             v[14],
@@ -254,7 +255,7 @@ class Event:
             b[0:4] = new[0:4]
             b[8:38] = new[8:38]
             b[40:80] = new[40:80]
-        w = _Event__o1.unpack_from(b, 40)
+        w = _Event__o1.unpack_from(src, 40)
         if (keep or self.bytes_ != [0] * 4) and list(w[0:4]) != self.bytes_:
             _Event__o1.pack_into(b, 40, *self.bytes_)
         return bytes(b)
@@ -310,15 +311,16 @@ class Value:
     def to_bytes(self) -> bytes:
         """Encode to exactly SIZE bytes."""
         keep = len(self._raw) == 8
-        b = bytearray(self._raw if keep else bytes(8))
-        v = _Value__s.unpack_from(b, 0)
+        src = self._raw if keep else bytes(8)
+        b = bytearray(src)
+        v = _Value__s.unpack_from(src, 0)
         if not keep or (v[0],) != (self.u,):
             new = _Value__s.pack(self.u)
             b[0:8] = new[0:8]
-        w = _Value__o1.unpack_from(b, 0)
+        w = _Value__o1.unpack_from(src, 0)
         if (keep or self.i != 0) and w[0] != self.i:
             _Value__o1.pack_into(b, 0, self.i)
-        w = _Value__o2.unpack_from(b, 0)
+        w = _Value__o2.unpack_from(src, 0)
         if (keep or self.s != b"") and w[0].partition(b"\0")[0] != self.s:
             _Value__o2.pack_into(b, 0, self.s)
         return bytes(b)
