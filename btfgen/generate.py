@@ -140,7 +140,23 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         if clash - {"skeleton"}:
             raise RuntimeError(f"skeleton context overrides {sorted(clash)}")
         context.update({k: v for k, v in skeleton.items() if k != "skeleton"})
-    return _environment().get_template("module.py.j2").render(context)
+    return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
+
+
+#: Where generated lines stop (the project's ruff line length).
+_WIDTH = 100
+
+
+def _allow_long_lines(text: str) -> str:
+    """``text``, told to ruff not to count line lengths when some line is longer
+    than :data:`_WIDTH`: that happens only for names from BTF too long to fit
+    (a C name in the cdef or a docstring, a class named after it), and those
+    lines cannot be wrapped."""
+    if all(len(line) <= _WIDTH for line in text.splitlines()):
+        return text
+    head, sep, rest = text.partition("# Do not edit: rerun `btfgen gen` instead.\n")
+    return (f"{head}{sep}# Names from BTF too long for {_WIDTH} columns:\n"
+            f"# ruff: noqa: E501\n{rest}")
 
 
 def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,

@@ -137,6 +137,33 @@ def test_cdef_names_are_unique(tmp_path: Path) -> None:
     assert top.a == int.from_bytes(bytes(range(20, 24)), "little")
 
 
+def test_names_too_long_for_a_line(tmp_path: Path) -> None:
+    """A 45-character class name wraps from_bytes' signature; longer ones cannot
+    fit everywhere (a 300-character one nowhere): the module says so to ruff
+    (E501 only) and stays lint and type clean; a module without such names
+    says nothing."""
+    from gen_util import generate
+
+    b = BtfBuilder()
+    i = b.int_("int", 4, signed=True)
+    mid = b.struct("m" * 45, 4, [("v", i, 0)])
+    huge = b.struct("h" * 300, 8, [("v", i, 0), ("w", i, 32)])
+    b.struct("top", 12, [("a", mid, 0), ("b", huge, 32)])
+    b.struct("s" * 30, 4, [("v", i, 0)])
+    (tmp_path / "long.btf").write_bytes(b.build())
+    out = tmp_path / "long_skel.py"
+    mod = generate(tmp_path / "long.btf", out, types=["struct top"])
+    text = out.read_text()
+    assert "# ruff: noqa: E501\n" in text
+    assert mod.TYPES["struct top"].from_bytes(bytes(range(12))).b.w == 0x0B0A0908
+    for r in (ruff([out]), mypy_strict([out])):
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert "    def from_bytes(\n        cls, buf: Buffer, offset: int = 0\n    ) -> M" in text
+    short = tmp_path / "short_skel.py"
+    generate(tmp_path / "long.btf", short, types=[f"struct {'s' * 30}"])
+    assert "noqa" not in short.read_text() and ruff([short]).returncode == 0
+
+
 def _bad_member_btf() -> bytes:
     b = BtfBuilder()
     i = b.int_("int", 4, signed=True)
