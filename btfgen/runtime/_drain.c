@@ -117,8 +117,8 @@ SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t
  * min(size, stride) bytes, zero-filled to stride.  stride == 0: records are
  * packed, each starting 8-byte aligned after the previous one.  Returns the
  * number of records (also out->count). */
-int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
-                 struct btfgen_drain_out *out)
+static int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
+                        struct btfgen_drain_out *out)
 {
     struct sink k;
     uint64_t lost_total = 0;
@@ -168,7 +168,7 @@ int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
 
 /* Wait up to timeout_ms for any ring of the epoll set to be readable.
  * Returns the number of ready fds, 0 on timeout, -errno on error. */
-int btfgen_wait(int epoll_fd, int timeout_ms)
+static int btfgen_wait(int epoll_fd, int timeout_ms)
 {
     struct epoll_event events[64];
     int rc = epoll_wait(epoll_fd, events, 64, timeout_ms);
@@ -188,20 +188,6 @@ int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nri
             return rc;
     }
     return btfgen_drain(rings, nrings, stride, out);
-}
-
-/* Bytes waiting in the rings (for the fallback's and tests' benefit). */
-uint64_t btfgen_pending(struct btfgen_ring *rings, int nrings)
-{
-    uint64_t total = 0;
-    int r;
-    for (r = 0; r < nrings; r++) {
-        if (!rings[r].base)
-            continue;
-        total += __atomic_load_n((uint64_t *)(rings[r].base + BTFGEN_PAGE_HEAD), __ATOMIC_ACQUIRE)
-                 - *(uint64_t *)(rings[r].base + BTFGEN_PAGE_TAIL);
-    }
-    return total;
 }
 
 /* BPF_MAP_TYPE_RINGBUF (kernel/bpf/ringbuf.c, uapi BPF_RINGBUF_*): one ring for
@@ -229,8 +215,8 @@ struct btfgen_ringbuf {
  * consumer_pos advances only past records copied (or skipped), so records that
  * did not fit in out stay in the ring for the next call (out->more = 1).
  * Returns the record count. */
-int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
-                         struct btfgen_drain_out *out)
+static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
+                                struct btfgen_drain_out *out)
 {
     struct sink k;
     uint64_t mask = rb->data_size - 1;

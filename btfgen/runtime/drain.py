@@ -167,9 +167,6 @@ class DrainBuffer:
                 self._lost[i] = 0
         return lost
 
-    def wait(self, epoll_fd: int, timeout_ms: int) -> int:
-        """epoll_wait without the GIL: ready fds, 0 on timeout, -errno."""
-        return int(self._lib.btfgen_wait(epoll_fd, timeout_ms))
 
 
 class RingSet(DrainBuffer):
@@ -204,13 +201,6 @@ class RingSet(DrainBuffer):
         return self._lib.btfgen_poll(  # type: ignore[no-any-return]
             self.epoll_fd, timeout_ms, self.rings, self.count, stride, self.out)
 
-    def drain(self, stride: int) -> int:
-        """Copy what is waiting into the drain buffer; returns the record count."""
-        return int(self._lib.btfgen_drain(self.rings, self.count, stride, self.out))
-
-    def pending(self) -> int:
-        """Bytes waiting in the rings."""
-        return int(self._lib.btfgen_pending(self.rings, self.count))
 
 
 def map_max_entries(map_fd: int) -> int:
