@@ -266,6 +266,24 @@ def test_direct_path_poll_from_the_callback_delivers_each_record_once(skel: Any)
     assert got == list(range(300)) and rb.received == 300
 
 
+def test_nested_poll_without_the_drain_is_refused(skel: Any) -> None:
+    """libbpf's callback path cannot nest (it would deliver records again)."""
+    got: list[int] = []
+
+    def callback(r: Any) -> None:
+        got.append(r.seq)
+        rb.poll(0)
+
+    rb = skel.maps.plain_rb.open_ring_buffer(callback, drain=False)
+    trigger(3)
+    with pytest.raises(RuntimeError, match="already being polled"):
+        rb.consume()
+    assert got == [0]  # libbpf stops at the callback's exception
+    with pytest.raises(RuntimeError, match="already being polled"):
+        rb.consume()  # still usable: the next record, the same refusal
+    assert got == [0, 1]
+
+
 @pytest.mark.parametrize("drained", [True, False], ids=["drain", "libbpf-callback"])
 def test_discarded_records_are_skipped(skel: Any, drained: bool) -> None:
     got: list[Any] = []

@@ -390,7 +390,15 @@ class _Reader(Generic[R]):
         return self._native.ptr
 
     def _run(self, what: str, fn: str, *args: Any) -> int:
+        """libbpf's own poll/consume (no compiled drain), which deliver through
+        the per-record callback."""
         self._ptr()  # raises if closed
+        if self._native._busy:
+            # libbpf moves a ring's tail only after its callbacks return: a nested
+            # poll would deliver the same records again (and again)
+            raise RuntimeError(f"{type(self).__name__}: already being polled (from its own "
+                               "callback or another thread); without the compiled drain, "
+                               "libbpf's polls cannot nest")
         with self._native.using() as ptr:
             rc = int(getattr(lib(), fn)(ptr, *args))
         self._raise_pending()
