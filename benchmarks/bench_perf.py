@@ -53,6 +53,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from save_results import save_results
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "perf"
 ROOT = HERE.parent
@@ -293,12 +295,7 @@ def report(results: dict[tuple[str, str], list[dict[str, Any]]], a: argparse.Nam
                          f"{w64['producer_ns_per_call']:.0f}")
     text = "\n".join(lines)
     print(text)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"perf-{stamp}.txt").write_text(text + "\n")
-    (out / f"perf-{stamp}.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"results: {out / f'perf-{stamp}.txt'}")
+    print(f"results: {save_results('perf', text, summary)}")
 
 
 if __name__ == "__main__":

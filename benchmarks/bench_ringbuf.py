@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from save_results import save_results
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "perf"
@@ -176,13 +177,7 @@ def report(rows: dict[str, list[dict[str, Any]]], a: argparse.Namespace) -> int:
                      f"{str(exact):>6s} {bad:4d}")
     text = "\n".join(lines)
     print(text)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"ringbuf-{stamp}.txt").write_text(text + "\n")
-    (out / f"ringbuf-{stamp}.json").write_text(json.dumps(
-        {"args": vars(a), "runs": rows}, indent=1))
-    print(f"results: {out / f'ringbuf-{stamp}.txt'}")
+    print(f"results: {save_results('ringbuf', text, {'args': vars(a), 'runs': rows})}")
     return 0 if ok else 1
 
 

@@ -1,23 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Perf buffer benchmark: one 48-byte record per getppid() of the target process.
- * attempts/successes count the outputs tried and the ones the kernel accepted,
- * so a consumer can check received == successes and received + lost == attempts. */
+/* Perf buffer benchmark: one 48-byte record per getppid() of the target process
+ * (the record and its counters: bench_event.h). */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-
-struct event {
-	__u64 seq;
-	__u64 ts_ns;
-	__u32 pid;
-	__u32 cpu;
-	char comm[16];
-	__u64 check; /* seq * 2654435761: lets a reader verify each record */
-};
-
-const volatile __u32 target_tgid = 0;
-__u64 attempts = 0;
-__u64 successes = 0;
+#include "bench_event.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
@@ -28,17 +15,10 @@ struct {
 SEC("tp/syscalls/sys_enter_getppid")
 int on_getppid(void *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct event e = {};
 
-	if ((id >> 32) != target_tgid)
+	if (!bench_event(&e))
 		return 0;
-	e.seq = __sync_fetch_and_add(&attempts, 1);
-	e.ts_ns = bpf_ktime_get_ns();
-	e.pid = (__u32)id;
-	e.cpu = bpf_get_smp_processor_id();
-	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	e.check = e.seq * 2654435761ULL;
 	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &e, sizeof(e)) == 0)
 		__sync_fetch_and_add(&successes, 1);
 	return 0;
