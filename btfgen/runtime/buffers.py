@@ -13,13 +13,15 @@ record as a :class:`WithPayload`: ``.record`` and the trailing bytes as
 ``.payload`` (including the kernel's padding of up to 7 bytes, which the program
 should let the reader cut off, e.g. with a length field in the record).
 
-Perf and ring buffers are drained by ``btfgen.runtime._drain`` when it is
-built (see :mod:`btfgen.runtime.drain`): one C call copies every waiting sample
-into one buffer, then the records are built (in C for plain records) and handed
-to the callback -- no C -> Python call per record.  Without the extension (or
-with ``drain=False``), libbpf calls back into Python once per record.
-``read_batch()`` returns everything waiting as one :class:`PerfBatch` (records
-as a list or a numpy structured array).
+With the compiled parts of the runtime (built by ``pip install``), there is no
+C -> Python call per record.  Records of plain C fields for a callback are built
+by ``btfgen.runtime._records`` straight from the rings, each handed to the
+callback, one C call per poll; anything else is copied by
+``btfgen.runtime._drain`` (see :mod:`btfgen.runtime.drain`) into one buffer per
+poll, then decoded (in C for plain records).  Without the extensions (or with
+``drain=False``), libbpf calls back into Python once per record.
+``read_batch()`` returns everything waiting, or at most ``max_records`` of it,
+as one :class:`PerfBatch` (records as a list or a numpy structured array).
 """
 
 from __future__ import annotations
