@@ -12,7 +12,6 @@ import dataclasses
 import importlib.util
 import os
 import select
-import struct
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 from conftest import compile_bpf, run_btfgen
+from plain_record import PLAIN_C, plain_expected
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import drain, records_fast
@@ -46,20 +46,7 @@ struct rec {
 	__s64 neg;
 };
 
-/* plain fields only: built by the C bulk decoder (records_fast) */
-struct plain {
-	__u64 seq;
-	__s64 neg;
-	__u32 u32;
-	__s32 s32;
-	__u16 u16;
-	__s16 s16;
-	__u8 u8;
-	__s8 s8;
-	_Bool odd;
-	char name[13];
-	double half;
-};
+@PLAIN@
 
 const volatile __u32 target_tgid = 0;
 __u64 attempts = 0;
@@ -94,20 +81,7 @@ int emit(void *ctx)
 	if (bpf_perf_event_output(ctx, &events, BPF_F_CURRENT_CPU, &r, sizeof(r)) == 0)
 		__sync_fetch_and_add(&successes, 1);
 	struct plain p = {};
-	p.seq = seq;
-	p.neg = -(__s64)seq;
-	p.u32 = seq * 65537;
-	p.s32 = -(__s32)seq * 3;
-	p.u16 = seq * 5;
-	p.s16 = -(__s16)seq;
-	p.u8 = seq;
-	p.s8 = -(__s8)seq;
-	p.odd = seq & 1;
-	p.name[0] = 'n';
-	p.name[1] = '0' + seq % 10;
-	if (seq % 3 == 0)
-		p.name[2] = 'x';
-	*(__u64 *)&p.half = 0x3FF0000000000000ULL + (seq << 32); /* no floats in BPF */
+	fill_plain(&p, seq);
 	bpf_perf_event_output(ctx, &plain_events, BPF_F_CURRENT_CPU, &p, sizeof(p));
 	__u64 mixed_size = seq % 4 == 1 ? sizeof(p) - 8 : sizeof(p);
 	bpf_perf_event_output(ctx, &mixed_events, BPF_F_CURRENT_CPU, &p, mixed_size);
@@ -115,7 +89,7 @@ int emit(void *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
-"""
+""".replace("@PLAIN@", PLAIN_C)
 
 PID = os.getpid()
 
@@ -182,18 +156,6 @@ CPU = min(os.sched_getaffinity(0))
 def test_extension_is_built() -> None:
     assert drain.AVAILABLE, f"compiled drain unavailable: {drain.UNAVAILABLE_REASON}"
     assert records_fast._ext is not None, "btfgen.runtime._records is not built"
-
-
-def plain_expected(seq: int) -> dict[str, Any]:
-    def wrap(v: int, bits: int) -> int:
-        v &= (1 << bits) - 1
-        return v - (1 << bits) if v >> (bits - 1) else v
-
-    return {"seq": seq, "neg": -seq, "u32": seq * 65537 & 0xFFFFFFFF, "s32": wrap(-seq * 3, 32),
-            "u16": seq * 5 & 0xFFFF, "s16": wrap(-seq, 16), "u8": seq & 0xFF, "s8": wrap(-seq, 8),
-            "odd": bool(seq & 1), "name": b"n" + str(seq % 10).encode() + (b"x" if seq % 3 == 0
-                                                                               else b""),
-            "half": struct.unpack("<d", struct.pack("<Q", 0x3FF0000000000000 + (seq << 32)))[0]}
 
 
 def test_plain_records_are_built_in_bulk_and_equal_from_bytes(skel: Any) -> None:

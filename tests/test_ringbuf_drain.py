@@ -14,7 +14,6 @@ import asyncio
 import dataclasses
 import importlib.util
 import os
-import struct
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from bpf_leaks import fd_ids, still_alive
 from conftest import compile_bpf, run_btfgen
+from plain_record import PLAIN_C, PLAIN_SIZE, plain_expected
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import drain
@@ -34,20 +34,7 @@ SRC = r"""
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* plain fields only: built by the C bulk decoder */
-struct plain {
-	__u64 seq;
-	__s64 neg;
-	__u32 u32;
-	__s32 s32;
-	__u16 u16;
-	__s16 s16;
-	__u8 u8;
-	__s8 s8;
-	_Bool odd;
-	char name[13];
-	double half;
-};
+@PLAIN@
 
 /* bitfields: decoded by from_bytes */
 struct rec {
@@ -83,20 +70,7 @@ int emit(void *ctx)
 	__u64 seq = __sync_fetch_and_add(&attempts, 1);
 	struct big b = {};
 	struct plain *p = &b.p;
-	p->seq = seq;
-	p->neg = -(__s64)seq;
-	p->u32 = seq * 65537;
-	p->s32 = -(__s32)seq * 3;
-	p->u16 = seq * 5;
-	p->s16 = -(__s16)seq;
-	p->u8 = seq;
-	p->s8 = -(__s8)seq;
-	p->odd = seq & 1;
-	p->name[0] = 'n';
-	p->name[1] = '0' + seq % 10;
-	if (seq % 3 == 0)
-		p->name[2] = 'x';
-	*(__u64 *)&p->half = 0x3FF0000000000000ULL + (seq << 32); /* no floats in BPF */
+	fill_plain(p, seq);
 	if (bpf_ringbuf_output(&plain_rb, p, sizeof(*p), 0) == 0)
 		__sync_fetch_and_add(&plain_ok, 1);
 	if (bpf_ringbuf_output(&small_rb, p, sizeof(*p), 0) == 0)
@@ -136,23 +110,9 @@ int emit(void *ctx)
 }
 
 char LICENSE[] SEC("license") = "GPL";
-"""
+""".replace("@PLAIN@", PLAIN_C)
 
 PID = os.getpid()
-PLAIN_SIZE = 56
-
-
-def plain_expected(seq: int) -> dict[str, Any]:
-    """Every field of ``struct plain`` the program writes for ``seq``."""
-    def wrap(v: int, bits: int) -> int:
-        v &= (1 << bits) - 1
-        return v - (1 << bits) if v >> (bits - 1) else v
-
-    return {"seq": seq, "neg": -seq, "u32": seq * 65537 & 0xFFFFFFFF, "s32": wrap(-seq * 3, 32),
-            "u16": seq * 5 & 0xFFFF, "s16": wrap(-seq, 16), "u8": seq & 0xFF, "s8": wrap(-seq, 8),
-            "odd": bool(seq & 1),
-            "name": b"n" + str(seq % 10).encode() + (b"x" if seq % 3 == 0 else b""),
-            "half": struct.unpack("<d", struct.pack("<Q", 0x3FF0000000000000 + (seq << 32)))[0]}
 
 
 def rec_expected(seq: int) -> dict[str, Any]:
