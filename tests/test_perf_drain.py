@@ -9,7 +9,6 @@ exactly.  Live in the kernel (root); skips only when the kernel refuses BPF.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import select
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import compile_bpf, run_btfgen
+from gen_util import load
 from plain_record import PLAIN_C, plain_expected
 from runtime_zoo import load_or_skip
 
@@ -115,11 +115,7 @@ def gen(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModuleType]:
     d = tmp_path_factory.mktemp("drain")
     obj = compile_bpf(SRC, d / "drainprog.bpf.o")
     run_btfgen("gen", obj, "-o", d / "drainprog_skel.py", check=True)
-    spec = importlib.util.spec_from_file_location("drainprog_skel", d / "drainprog_skel.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["drainprog_skel"] = mod
-    spec.loader.exec_module(mod)
+    mod = load(d / "drainprog_skel.py")
 
     def probe() -> None:
         mod.DrainprogSkel.open_and_load().destroy()

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 from bpf_leaks import fd_ids, still_alive
 from conftest import compile_bpf, run_btfgen
+from gen_util import load
 from plain_record import PLAIN_C, PLAIN_SIZE, plain_expected
 from runtime_zoo import load_or_skip
 
@@ -154,11 +153,7 @@ def gen(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     d = tmp_path_factory.mktemp("ringdrain")
     obj = compile_bpf(SRC, d / "rbprog.bpf.o")
     run_btfgen("gen", obj, "-o", d / "rbprog_skel.py", check=True)
-    spec = importlib.util.spec_from_file_location("rbprog_skel", d / "rbprog_skel.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["rbprog_skel"] = mod
-    spec.loader.exec_module(mod)
+    mod = load(d / "rbprog_skel.py")
     load_or_skip(lambda: mod.RbprogSkel.open_and_load().destroy())
     return mod
 
