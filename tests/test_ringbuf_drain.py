@@ -221,6 +221,33 @@ def test_direct_path_poll_from_the_callback_delivers_each_record_once(skel: Any)
     assert got == list(range(300)) and rb.received == 300
 
 
+def test_poll_returns_under_sustained_load(skel: Any) -> None:
+    """Each callback makes the program commit another record, so the ring never
+    empties: poll() still returns, after at most one ring's worth (256 KiB of
+    64-byte records), and a callback's exception comes out after its pass."""
+    got: list[int] = []
+
+    def refill(r: Any) -> None:
+        got.append(r.seq)
+        os.getppid()
+
+    rb = skel.maps.plain_rb.open_ring_buffer(refill)
+    trigger(1)
+    n = rb.poll(0)
+    assert 0 < n <= (1 << 18) // 64 and got == list(range(n))
+
+    def refill_then_fail(r: Any) -> None:
+        os.getppid()
+        if r.seq == got[-1] + 10:
+            raise KeyboardInterrupt
+
+    rb.close()
+    rb = skel.maps.plain_rb.open_ring_buffer(refill_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        rb.poll(0)
+    assert rb.received < 100
+
+
 def test_nested_poll_without_the_drain_is_refused(skel: Any) -> None:
     """libbpf's callback path cannot nest (it would deliver records again)."""
     got: list[int] = []

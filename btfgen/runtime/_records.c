@@ -302,7 +302,8 @@ fail_buf:
 }
 
 /* Call callback(cpu, obj), or callback(obj) when cpu is None; an exception
- * goes to fail(exception).  Returns 0, or -1 when fail itself raised. */
+ * goes to fail(exception).  Returns 0, 1 when the callback raised (and fail
+ * took the exception), or -1 when fail itself raised. */
 static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject *fail)
 {
     PyObject *argv[2] = {cpu, obj}, *res, *type, *value, *tb;
@@ -323,7 +324,7 @@ static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject 
     if (!res)
         return -1;
     Py_DECREF(res);
-    return 0;
+    return 1;
 }
 
 /* deliver(plan, data, stride, start, count, callback, cpu, fail) -> None
@@ -504,8 +505,8 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
 {
     PyObject *capsule, *callback, *fail, *spare = NULL;
     unsigned long long cons_addr, prod_addr, data_addr, data_size;
-    unsigned long long delivered = 0;
-    int epoll_fd, timeout_ms, stopped = 0, progress = 1;
+    unsigned long long delivered = 0, consumed = 0;
+    int epoll_fd, timeout_ms, stopped = 0, progress = 1, raised = 0;
     Py_ssize_t stride;
     uint64_t *consumer_pos, mask;
     const uint64_t *producer_pos;
@@ -529,8 +530,10 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
     mask = data_size - 1;
     if (wait_rings(epoll_fd, timeout_ms) < 0)
         return NULL;
-    /* like the drain, look again after a pass that found records */
-    while (progress && !stopped) {
+    /* Like the drain, look again after a pass that found records, but not
+     * after a callback raised (Ctrl-C must come out of a busy ring) nor past
+     * one ring's worth of records: poll() returns even under sustained load. */
+    while (progress && !stopped && !raised && consumed < data_size) {
         /* Acquire: a header is read only after the producer_pos covering it. */
         uint64_t prod = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE), cons;
         progress = 0;
@@ -557,6 +560,7 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
              * wakes the reader only for a record committed at consumer_pos. */
             __atomic_store_n(consumer_pos, cons + step, __ATOMIC_SEQ_CST);
             progress = 1;
+            consumed += step;
             if (!obj)
                 continue;
             delivered++;
@@ -564,6 +568,7 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
             release_record(p, &spare, obj);
             if (rc < 0)
                 goto fail;
+            raised |= rc;
         }
     }
     Py_XDECREF(spare);

@@ -218,6 +218,8 @@ class _Reader(Generic[R]):
                 self._take(rings, out, n, stride, chunks)
             if not out.more or (chunks is not None and self._batch_bounded):
                 break
+            if self._error is not None:  # a callback raised (Ctrl-C, say): out it comes
+                break
             timeout_ms = 0
         return total
 
