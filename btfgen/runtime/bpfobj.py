@@ -94,17 +94,30 @@ class Native:
             else:
                 getattr(lib(), self._free)(ptr)
 
+    @property
+    def busy(self) -> bool:
+        """True while a call is using the pointer (between hold() and release())."""
+        return self._busy > 0
+
+    def hold(self) -> None:
+        """Keep the pointer alive until release(), even if close() is called."""
+        self._busy += 1
+
+    def release(self) -> None:
+        """End a hold(); a close() asked for meanwhile happens now."""
+        self._busy -= 1
+        if self._close_pending and not self._busy:
+            self._close_pending = False
+            self.close()
+
     @contextmanager
     def using(self) -> Iterator[Any]:
         """The pointer, kept alive for the block even if close() is called inside it."""
-        self._busy += 1
+        self.hold()
         try:
             yield self.ptr
         finally:
-            self._busy -= 1
-            if self._close_pending and not self._busy:
-                self._close_pending = False
-                self.close()
+            self.release()
 
 
 def _close_fd(fd: int) -> None:

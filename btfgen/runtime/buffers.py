@@ -176,14 +176,11 @@ class _Reader(Generic[R]):
         if native.ptr is None:
             raise ValueError(f"{type(self).__name__} is closed")
         stride = self._stride if chunks is None else self._size
-        native._busy += 1  # close() from a callback or another thread waits for us
+        native.hold()  # close() from a callback or another thread waits for us
         try:
             total = self._drain_rings(rings, timeout_ms, stride, chunks)
         finally:
-            native._busy -= 1
-            if native._close_pending and not native._busy:
-                native._close_pending = False
-                native.close()
+            native.release()
         self._raise_pending()
         return total
 
@@ -397,7 +394,7 @@ class _Reader(Generic[R]):
         """libbpf's own poll/consume (no compiled drain), which deliver through
         the per-record callback."""
         self._ptr()  # raises if closed
-        if self._native._busy:
+        if self._native.busy:
             # libbpf moves a ring's tail only after its callbacks return: a nested
             # poll would deliver the same records again (and again)
             raise RuntimeError(f"{type(self).__name__}: already being polled (from its own "
