@@ -1,12 +1,16 @@
 /* Build generated record objects from fixed-size C records, without running
- * Python per record (btfgen's per-event fast path; see records_fast.py).
+ * Python per record (btfgen's per-event fast path; see records_fast.py): as a
+ * list (build), or one at a time handed to a callback, from a buffer (deliver)
+ * or straight from a perf ring or BPF ring buffer (perf_deliver,
+ * ringbuf_deliver).
  *
  * A plan lists, per field of a slotted record class, the slot's descriptor and
  * how to read the value: an integer of 1, 2, 4 or 8 bytes (signed or not), a
  * bool, a float/double, or a char array cut at its first NUL.  Objects are
- * allocated with tp_alloc and their slots set through the descriptors, which is
- * what __init__ would do for these classes: records_fast.py only uses a plan
- * after checking that it decodes sample records exactly as from_bytes does. */
+ * allocated with tp_alloc (or refilled: see next_record) and their slots set
+ * through the descriptors, which is what __init__ would do for these classes:
+ * records_fast.py only uses a plan after checking that it decodes sample
+ * records exactly as from_bytes does. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
@@ -88,8 +92,8 @@ static PyObject *make_plan(PyObject *self, PyObject *args)
         f->set = Py_TYPE(descr)->tp_descr_set;
         f->slot = -1;
         if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            /* a __slots__ member: store into the fresh object directly, as its
-             * setter would (the slot is NULL after tp_alloc) */
+            /* a __slots__ member: store into the object directly, as its
+             * setter would (releasing a refilled record's old value) */
             PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
             if (m->type == T_OBJECT_EX && !(m->flags & READONLY) &&
                 ((PyMemberDescrObject *)descr)->d_common.d_type == (PyTypeObject *)cls &&
