@@ -30,7 +30,14 @@ from btfgen.object_reader import read_input
 from btfgen.output import write_atomic
 from btfgen.record_code import field_lines, format_literal, render_record
 from btfgen.record_methods import record_methods, uses_factory
-from btfgen.records import CODEC_MODULE, EnumClass, GenerateError, RecordClass, TypeRefs
+from btfgen.records import (
+    CODEC_MODULE,
+    LINE_WIDTH,
+    EnumClass,
+    GenerateError,
+    RecordClass,
+    TypeRefs,
+)
 from btfgen.type_select import select_roots
 
 __all__ = ["generate_to_file", "generate_module", "render_module", "default_output", "stem_of",
@@ -70,6 +77,7 @@ def _environment() -> jinja2.Environment:
     env.filters["fmt_literals"] = format_literal
     env.filters["field_lines"] = field_lines
     env.filters["record_methods"] = record_methods
+    env.globals["line_width"] = LINE_WIDTH
     return env
 
 
@@ -143,19 +151,17 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
 
 
-#: Where generated lines stop (the project's ruff line length).
-_WIDTH = 100
 
 
 def _allow_long_lines(text: str) -> str:
     """``text``, told to ruff not to count line lengths when some line is longer
-    than :data:`_WIDTH`: that happens only for names from BTF too long to fit
-    (a C name in the cdef or a docstring, a class named after it), and those
-    lines cannot be wrapped."""
-    if all(len(line) <= _WIDTH for line in text.splitlines()):
+    than :data:`~btfgen.records.LINE_WIDTH`: that happens only for names from
+    BTF too long to fit (a C name in the cdef or a docstring, a class named
+    after it), and those lines cannot be wrapped."""
+    if all(len(line) <= LINE_WIDTH for line in text.splitlines()):
         return text
     head, sep, rest = text.partition("# Do not edit: rerun `btfgen gen` instead.\n")
-    return (f"{head}{sep}# Names from BTF too long for {_WIDTH} columns:\n"
+    return (f"{head}{sep}# Names from BTF too long for {LINE_WIDTH} columns:\n"
             f"# ruff: noqa: E501\n{rest}")
 
 

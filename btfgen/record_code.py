@@ -16,7 +16,7 @@ nobody touched survive.
 
 from __future__ import annotations
 
-from btfgen.records import Flex, RecordClass, RecordField, Slot
+from btfgen.records import LINE_WIDTH, Flex, RecordClass, RecordField, Slot
 
 _MAX_LITERAL = 64
 
@@ -58,7 +58,7 @@ def _slot_encode(s: Slot, rec: RecordClass) -> list[str]:
 def field_lines(f: RecordField) -> list[str]:
     """The dataclass field declaration, wrapped if it is too long."""
     line = f"    {f.attr}: {f.hint} = {f.default}"
-    if len(line) <= 100 or not f.default.startswith("field("):
+    if len(line) <= LINE_WIDTH or not f.default.startswith("field("):
         return [line]
     inner = f.default[len("field("):-1]
     return [f"    {f.attr}: {f.hint} = field(", f"        {inner}", "    )"]
@@ -95,7 +95,7 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
     conds = [f"(keep or {name} != {rec.fields[i].value})",
              f"{_bits(rec.fields[i], got)} != {_bits(rec.fields[i], name)}"]
     one = f"{ind}if {' and '.join(conds)}:"
-    if len(one) <= 100:
+    if len(one) <= LINE_WIDTH:
         lines.append(one)
     else:
         lines += [f"{ind}if (", f"{ind}    {conds[0]}", f"{ind}    and {conds[1]}", f"{ind}):"]
@@ -111,7 +111,7 @@ def _bits(f: RecordField, expr: str) -> str:
 
 def _assign(var: str, expr: str, ind: str) -> list[str]:
     one = f"{ind}{var} = {expr}"
-    if len(one) <= 100 or " | " not in expr or ".to_bytes(" in expr:
+    if len(one) <= LINE_WIDTH or " | " not in expr or ".to_bytes(" in expr:
         return [one]
     parts = expr.split(" | ")
     return [f"{ind}{var} = (", f"{ind}    {parts[0]}", *[f"{ind}    | {p}" for p in parts[1:]],
@@ -120,7 +120,7 @@ def _assign(var: str, expr: str, ind: str) -> list[str]:
 
 def _wrap_arg(arg: str, indent: str) -> list[str]:
     """``arg,`` on one line, or a long ``a | b | c`` bitfield expression over several."""
-    if len(indent) + len(arg) < 100 or " | " not in arg or ".to_bytes(" in arg:
+    if len(indent) + len(arg) < LINE_WIDTH or " | " not in arg or ".to_bytes(" in arg:
         return [f"{indent}{arg},"]
     parts = arg.split(" | ")
     return [f"{indent}(", f"{indent}    {parts[0]}", *[f"{indent}    | {p}" for p in parts[1:]],
@@ -268,7 +268,7 @@ def _layer0_write(rec: RecordClass, layer: list[Slot], dec: dict[int, str], enc_
     got = [_bits(rec.fields[i], dec[i]) for i in fields]
     have = [_bits(rec.fields[i], f"self.{rec.fields[i].attr}") for i in fields]
     cond = f"{ind}if not keep or ({', '.join(got)},) != ({', '.join(have)},):"
-    if len(cond) <= 100:
+    if len(cond) <= LINE_WIDTH:
         lines.append(cond)
     else:
         lines += [f"{ind}if not keep or (", *[f"{ind}    {g}," for g in got], f"{ind}) != (",

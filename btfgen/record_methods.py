@@ -23,12 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from btfgen.records import RecordClass
+from btfgen.records import LINE_WIDTH, RecordClass
 
 #: The default of a parameter whose field has a default factory.
 _DEFAULT = "_Factory.DEFAULT"
-
-_WIDTH = 100
 
 
 @dataclass(frozen=True)
@@ -75,15 +73,15 @@ def _init(fields: list[_Field]) -> list[str]:
         params.append(f"{f.attr}: {f.hint} | _Factory = {_DEFAULT}")
         parts = [f.value, f"if {f.attr} is {_DEFAULT}", f"else {f.attr}"]
         value = " ".join(parts)
-        if len(f"        {me}.{f.attr} = {value}") <= _WIDTH:
+        if len(f"        {me}.{f.attr} = {value}") <= LINE_WIDTH:
             body.append(f"        {me}.{f.attr} = {value}")
-        elif len(f"            {value}") <= _WIDTH:
+        elif len(f"            {value}") <= LINE_WIDTH:
             body += [f"        {me}.{f.attr} = (", f"            {value}", "        )"]
         else:
             body += [f"        {me}.{f.attr} = (", *[f"            {p}" for p in parts],
                      "        )"]
     one = f"    def __init__({', '.join(params)}) -> None:"
-    if len(one) <= _WIDTH:
+    if len(one) <= LINE_WIDTH:
         return [one, *body]
     return ["    def __init__(", *[f"        {p}," for p in params], "    ) -> None:", *body]
 
@@ -93,11 +91,11 @@ def _repr(fields: list[_Field]) -> list[str]:
     head = ["    def __repr__(self) -> str:"]
     text = "{type(self).__qualname__}(" + ", ".join(f"{a}={{self.{a}!r}}" for a in shown) + ")"
     one = f'        return f"{text}"'
-    if len(one) <= _WIDTH:
+    if len(one) <= LINE_WIDTH:
         return [*head, one]
     # Implicitly concatenated strings, broken between fields (or, for a
     # field too long for a line, after its ``name=``).
-    room = _WIDTH - len('            f""')
+    room = LINE_WIDTH - len('            f""')
     pieces: list[str] = []
     for k, a in enumerate(shown):
         label, value = f"{a}=", f"{{self.{a}!r}}" + (", " if k < len(shown) - 1 else ")")
@@ -117,7 +115,7 @@ def _eq(cls: str, fields: list[_Field]) -> list[str]:
     names = [f.attr for f in fields if f.shown]
     lines = ["    def __eq__(self, other: object) -> bool:"]
     cond = f"isinstance(other, {cls}) and other.__class__ is self.__class__"
-    if len(f"        if {cond}:") <= _WIDTH:
+    if len(f"        if {cond}:") <= LINE_WIDTH:
         lines.append(f"        if {cond}:")
     else:
         lines += ["        if (", f"            isinstance(other, {cls})",
@@ -127,7 +125,7 @@ def _eq(cls: str, fields: list[_Field]) -> list[str]:
     else:
         mine, theirs = _tuple("self", names), _tuple("other", names)
         one = f"            return {mine} == {theirs}"
-        if len(one) <= _WIDTH:
+        if len(one) <= LINE_WIDTH:
             lines.append(one)
         else:
             lines += ["            return (", *[f"                self.{n}," for n in names],

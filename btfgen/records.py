@@ -59,6 +59,9 @@ from btfgen.value_plans import BitMember, BitRun, Plan, RecordPlan, Scalar, Scal
 #: Import alias of :mod:`btfgen.runtime.codec` inside generated modules.
 CODEC_MODULE = "_codec"
 
+#: Columns generated lines keep within (the project's ruff line length).
+LINE_WIDTH = 100
+
 #: Python names of 2/4/8-byte floats in ``struct``.
 FLOAT_CODES = {2: "e", 4: "f", 8: "d"}
 

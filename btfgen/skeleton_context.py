@@ -33,11 +33,9 @@ from typing import Any
 from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import DeclTag, Kind
 from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
-from btfgen.records import GenerateError, TypeRefs
+from btfgen.records import LINE_WIDTH, GenerateError, TypeRefs
 from btfgen.type_select import find_type
 
-#: Max line length of generated code (ruff's, in pyproject.toml).
-LINE_MAX = 100
 RECORD_TAG = "btfgen:record="
 
 #: BPF_MAP_TYPE_* -> runtime class (in btfgen.runtime.maps/buffers); others: MapBase.
@@ -85,14 +83,14 @@ class SectionNs:
 def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
     """``head = fn(args)`` on one line if it fits, else one argument per line."""
     one = f"{indent}{head}{fn}({', '.join(args)})"
-    if len(one) <= LINE_MAX:
+    if len(one) <= LINE_WIDTH:
         return [one]
     lines = [f"{indent}{head}{fn}("]
     for a in args:
         line = f"{indent}    {a},"
-        lines.append(line if len(line) <= LINE_MAX else f"{line}  # noqa: E501")
+        lines.append(line if len(line) <= LINE_WIDTH else f"{line}  # noqa: E501")
     lines.append(f"{indent})")
-    if len(lines[0]) > LINE_MAX:
+    if len(lines[0]) > LINE_WIDTH:
         lines[0] += "  # noqa: E501"
     return lines
 
@@ -218,7 +216,7 @@ def build_skeleton_context(obj: BpfObject, types: TypeRefs,
         sections.append(_section(sec, types, class_name, top.add(
             attr_name(_section_attr_name(sec), SKELETON_API))))
     hexed = obj.data.hex()
-    chunk = LINE_MAX - 8
+    chunk = LINE_WIDTH - 8
     return {
         "imports": RUNTIME_IMPORTS,
         "exports": [class_name],
