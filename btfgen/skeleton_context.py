@@ -33,7 +33,7 @@ from typing import Any
 from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import DeclTag, Kind
 from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
-from btfgen.records import LINE_WIDTH, GenerateError, TypeRefs
+from btfgen.records import LINE_NOQA, LINE_WIDTH, GenerateError, TypeRefs
 from btfgen.type_select import find_type
 
 RECORD_TAG = "btfgen:record="
@@ -88,10 +88,10 @@ def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
     lines = [f"{indent}{head}{fn}("]
     for a in args:
         line = f"{indent}    {a},"
-        lines.append(line if len(line) <= LINE_WIDTH else f"{line}  # noqa: E501")
+        lines.append(line if len(line) <= LINE_WIDTH else line + LINE_NOQA)
     lines.append(f"{indent})")
     if len(lines[0]) > LINE_WIDTH:
-        lines[0] += "  # noqa: E501"
+        lines[0] += LINE_NOQA
     return lines
 
 
