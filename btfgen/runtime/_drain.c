@@ -58,13 +58,14 @@ struct sink {
     uint32_t max_records, n, nshort, more;
 };
 
-SINK_FN void sink_open(struct sink *k, const struct btfgen_drain_out *out)
+/* limit: at most that many records (0: as many as out holds). */
+SINK_FN void sink_open(struct sink *k, const struct btfgen_drain_out *out, uint32_t limit)
 {
     k->data = out->data;
     k->data_size = out->data_size;
     k->used = 0;
     k->sizes = out->sizes;
-    k->max_records = out->max_records;
+    k->max_records = limit && limit < out->max_records ? limit : out->max_records;
     k->n = k->nshort = k->more = 0;
 }
 
@@ -95,6 +96,8 @@ SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t
 {
     uint64_t dst = stride ? (uint64_t)k->n * stride : k->used;
     uint64_t take = stride && raw > stride ? stride : raw;
+    if (dst + BTFGEN_PREFETCH_AHEAD < k->data_size)  /* write intent: the buffer is cold too */
+        __builtin_prefetch(k->data + dst + BTFGEN_PREFETCH_AHEAD, 1);
     if (src)
         copy_small(k->data + dst, src, take);
     else
@@ -113,19 +116,20 @@ SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t
     k->sizes[k->n++] = (uint32_t)raw;
 }
 
-/* Drain every ring into out.  stride > 0: record i goes to data + i*stride,
- * min(size, stride) bytes, zero-filled to stride.  stride == 0: records are
- * packed, each starting 8-byte aligned after the previous one.  Returns the
- * number of records (also out->count). */
+/* Drain every ring into out, at most limit records (0: as many as out holds).
+ * stride > 0: record i goes to data + i*stride, min(size, stride) bytes,
+ * zero-filled to stride.  stride == 0: records are packed, each starting 8-byte
+ * aligned after the previous one.  Returns the number of records (also
+ * out->count). */
 static int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
-                        struct btfgen_drain_out *out)
+                        uint32_t limit, struct btfgen_drain_out *out)
 {
     struct sink k;
     uint64_t lost_total = 0;
     int32_t only_ring = -1;
     int r;
 
-    sink_open(&k, out);
+    sink_open(&k, out, limit);
     for (r = 0; r < nrings && !k.more; r++) {
         struct btfgen_ring *ring = &rings[r];
         uint64_t *tailp, head, tail;
@@ -142,6 +146,7 @@ static int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
         tail = *tailp;
         while (tail < head) {
             struct btfgen_perf_record rec;
+            btfgen_ring_prefetch(data, ring->data_size, tail);
             if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (rec.type == BTFGEN_RECORD_SAMPLE) {
@@ -180,14 +185,14 @@ static int btfgen_wait(int epoll_fd, int timeout_ms)
  * wakeups are batched.  Returns the record count or -errno (EINTR is not an
  * error: the rings are drained anyway). */
 int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
-                uint32_t stride, struct btfgen_drain_out *out)
+                uint32_t stride, uint32_t limit, struct btfgen_drain_out *out)
 {
     if (timeout_ms != 0) {
         int rc = btfgen_wait(epoll_fd, timeout_ms);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }
-    return btfgen_drain(rings, nrings, stride, out);
+    return btfgen_drain(rings, nrings, stride, limit, out);
 }
 
 /* BPF_MAP_TYPE_RINGBUF (kernel/bpf/ringbuf.c, uapi BPF_RINGBUF_*): one ring for
@@ -215,7 +220,7 @@ struct btfgen_ringbuf {
  * consumer_pos advances only past records copied (or skipped), so records that
  * did not fit in out stay in the ring for the next call (out->more = 1).
  * Returns the record count. */
-static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
+static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride, uint32_t limit,
                                 struct btfgen_drain_out *out)
 {
     struct sink k;
@@ -224,7 +229,7 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
     uint64_t prod;
     int progress = 1;
 
-    sink_open(&k, out);
+    sink_open(&k, out, limit);
     /* Like libbpf, look at producer_pos again after a pass that found records,
      * so a record committed meanwhile is not left waiting for the next wakeup. */
     while (progress && !k.more) {
@@ -234,6 +239,7 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
         prod = __atomic_load_n(rb->producer_pos, __ATOMIC_ACQUIRE);
         while (cons < prod) {
             const char *hdr = rb->data + (cons & mask);
+            btfgen_ring_prefetch(rb->data, rb->data_size, cons);
             /* Acquire: the sample is read only after its committed length. */
             uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
             uint32_t raw;
@@ -273,14 +279,14 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride,
 /* btfgen_poll for a BPF ring buffer: wait (unless timeout_ms is 0) on epoll_fd,
  * then drain whatever is there. */
 int btfgen_ringbuf_poll(int epoll_fd, int timeout_ms, struct btfgen_ringbuf *rb,
-                        uint32_t stride, struct btfgen_drain_out *out)
+                        uint32_t stride, uint32_t limit, struct btfgen_drain_out *out)
 {
     if (timeout_ms != 0) {
         int rc = btfgen_wait(epoll_fd, timeout_ms);
         if (rc < 0 && rc != -EINTR)
             return rc;
     }
-    return btfgen_ringbuf_drain(rb, stride, out);
+    return btfgen_ringbuf_drain(rb, stride, limit, out);
 }
 
 /* Bytes between consumer and producer (committed, busy or discarded). */

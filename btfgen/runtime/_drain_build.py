@@ -20,11 +20,11 @@ struct btfgen_drain_out {
     uint64_t lost; int32_t only_ring;
 };
 int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
-                uint32_t stride, struct btfgen_drain_out *out);
+                uint32_t stride, uint32_t limit, struct btfgen_drain_out *out);
 struct btfgen_ringbuf { uint64_t *consumer_pos; uint64_t *producer_pos; const char *data;
                         uint64_t data_size; };
 int btfgen_ringbuf_poll(int epoll_fd, int timeout_ms, struct btfgen_ringbuf *rb,
-                        uint32_t stride, struct btfgen_drain_out *out);
+                        uint32_t stride, uint32_t limit, struct btfgen_drain_out *out);
 uint64_t btfgen_ringbuf_pending(struct btfgen_ringbuf *rb);
 """
 

@@ -53,6 +53,8 @@ def _np() -> Any:
 
 
 _layouts: dict[Any, RecordLayout] = {}
+#: Each codec's dtype, for PerfBatch.array (one lookup per batch).
+_codec_dtypes: dict[Any, Any] = {}
 
 
 def record_layout(record: Any, ffi: Any = None, spelling: str | None = None) -> RecordLayout:
@@ -162,18 +164,19 @@ class PerfBatch(Generic[R]):
     None when every sample was at least a record) holds each sample's raw size.
     """
 
-    __slots__ = ("data", "codec", "stride", "segments", "sizes")
+    __slots__ = ("data", "codec", "stride", "segments", "sizes", "_count")
 
     def __init__(self, data: bytes | memoryview, codec: Codec[R], segments: list[tuple[int, int]],
                  sizes: list[int] | None = None) -> None:
         self.data = data
         self.codec = codec
-        self.stride = codec.size
+        self.stride = stride = codec.size
         self.segments = segments
         self.sizes = sizes
+        self._count = len(data) // stride if stride else 0
 
     def __len__(self) -> int:
-        return len(self.data) // self.stride if self.stride else 0
+        return self._count
 
     def _check_sizes(self) -> None:
         if self.sizes is not None:
@@ -211,11 +214,13 @@ class PerfBatch(Generic[R]):
 
         ``dtype`` defaults to :func:`record_dtype` of the record type.
         """
-        self._check_sizes()
-        np = _np()
+        if self.sizes is not None:
+            self._check_sizes()
         if dtype is None:
-            dtype = record_dtype(self.codec)
-        return np.frombuffer(self.data, dtype=dtype, count=len(self))
+            dtype = _codec_dtypes.get(self.codec)
+            if dtype is None:
+                dtype = _codec_dtypes[self.codec] = record_dtype(self.codec)
+        return _np().frombuffer(self.data, dtype=dtype, count=self._count)
 
     def cpu_array(self) -> Any:
         """The CPU of each record as a numpy array."""

@@ -105,8 +105,6 @@ class _Reader(Generic[R]):
         self._rings: _drain.DrainBuffer | None = None
         self._sink: list[tuple[int, bytes]] | None = None
         self._sink_rest: list[tuple[int, bytes]] = []
-        self._batch_sizes: list[int] = []
-        self._batch_short = False
         self._stride = 0
         self._from_bytes: Any = None
         self._bulk: BulkDecoder | None = None
@@ -163,10 +161,9 @@ class _Reader(Generic[R]):
             self._more_errors = 0
             raise exc
 
-    def _pump(self, timeout_ms: int, chunks: list[tuple[Any, list[tuple[Any, int]]]] | None,
-              ) -> int:
+    def _pump(self, timeout_ms: int) -> int:
         """Drain the rings (waiting first unless ``timeout_ms`` is 0) and deliver the
-        records, or append them to ``chunks`` for a batch; returns the record count.
+        records; returns the record count.
 
         This is the hot path: one C call per poll, then the records are built
         (in C for plain records) and delivered."""
@@ -175,24 +172,22 @@ class _Reader(Generic[R]):
         native = self._native
         if native.ptr is None:
             raise ValueError(f"{type(self).__name__} is closed")
-        stride = self._stride if chunks is None else self._size
         native.hold()  # close() from a callback or another thread waits for us
         try:
-            total = self._drain_rings(rings, timeout_ms, stride, chunks)
+            total = self._drain_rings(rings, timeout_ms, self._stride)
         finally:
             native.release()
         self._raise_pending()
         return total
 
-    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                     chunks: list[tuple[Any, list[tuple[Any, int]]]] | None) -> int:
-        """Deliver (or append to ``chunks``) everything waiting; the record count.
+    def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int) -> int:
+        """Deliver everything waiting; the record count.
 
         Plain records for a callback are built straight from the rings
         (:meth:`_deliver_direct`); anything else is copied out by the drain
         first, until the rings are empty."""
         total = 0
-        if chunks is None and self._callback is not None and self._bulk is not None:
+        if self._callback is not None and self._bulk is not None:
             # no copy; a sample shorter than the record stops it, the drain takes the rest
             total, drain_rest = self._deliver_direct(rings, stride, timeout_ms)
             self.received += total
@@ -201,24 +196,29 @@ class _Reader(Generic[R]):
             timeout_ms = 0
         out = rings.out
         while True:
-            rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
-            n = rings.poll(timeout_ms, stride)
-            if n < 0:
-                if n == _EINTR:  # the C side drains on EINTR; this is for safety
-                    break
-                raise error_class(n)(f"{type(self).__name__}: poll", n)
-            if out.lost:
-                self._take_lost(rings)
+            n = self._drain_once(rings, timeout_ms, stride, 0)
             if n:
                 total += n
-                self.received += n
-                self._take(rings, out, n, stride, chunks)
-            if not out.more or (chunks is not None and self._batch_bounded):
-                break
-            if self._error is not None:  # a callback raised (Ctrl-C, say): out it comes
+                self._take(rings, out, n, stride)
+            if not out.more or self._error is not None:  # a callback raised: out it comes
                 break
             timeout_ms = 0
         return total
+
+    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                    limit: int) -> int:
+        """One drain into a free buffer (see :meth:`DrainBuffer.reclaim`), losses
+        accounted for; the record count (0 if interrupted)."""
+        rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
+        n = rings.poll(timeout_ms, stride, limit)
+        if n < 0:
+            if n == _EINTR:  # the C side drains on EINTR; this is for safety
+                return 0
+            raise error_class(n)(f"{type(self).__name__}: poll", n)
+        if rings.out.lost:
+            self._take_lost(rings)
+        self.received += n
+        return n
 
     def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
                         timeout_ms: int) -> tuple[int, int]:
@@ -233,27 +233,14 @@ class _Reader(Generic[R]):
         """``(cpu, count)`` runs of the last drain; cpu None: callback(record) shape."""
         raise NotImplementedError
 
-    def _take(self, rings: _drain.DrainBuffer, out: Any, n: int, stride: int,
-              chunks: list[tuple[Any, list[tuple[Any, int]]]] | None) -> None:
+    def _take(self, rings: _drain.DrainBuffer, out: Any, n: int, stride: int) -> None:
+        """Deliver the ``n`` records of the last drain."""
         segments = self._segments(rings, out, n)
         data = rings.view(out.used)
-        if chunks is None and self._bulk is not None and not out.short_count:
+        if self._bulk is not None and not out.short_count:
             self._deliver_bulk(data, segments)
-            return
-        if out.short_count or not stride:
-            sizes = rings.sizes()
-            if chunks is not None:
-                if not self._batch_short:  # sizes so far were all whole records
-                    self._batch_sizes = [stride] * sum(c for ch in chunks for _, c in ch[1])
-                    self._batch_short = True
-                chunks.append((data, segments))
-                self._batch_sizes.extend(sizes)
-            else:
-                self._deliver_sized(data, segments, sizes)
-        elif chunks is not None:
-            chunks.append((data, segments))
-            if self._batch_short:
-                self._batch_sizes.extend([stride] * n)
+        elif out.short_count or not stride:
+            self._deliver_sized(data, segments, rings.sizes())
         else:
             self._deliver_fixed(data, segments)
 
@@ -330,31 +317,50 @@ class _Reader(Generic[R]):
             raise TypeError("read_batch needs fixed-size records (a record type, no payload)")
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
-        stride = self._size
-        if self._rings is None:
-            return self._read_batch_fallback(codec, timeout_ms, stride, max_records)
-        chunks: list[tuple[Any, list[tuple[Any, int]]]] = []
-        self._batch_sizes = []
-        self._batch_short = False
-        out, full = self._rings.out, self._rings.max_records
-        if max_records is not None:  # the drain stops there; one drain, not until empty
-            out.max_records = min(max_records, full)
-            self._batch_bounded = True
+        rings = self._rings
+        if rings is None:
+            return self._read_batch_fallback(codec, timeout_ms, self._size, max_records)
+        native = self._native
+        if native.ptr is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        native.hold()
         try:
-            self._pump(timeout_ms, chunks)
+            data, segments, sizes = self._drain_batch(
+                rings, timeout_ms, 0 if max_records is None else min(max_records,
+                                                                     rings.max_records))
         finally:
-            out.max_records = full
-            self._batch_bounded = False
-        sizes = self._batch_sizes if self._batch_short else None
-        self._batch_sizes = []
-        if len(chunks) == 1:
-            data, segments = chunks[0]
-        else:
-            data = b"".join(c[0] for c in chunks)  # several drains (or none): one buffer
-            segments = [seg for c in chunks for seg in c[1]]
+            native.release()
+        self._raise_pending()  # a lost_callback's exception
         return PerfBatch(data, codec, segments, sizes)
 
-    _batch_bounded = False
+    def _drain_batch(self, rings: _drain.DrainBuffer, timeout_ms: int, limit: int,
+                     ) -> tuple[bytes | memoryview, list[tuple[Any, int]], list[int] | None]:
+        """A batch's records: one drain of at most ``limit`` records, or (``limit``
+        0) drains until the rings are empty.  Returns the data (a view of the
+        drain buffer when one drain did it), its segments and, when a sample was
+        short, every sample's size."""
+        stride = self._size
+        out = rings.out
+        parts: list[memoryview] = []
+        segments: list[tuple[Any, int]] = []
+        drain_sizes: list[list[int]] = []  # kept once a later drain may need them
+        short = False
+        while True:
+            n = self._drain_once(rings, timeout_ms, stride, limit)
+            more = not limit and out.more and self._error is None  # lost_callback raised
+            if n:
+                segments += self._segments(rings, out, n)
+                short = short or bool(out.short_count)
+                if short or more or drain_sizes:
+                    drain_sizes.append(rings.sizes())
+                parts.append(rings.view(out.used))
+            if not more:
+                break
+            timeout_ms = 0
+        sizes = [size for part in drain_sizes for size in part] if short else None
+        if len(parts) == 1:
+            return parts[0], segments, sizes
+        return b"".join(parts), segments, sizes  # several drains (or none): one buffer
 
     def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int, stride: int,
                              max_records: int | None) -> PerfBatch[R]:
@@ -567,7 +573,7 @@ class PerfBuffer(_Reader[R]):
             if n == 0 and self._batched_wakeup:  # timed out: take what did not wake us
                 self._run("consume", "perf_buffer__consume")
             return self.received - before
-        return self._pump(timeout_ms, None)
+        return self._pump(timeout_ms)
 
     def consume(self) -> int:
         """Deliver whatever is waiting, without blocking; returns the record count."""
@@ -575,7 +581,7 @@ class PerfBuffer(_Reader[R]):
             before = self.received
             self._run("consume", "perf_buffer__consume")
             return self.received - before
-        return self._pump(0, None)
+        return self._pump(0)
 
     def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
                         timeout_ms: int) -> tuple[int, int]:
@@ -723,13 +729,13 @@ class RingBuffer(_Reader[R]):
         returns how many were delivered."""
         if self._rings is None:
             return self._run("poll", "ring_buffer__poll", timeout_ms)
-        return self._pump(timeout_ms, None)
+        return self._pump(timeout_ms)
 
     def consume(self) -> int:
         """Deliver whatever is waiting, without blocking; returns the record count."""
         if self._rings is None:
             return self._run("consume", "ring_buffer__consume")
-        return self._pump(0, None)
+        return self._pump(0)
 
     def read_batch(self, timeout_ms: int = 0, max_records: int | None = None) -> PerfBatch[R]:
         """Everything waiting (after up to ``timeout_ms`` for something to arrive),

@@ -121,9 +121,10 @@ class DrainBuffer:
         if hasattr(self, "out"):
             self.out.data = self._data
 
-    def poll(self, timeout_ms: int, stride: int) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain; the record
-        count or -errno."""
+    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain at most
+        ``limit`` records (0: as many as the buffer holds; at most
+        :attr:`max_records`); the record count or -errno."""
         raise NotImplementedError
 
     def view(self, used: int) -> memoryview:
@@ -195,11 +196,11 @@ class RingSet(DrainBuffer):
         self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
         self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
 
-    def poll(self, timeout_ms: int, stride: int) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring;
-        the record count or -errno."""
+    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring
+        (at most ``limit`` records, 0: no limit); the record count or -errno."""
         return self._lib.btfgen_poll(  # type: ignore[no-any-return]
-            self.epoll_fd, timeout_ms, self.rings, self.count, stride, self.out)
+            self.epoll_fd, timeout_ms, self.rings, self.count, stride, limit, self.out)
 
 
 
@@ -264,12 +265,12 @@ class RingbufSet(DrainBuffer):
         if not self._maps:
             raise ValueError("ring buffer mapping is closed")
 
-    def poll(self, timeout_ms: int, stride: int) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain the ring;
-        the record count or -errno."""
+    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
+        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain the ring
+        (at most ``limit`` records, 0: no limit); the record count or -errno."""
         self.check_open()
         return self._lib.btfgen_ringbuf_poll(  # type: ignore[no-any-return]
-            self.epoll_fd, timeout_ms, self.ringbuf, stride, self.out)
+            self.epoll_fd, timeout_ms, self.ringbuf, stride, limit, self.out)
 
     def pending(self) -> int:
         """Bytes between the consumer and producer positions."""
