@@ -177,7 +177,8 @@ class _Reader(Generic[R]):
             total = self._drain_rings(rings, timeout_ms, self._stride)
         finally:
             native.release()
-        self._raise_pending()
+        if self._error is not None:
+            self._raise_pending()
         return total
 
     def _drain_rings(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int) -> int:
@@ -196,29 +197,26 @@ class _Reader(Generic[R]):
             timeout_ms = 0
         out = rings.out
         while True:
-            n = self._drain_once(rings, timeout_ms, stride, 0)
+            n = rings.drain(timeout_ms, stride)
+            if n < 0:
+                n = self._drain_failed(n)
+            if out.lost:
+                self._take_lost(rings)
             if n:
                 total += n
+                self.received += n
                 self._take(rings, out, n, stride)
             if not out.more or self._error is not None:  # a callback raised: out it comes
                 break
             timeout_ms = 0
         return total
 
-    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                    limit: int) -> int:
-        """One drain into a free buffer (see :meth:`DrainBuffer.reclaim`), losses
-        accounted for; the record count (0 if interrupted)."""
-        rings.reclaim()  # a batch (or a re-entrant poll) may still view the last drain
-        n = rings.poll(timeout_ms, stride, limit)
-        if n < 0:
-            if n == _EINTR:  # the C side drains on EINTR; this is for safety
-                return 0
-            raise error_class(n)(f"{type(self).__name__}: poll", n)
-        if rings.out.lost:
-            self._take_lost(rings)
-        self.received += n
-        return n
+    def _drain_failed(self, rc: int) -> int:
+        """A drain's -errno: raised, except EINTR (0 records: the C side drains
+        on EINTR anyway; this is for safety)."""
+        if rc == _EINTR:
+            return 0
+        raise error_class(rc)(f"{type(self).__name__}: poll", rc)
 
     def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
                         timeout_ms: int) -> tuple[int, int]:
@@ -330,7 +328,8 @@ class _Reader(Generic[R]):
                                                                      rings.max_records))
         finally:
             native.release()
-        self._raise_pending()  # a lost_callback's exception
+        if self._error is not None:  # a lost_callback raised
+            self._raise_pending()
         return PerfBatch(data, codec, segments, sizes)
 
     def _drain_batch(self, rings: _drain.DrainBuffer, timeout_ms: int, limit: int,
@@ -346,9 +345,14 @@ class _Reader(Generic[R]):
         drain_sizes: list[list[int]] = []  # kept once a later drain may need them
         short = False
         while True:
-            n = self._drain_once(rings, timeout_ms, stride, limit)
+            n = rings.drain(timeout_ms, stride, limit)
+            if n < 0:
+                n = self._drain_failed(n)
+            if out.lost:
+                self._take_lost(rings)
             more = not limit and out.more and self._error is None  # lost_callback raised
             if n:
+                self.received += n
                 segments += self._segments(rings, out, n)
                 short = short or bool(out.short_count)
                 if short or more or drain_sizes:

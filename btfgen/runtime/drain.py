@@ -37,7 +37,7 @@ else:
 #: True when the compiled drain is importable and enabled.
 AVAILABLE = _ext is not None
 
-#: Drain buffers kept for reuse per buffer (see DrainBuffer.reclaim).
+#: Drain buffers kept for reuse per buffer (see DrainBuffer.drain).
 _POOL = 3
 
 #: Smallest perf record holding a sample: header (8) + raw size (4) + 4 bytes.
@@ -121,23 +121,28 @@ class DrainBuffer:
         if hasattr(self, "out"):
             self.out.data = self._data
 
-    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
+    def drain(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
         """Wait (GIL released) unless ``timeout_ms`` is 0, then drain at most
         ``limit`` records (0: as many as the buffer holds; at most
-        :attr:`max_records`); the record count or -errno."""
+        :attr:`max_records`) into a free buffer; the record count or -errno.
+
+        A buffer is reused only while nothing references it: once a view of the
+        last drain (see :meth:`view`; or a numpy array on it) is alive, the next
+        drain writes into another."""
+        if sys.getrefcount(self._buf) > self._free_refs + 1:  # + 1: self._buf
+            self._switch_buffer()
+        return self._poll(timeout_ms, stride, limit)
+
+    def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
+        """The C drain of this kind of ring, into the current buffer."""
         raise NotImplementedError
 
     def view(self, used: int) -> memoryview:
-        """The first ``used`` bytes the last drain wrote, without a copy (read-only).
-
-        The buffer is reused only while nothing references it: once a view (or a
-        numpy array on it) is alive, the next drain writes into a fresh buffer."""
+        """The first ``used`` bytes the last drain wrote, without a copy (read-only)."""
         return memoryview(self._buf).toreadonly()[:used]
 
-    def reclaim(self) -> None:
-        """Before a drain: move to a free buffer if a view of this one is alive."""
-        if self._refs(self._cur) <= self._free_refs + 1:  # + 1: self._buf
-            return
+    def _switch_buffer(self) -> None:
+        """Move to a pooled buffer nobody references, or to a fresh one."""
         for i in range(len(self._pool)):
             if i != self._cur and self._refs(i) <= self._free_refs:
                 self._use(i)
@@ -196,9 +201,7 @@ class RingSet(DrainBuffer):
         self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
         self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
 
-    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain every ring
-        (at most ``limit`` records, 0: no limit); the record count or -errno."""
+    def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
         return self._lib.btfgen_poll(  # type: ignore[no-any-return]
             self.epoll_fd, timeout_ms, self.rings, self.count, stride, limit, self.out)
 
@@ -265,9 +268,7 @@ class RingbufSet(DrainBuffer):
         if not self._maps:
             raise ValueError("ring buffer mapping is closed")
 
-    def poll(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
-        """Wait (GIL released) unless ``timeout_ms`` is 0, then drain the ring
-        (at most ``limit`` records, 0: no limit); the record count or -errno."""
+    def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
         self.check_open()
         return self._lib.btfgen_ringbuf_poll(  # type: ignore[no-any-return]
             self.epoll_fd, timeout_ms, self.ringbuf, stride, limit, self.out)
