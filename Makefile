@@ -9,7 +9,7 @@ APT_PACKAGES := clang clang-19 llvm bpftool libbpf-dev libbpf-tools gcc make ipr
 APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h /usr/sbin/execsnoop \
               python3-config
 
-.PHONY: all setup system-deps venv demo test bench lint examples clean
+.PHONY: all setup system-deps venv demo test bench bench-deps lint examples clean
 
 all: test
 
@@ -45,7 +45,20 @@ demo: setup examples
 test: setup
 	$(PY) -m pytest -q tests
 
-bench: setup
+# bcc (the reference of benchmarks/bench_perf.py) needs python3-bpfcc and kernel headers;
+# without them the benchmark runs and says bcc is unavailable.
+BENCH_APT_PACKAGES := python3-bpfcc linux-headers-amd64
+
+bench-deps:
+	@if ! /usr/bin/python3 -c 'import bcc' 2>/dev/null || ! ls -d /usr/src/linux-headers-*-common >/dev/null 2>&1; then \
+	  echo "installing Debian packages for the bcc reference: $(BENCH_APT_PACKAGES)"; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BENCH_APT_PACKAGES) >/dev/null \
+	    || echo "bench-deps: could not install $(BENCH_APT_PACKAGES); bcc will be skipped"; \
+	fi
+
+bench: setup bench-deps
 	$(PY) benchmarks/run_all.py
 
 lint: setup
