@@ -39,8 +39,12 @@ static inline void copy_small(char *dst, const char *src, uint64_t n)
         memcpy(dst, src, n);
         return;
     }
-    for (; k + 8 <= n; k += 8)
+    for (; k + 16 <= n; k += 16)
+        memcpy(dst + k, src + k, 16);
+    if (k + 8 <= n) {
         memcpy(dst + k, src + k, 8);
+        k += 8;
+    }
     for (; k < n; k++)
         dst[k] = src[k];
 }
