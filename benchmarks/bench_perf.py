@@ -21,12 +21,16 @@ records per drain: what a consumer that has fallen behind pays per record, the
 fixed cost of each drain spread thin), ``flat`` (producer flat out, consumer
 polling) and ``paced`` (a fixed producer rate).
 
-Between two drains of the backlog regimes the producer's kernel work runs on
-the other CPU and the consumer's caches go cold (on this VM, measured: the
-first drain-and-decode after it costs a Python consumer ~80-150 us more than
-the same work warm; a C consumer touches far less).  That fixed cost, spread
-over 2000 records, is most of the gap between Python and C in ``backlog``;
-``deep`` shows the per-record cost without it.
+Between two drains of the backlog regimes the consumer sleeps and its caches
+go cold (on this VM, measured: the first drain-and-decode after it costs a
+Python consumer ~80-150 us more than the same work warm; a C consumer touches
+far less).  It depends on what happens meanwhile: with a wakeup per event the
+producer needs ~30 ms for a 2000-record chunk, with wakeup 64 ~1.5 ms, and the
+batch consumer's cost per event in ``backlog`` drops from ~120 to ~35 ns while
+C's goes from ~25 to ~15 (a 30 ms sleep alone, in the same setting, adds ~30%
+to a cold drain).  That fixed cost, spread over 2000 records, is most of the gap
+between Python and C in ``backlog``; ``deep`` shows the per-record cost without
+it.
 
 The producer is pinned to one CPU and the consumer to another.  Each consumer
 reports its own CPU time from ready to the end, records received, lost, and
