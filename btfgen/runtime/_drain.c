@@ -81,25 +81,18 @@ SINK_FN void sink_close(const struct sink *k, struct btfgen_drain_out *out)
     out->more = k->more;
 }
 
-/* Room for one more record of raw bytes?  Sets more (and returns 0) if not. */
-SINK_FN int sink_room(struct sink *k, uint32_t stride, uint64_t raw)
+/* Append a sample of raw bytes: at a fixed stride, cut or zero-filled to it, or
+ * packed 8-byte aligned.  src NULL: the sample wraps around the end of a perf
+ * ring, read it from there.  Returns 0, and sets more, when out has no room. */
+SINK_FN int sink_add(struct sink *k, uint32_t stride, const char *src, uint64_t raw,
+                     const char *ring, uint64_t ring_size, uint64_t ring_pos)
 {
-    uint64_t dst = stride ? (uint64_t)k->n * stride : k->used;
+    uint64_t dst = k->used; /* at a fixed stride: n * stride */
+    uint64_t take = stride && raw > stride ? stride : raw;
     if (k->n >= k->max_records || dst + (stride ? stride : raw) > k->data_size) {
         k->more = 1;
         return 0;
     }
-    return 1;
-}
-
-/* Append a sample of raw bytes (sink_room said yes): at a fixed stride, cut or
- * zero-filled to it, or packed 8-byte aligned.  src NULL: the sample wraps
- * around the end of a perf ring, read it from there. */
-SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t raw,
-                      const char *ring, uint64_t ring_size, uint64_t ring_pos)
-{
-    uint64_t dst = stride ? (uint64_t)k->n * stride : k->used;
-    uint64_t take = stride && raw > stride ? stride : raw;
     if (dst + BTFGEN_PREFETCH_AHEAD < k->data_size)  /* write intent: the buffer is cold too */
         __builtin_prefetch(k->data + dst + BTFGEN_PREFETCH_AHEAD, 1);
     if (src)
@@ -118,6 +111,7 @@ SINK_FN void sink_put(struct sink *k, uint32_t stride, const char *src, uint64_t
             k->used = k->data_size;
     }
     k->sizes[k->n++] = (uint32_t)raw;
+    return 1;
 }
 
 /* Drain every ring into out, at most limit records (0: as many as out holds).
@@ -154,9 +148,8 @@ static int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
             if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (rec.type == BTFGEN_RECORD_SAMPLE) {
-                if (!sink_room(&k, stride, rec.raw))
+                if (!sink_add(&k, stride, rec.sample, rec.raw, data, ring->data_size, tail + 12))
                     break;
-                sink_put(&k, stride, rec.sample, rec.raw, data, ring->data_size, tail + 12);
             } else if (rec.lost) {
                 out->ring_lost[r] += rec.lost;
                 lost_total += rec.lost;
@@ -255,10 +248,9 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride, uint
             if (step > prod - cons)
                 break;  /* cannot happen with a sane kernel; stop rather than overrun */
             if (!(len & BTFGEN_RINGBUF_DISCARD)) {
-                if (!sink_room(&k, stride, raw))
-                    break;
                 /* the data area is mapped twice: a sample never wraps */
-                sink_put(&k, stride, hdr + BTFGEN_RINGBUF_HDR, raw, NULL, 0, 0);
+                if (!sink_add(&k, stride, hdr + BTFGEN_RINGBUF_HDR, raw, NULL, 0, 0))
+                    break;
             }
             cons += step;
             progress = 1;
