@@ -144,7 +144,6 @@ static int btfgen_drain(struct btfgen_ring *rings, int nrings, uint32_t stride,
         tail = *tailp;
         while (tail < head) {
             struct btfgen_perf_record rec;
-            btfgen_ring_prefetch(data, ring->data_size, tail);
             if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (rec.type == BTFGEN_RECORD_SAMPLE) {

@@ -59,14 +59,16 @@ struct btfgen_perf_record {
     uint64_t lost;       /* LOST: samples the kernel dropped */
 };
 
-/* Read the record at tail (tail < head).  Returns 0, or -1 when the ring is
- * inconsistent (a size that cannot be): the reader then stops. */
+/* Read the record at tail (tail < head), prefetching what follows it.  Returns
+ * 0, or -1 when the ring is inconsistent (a size that cannot be): the reader
+ * then stops. */
 static inline int btfgen_ring_next(const char *data, uint64_t size, uint64_t tail,
                                    uint64_t head, struct btfgen_perf_record *rec)
 {
     uint32_t hdr[3]; /* u32 type, u16 misc, u16 size; then a sample's u32 raw size */
     uint64_t off = tail & (size - 1);
     int contiguous = 0;
+    btfgen_ring_prefetch(data, size, tail);
     if (off + 16 <= size) { /* header and raw size in place (the usual case) */
         memcpy(hdr, data + off, 12);
         contiguous = off + (hdr[1] >> 16) <= size;

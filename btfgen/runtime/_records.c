@@ -445,7 +445,6 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
             const char *sample;
             PyObject *obj;
             int rc;
-            btfgen_ring_prefetch(data, ring->data_size, tail);
             if (btfgen_ring_next(data, ring->data_size, tail, head, &rec) < 0)
                 break; /* cannot happen with a sane kernel; stop rather than loop */
             if (rec.type != BTFGEN_RECORD_SAMPLE) {
@@ -545,11 +544,10 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
         /* consumer_pos is read anew each time: a callback may have polled past it */
         while ((cons = __atomic_load_n(consumer_pos, __ATOMIC_RELAXED)) < prod) {
             const char *hdr = data + (cons & mask);
-            uint32_t len, raw;
             btfgen_ring_prefetch(data, data_size, cons);
             /* Acquire: the sample is read only after its committed length. */
-            len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
-            raw = len & ~(RINGBUF_BUSY | RINGBUF_DISCARD);
+            uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
+            uint32_t raw = len & ~(RINGBUF_BUSY | RINGBUF_DISCARD);
             uint64_t step = ((uint64_t)raw + RINGBUF_HDR + 7) & ~(uint64_t)7;
             PyObject *obj = NULL;
             int rc;
