@@ -197,26 +197,29 @@ class _Reader(Generic[R]):
             timeout_ms = 0
         out = rings.out
         while True:
-            n = rings.drain(timeout_ms, stride)
-            if n < 0:
-                n = self._drain_failed(n)
-            if out.lost:
-                self._take_lost(rings)
+            n = self._drain_once(rings, timeout_ms, stride, 0)
             if n:
                 total += n
-                self.received += n
                 self._take(rings, out, n, stride)
             if not out.more or self._error is not None:  # a callback raised: out it comes
                 break
             timeout_ms = 0
         return total
 
-    def _drain_failed(self, rc: int) -> int:
-        """A drain's -errno: raised, except EINTR (0 records: the C side drains
-        on EINTR anyway; this is for safety)."""
-        if rc == _EINTR:
-            return 0
-        raise error_class(rc)(f"{type(self).__name__}: poll", rc)
+    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                    limit: int) -> int:
+        """One drain (see :meth:`DrainBuffer.drain`), its losses and records
+        counted; the record count.  A -errno is raised, except EINTR (0 records:
+        the C side drains on EINTR anyway; this is for safety)."""
+        n = rings.drain(timeout_ms, stride, limit)
+        if n < 0:
+            if n == _EINTR:
+                return 0
+            raise error_class(n)(f"{type(self).__name__}: poll", n)
+        if rings.out.lost:
+            self._take_lost(rings)
+        self.received += n
+        return n
 
     def _deliver_direct(self, rings: _drain.DrainBuffer, stride: int,
                         timeout_ms: int) -> tuple[int, int]:
@@ -345,14 +348,9 @@ class _Reader(Generic[R]):
         drain_sizes: list[list[int]] = []  # kept once a later drain may need them
         short = False
         while True:
-            n = rings.drain(timeout_ms, stride, limit)
-            if n < 0:
-                n = self._drain_failed(n)
-            if out.lost:
-                self._take_lost(rings)
+            n = self._drain_once(rings, timeout_ms, stride, limit)
             more = not limit and out.more and self._error is None  # lost_callback raised
             if n:
-                self.received += n
                 segments += self._segments(rings, out, n)
                 short = short or bool(out.short_count)
                 if short or more or drain_sizes:
