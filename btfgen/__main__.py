@@ -1,7 +1,5 @@
 """``python -m btfgen``."""
 
-import sys
+from btfgen.cli import script
 
-from btfgen.cli import main
-
-sys.exit(main())
+script()

@@ -11,7 +11,7 @@ For split BTF only the split part is printed, as bpftool does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from btfgen.btf_model import (
     Array,
@@ -50,32 +50,45 @@ _KIND_NAME: dict[type, str] = {
 }
 
 
+#: Types per chunk of :func:`iter_raw`: ~100 KB of text, so that a vmlinux dump
+#: never holds its ~20 MB of text (and a copy per join and encode) at once.
+CHUNK_TYPES = 1024
+
+
 def format_raw(btf: Btf) -> str:
     """Every type of ``btf`` (not its base) as bpftool's raw dump prints it."""
+    return "".join(iter_raw(btf))
+
+
+def iter_raw(btf: Btf) -> Iterator[str]:
+    """:func:`format_raw`'s text in chunks of whole lines, for writing as it is made."""
     out: list[str] = []
     emit = out.append
     formatters = _FORMATTERS
-    for t in btf.types:
-        # bpftool says (anon) for name offset 0 only: an offset that points at
-        # an empty string prints as ''.
-        name = t.name if t.name_off else "(anon)"
-        cls = type(t)
-        # FUNC and FUNC_PROTO are most of vmlinux: they are inlined.
-        if cls is Func:
-            linkage = _FUNC_LINKAGE.get(t.linkage, "(unknown)")  # type: ignore[union-attr]
-            emit(f"[{t.id}] FUNC '{name}' type_id={t.type_id} linkage={linkage}\n")  # type: ignore[union-attr]
-        elif cls is FuncProto:
-            emit(f"[{t.id}] FUNC_PROTO '{name}' ret_type_id={t.return_type_id}"  # type: ignore[union-attr]
-                 f" vlen={len(t.params)}\n")  # type: ignore[union-attr]
-            for p in t.params:  # type: ignore[union-attr]
-                emit(f"\t'{p.name if p.name_off else '(anon)'}' type_id={p.type_id}\n")
-        else:
-            fmt = formatters.get(cls)
-            if fmt is None:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
-                emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}' type_id={t.type_id}\n")  # type: ignore[union-attr]
+    types = btf.types
+    for start in range(0, len(types), CHUNK_TYPES):
+        for t in types[start:start + CHUNK_TYPES]:
+            # bpftool says (anon) for name offset 0 only: an offset that points at
+            # an empty string prints as ''.
+            name = t.name if t.name_off else "(anon)"
+            cls = type(t)
+            # FUNC and FUNC_PROTO are most of vmlinux: they are inlined.
+            if cls is Func:
+                linkage = _FUNC_LINKAGE.get(t.linkage, "(unknown)")  # type: ignore[union-attr]
+                emit(f"[{t.id}] FUNC '{name}' type_id={t.type_id} linkage={linkage}\n")  # type: ignore[union-attr]
+            elif cls is FuncProto:
+                emit(f"[{t.id}] FUNC_PROTO '{name}' ret_type_id={t.return_type_id}"  # type: ignore[union-attr]
+                     f" vlen={len(t.params)}\n")  # type: ignore[union-attr]
+                for p in t.params:  # type: ignore[union-attr]
+                    emit(f"\t'{p.name if p.name_off else '(anon)'}' type_id={p.type_id}\n")
             else:
-                emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}'{fmt(btf, t)}\n")
-    return "".join(out)
+                fmt = formatters.get(cls)
+                if fmt is None:  # PTR, TYPEDEF, qualifiers, TYPE_TAG
+                    emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}' type_id={t.type_id}\n")  # type: ignore[union-attr]
+                else:
+                    emit(f"[{t.id}] {_KIND_NAME[cls]} '{name}'{fmt(btf, t)}\n")
+        yield "".join(out)
+        out.clear()
 
 
 def _name(x: BtfType | Member | Param | EnumValue) -> str:

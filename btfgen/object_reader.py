@@ -8,7 +8,6 @@ file at fault (which may be the ``--base`` file).
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,7 @@ def read_input(path: str, base: Btf | None = None) -> BpfObject:
         if data[:4] == _ELF_MAGIC:
             return read_object_bytes(path, data, base)
         btf = _parse_raw(data, base)
-        return BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf,
+        return BpfObject(path=path, sha256=_sha256(data), btf=btf,
                          data=data, is_elf=False, byteorder=btf.byteorder)
     except BtfgenError as e:
         _blame(e, path)
@@ -74,6 +73,12 @@ def read_object_bytes(path: str, data: bytes, base: Btf | None = None) -> BpfObj
         raise
     except RecursionError:
         raise _blame(ObjectError("types nested too deeply"), path) from None
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # its OpenSSL takes ~4 ms to load, which a dump does not need
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _blame(e: BtfgenError, path: str) -> BtfgenError:
@@ -122,7 +127,7 @@ def _read_object(path: str, data: bytes, base: Btf | None) -> BpfObject:
     elf = load_elf(data)
     raw = _elf_btf(elf, base)
     btf = fixup_datasecs(raw, elf)
-    obj = BpfObject(path=path, sha256=hashlib.sha256(data).hexdigest(), btf=btf, raw_btf=raw,
+    obj = BpfObject(path=path, sha256=_sha256(data), btf=btf, raw_btf=raw,
                     data=data, is_elf=True, byteorder=elf.byteorder, elf=elf)
     ext = elf.section(".BTF.ext")
     if ext is not None:
