@@ -24,8 +24,9 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
 	fi
 
-# setup.py, _drain.c, _records.c: the runtime's compiled parts are built at install.
-$(VENV)/.installed: pyproject.toml setup.py btfgen/runtime/_drain.c btfgen/runtime/_records.c
+# setup.py and the C files: btfgen's compiled parts are built at install.
+$(VENV)/.installed: pyproject.toml setup.py btfgen/runtime/_drain.c btfgen/runtime/_records.c \
+		btfgen/_btf_decode.c
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	# compat: a .pth path entry, so mypy (and other tools) see the package too

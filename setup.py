@@ -1,16 +1,20 @@
-"""Builds the optional compiled parts of the runtime; metadata is in pyproject.toml.
+"""Builds btfgen's optional compiled parts; metadata is in pyproject.toml.
 
 * ``btfgen.runtime._drain`` (cffi API mode): drains perf rings into one buffer;
-* ``btfgen.runtime._records`` (C API): builds many record objects in one call.
+* ``btfgen.runtime._records`` (C API): builds many record objects in one call;
+* ``btfgen._btf_decode`` (C API): decodes valid BTF type sections (vmlinux).
 
-Both are optional: without a compiler or Python headers the install goes on
-and the runtime uses its pure-Python paths.
+All are optional: without a compiler or Python headers the install goes on
+and btfgen uses its pure-Python paths.
 """
 
 from setuptools import Extension, setup
 
 setup(
     cffi_modules=["btfgen/runtime/_drain_build.py:ffibuilder"],
-    ext_modules=[Extension("btfgen.runtime._records", ["btfgen/runtime/_records.c"],
-                           depends=["btfgen/runtime/_perf_ring.h"], optional=True)],
+    ext_modules=[
+        Extension("btfgen.runtime._records", ["btfgen/runtime/_records.c"],
+                  depends=["btfgen/runtime/_perf_ring.h"], optional=True),
+        Extension("btfgen._btf_decode", ["btfgen/_btf_decode.c"], optional=True),
+    ],
 )

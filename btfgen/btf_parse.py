@@ -12,9 +12,10 @@ import gc
 import struct
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 
+from btfgen import btf_decode_fast
 from btfgen.btf_model import (
     Array,
     Btf,
@@ -151,7 +152,6 @@ def _parse(data: bytes, base: Btf | None) -> Btf:
         start_id=start_id, start_str_off=start_str,
     )
     btf.types = _parse_types(words, btf)
-    check_loops(btf)
     return btf
 
 
@@ -173,8 +173,12 @@ def _where(tid: int, kind_no: int) -> str:
 
 
 def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
-    """Decode the type section; checks record bounds, kinds, string offsets and
-    type references."""
+    """Decode the type section; checks record bounds, kinds, string offsets,
+    type references and reference loops.
+
+    A valid section is decoded by :mod:`btfgen.btf_decode_fast` when it is
+    built; the loop here is the reference, and the one that reports problems.
+    """
     strings = btf.strings
     str_base = btf.start_str_off
     str_end = str_base + len(strings)
@@ -207,6 +211,12 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
             got = strings[rel:find(b"\0", rel)].decode("utf-8", "surrogateescape")
         name_cache[off] = got
         return got
+
+    fast = btf_decode_fast.decode(words, btf.start_id, name_cache, name_of)
+    if fast is not None:
+        btf.types, checked_fast = fast
+        _check_later(btf, checked_fast)
+        return btf.types
 
     types: list[BtfType] = []
     append = types.append
@@ -354,12 +364,18 @@ def _parse_types(words: array[int], btf: Btf) -> list[BtfType]:
             raise BtfError(f"type id {f.id} (FUNC): type id {f.type_id} is not a FUNC_PROTO")
         if f.linkage > 2:
             raise BtfError(f"type id {f.id} (FUNC): invalid linkage {f.linkage}")
+    _check_later(btf, checked)
+    check_loops(btf)
+    return types
+
+
+def _check_later(btf: Btf, checked: Sequence[BtfType]) -> None:
+    """Check the DATASECs and DECL_TAGs, which refer to types after them."""
     for t in checked:
         if isinstance(t, Datasec):
             _check_datasec(btf, t)
         else:
             _check_decl_tag(btf, t, f"type id {t.id} (DECL_TAG)")  # type: ignore[arg-type]
-    return types
 
 
 #: 32-bit words after ``struct btf_type``: fixed, and per ``vlen``, by kind.
