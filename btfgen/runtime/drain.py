@@ -206,7 +206,6 @@ class RingSet(DrainBuffer):
             self.epoll_fd, timeout_ms, self.rings, self.count, stride, limit, self.out)
 
 
-
 def map_max_entries(map_fd: int) -> int:
     """A map's max_entries as the kernel has it (for a ring buffer: its data size)."""
     with open(f"/proc/self/fdinfo/{map_fd}") as f:
