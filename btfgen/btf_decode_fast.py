@@ -1,9 +1,10 @@
 """Compiled decoding of valid BTF type sections, when ``btfgen._btf_decode`` is built.
 
 :func:`decode` builds the same objects as :mod:`btfgen.btf_parse`'s reference
-loop, in C, about ten times faster.  It does not explain problems: for a blob
-that the reference loop would reject, or without the extension, it returns
-``None`` and the reference loop runs, raising the one-line error.
+loop, in C (vmlinux: ~75 ms against ~0.35 s, loop check included).  It does
+not explain problems: for a blob that the reference loop would reject, or
+without the extension, it returns ``None`` and the reference loop runs,
+raising the one-line error.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ def script() -> NoReturn:
     ~40 ms of a ~0.6 s dump) takes longer than the kernel takes to drop the
     whole process; the output is flushed first.
     """
-    code, built = _run(None)
+    code, built = _run(None)  # built stays referenced until os._exit()
     # os._exit() skips the flush of Python's own buffers: anything a command
     # printed without _write() would be lost.
     try:
@@ -218,7 +218,7 @@ def _run(argv: Sequence[str] | None) -> tuple[int, object]:
     args = parser.parse_args(argv)
     # A command builds up to hundreds of thousands of long-lived objects (vmlinux:
     # ~300k) and leaves no garbage cycles that matter before it ends; the cyclic
-    # collector would only scan them again and again (~15-25% of a vmlinux dump).
+    # collector would only scan them again and again.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     built: object = None
