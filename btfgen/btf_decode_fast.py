@@ -10,35 +10,20 @@ raising the one-line error.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from array import array
 from collections.abc import Callable
 
 from btfgen.btf_model import (
-    Array,
     BtfType,
-    Const,
     Datasec,
     DeclTag,
-    Enum,
-    Enum64,
     EnumValue,
-    Float,
-    Func,
-    FuncProto,
-    Fwd,
-    Int,
     IntEncoding,
+    Kind,
     Member,
     Param,
-    Ptr,
-    Restrict,
-    Struct,
-    Typedef,
-    TypeTag,
-    Union,
-    Var,
     VarSecinfo,
-    Volatile,
 )
 
 try:
@@ -46,11 +31,11 @@ try:
 except ImportError:  # built without a compiler: the reference loop decodes everything
     _btf_decode = None  # type: ignore[assignment]
 
-#: What the extension builds, by BTF kind (1..19), then members, parameters,
-#: enumerators and section entries (20..23).
+_TYPE_CLASSES = {cls.kind: cls for cls in typing.get_args(BtfType)}
+#: What the extension builds, by BTF kind (1..19: each model class's ``kind``),
+#: then members, parameters, enumerators and section entries (20..23).
 _CLASSES: tuple[type | None, ...] = (
-    None, Int, Ptr, Array, Struct, Union, Enum, Fwd, Typedef, Volatile, Const, Restrict,
-    Func, FuncProto, Var, Datasec, Float, DeclTag, TypeTag, Enum64,
+    None, *(_TYPE_CLASSES[Kind(k)] for k in range(1, 20)),
     Member, Param, EnumValue, VarSecinfo,
 )
 
