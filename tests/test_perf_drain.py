@@ -511,14 +511,52 @@ def test_fallback_without_the_extension(gen: tuple[Path, ModuleType]) -> None:
 
 def test_batches_kept_by_the_caller_are_not_overwritten(skel: Any) -> None:
     pb = skel.maps.events.open_perf_buffer(page_count=4)
-    kept, arrays = [], []
-    for i in range(10):  # more drains than pooled buffers, some batches held
+    kept, arrays, columns, views, slices = [], [], [], [], []
+    for i in range(14):  # more drains than pooled buffers, some batches held
         trigger(10, CPU)
         batch = pb.read_batch(0)
         if i in (1, 2, 6):
             kept.append(batch)
         if i == 4:
             arrays.append(batch.array())
+        if i == 8:
+            columns.append(batch.array()["seq"])  # a view of an array slicing the buffer's
+        if i == 10:
+            views.append(batch.data)
+        if i == 12:
+            slices.append(batch.array()[3:5])
+        del batch
     assert [[r.seq for r in b.records()] for b in kept] == [
         list(range(10, 20)), list(range(20, 30)), list(range(60, 70))]
     assert arrays[0]["seq"].tolist() == list(range(40, 50))
+    assert columns[0].tolist() == list(range(80, 90))
+    assert [int.from_bytes(views[0][off:off + 8], "little")
+            for off in range(0, len(views[0]), len(views[0]) // 10)] == list(range(100, 110))
+    assert slices[0]["seq"].tolist() == [123, 124]
+
+
+def test_batch_buffers_are_reused_once_dropped(skel: Any) -> None:
+    """A drain writes where the last one did once nothing of that batch is left,
+    and a batch's array is a read-only slice of the buffer's own array."""
+    pb = skel.maps.events.open_perf_buffer(page_count=4)
+    rings = pb._rings
+    trigger(5, CPU)
+    batch = pb.read_batch(0)
+    first = rings.current
+    arr = batch.array()
+    assert batch.source is first and arr.base is next(iter(first.arrays.values()))
+    assert not arr.flags.writeable and arr["seq"].tolist() == list(range(5))
+    with pytest.raises(ValueError):
+        arr.flags.writeable = True
+    del batch, arr
+    for i in range(1, 6):
+        trigger(5, CPU)
+        batch = pb.read_batch(0)
+        assert batch.array()["seq"].tolist() == list(range(5 * i, 5 * i + 5))
+        del batch
+        assert rings.current is first and len(rings._pool) == 1
+    trigger(5, CPU)
+    held = pb.read_batch(0).array()
+    trigger(5, CPU)
+    assert pb.read_batch(0).array()["seq"].tolist() == list(range(35, 40))
+    assert rings.current is not first and held["seq"].tolist() == list(range(30, 35))

@@ -15,11 +15,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from btfgen.runtime.codec import Codec, RecordCodec
 
 R = TypeVar("R")
+
+
+class ArraySource(Protocol):
+    """Where a batch's records live, able to view them as a numpy array (a drain
+    buffer: :class:`btfgen.runtime.drain.PooledBuffer`)."""
+
+    def array(self, dtype: Any, count: int) -> Any:
+        """The first ``count`` items of ``dtype``, read-only, without a copy."""
+        ...
 
 __all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
 
@@ -165,15 +174,18 @@ class PerfBatch(Generic[R]):
     None when every sample was at least a record) holds each sample's raw size.
     """
 
-    __slots__ = ("data", "codec", "stride", "segments", "sizes")
+    __slots__ = ("data", "codec", "stride", "segments", "sizes", "source")
 
     def __init__(self, data: bytes | memoryview, codec: Codec[R], segments: list[tuple[int, int]],
-                 sizes: list[int] | None = None) -> None:
+                 sizes: list[int] | None = None, source: ArraySource | None = None) -> None:
         self.data = data
         self.codec = codec
         self.stride = codec.size
         self.segments = segments
         self.sizes = sizes
+        #: The drain buffer ``data`` views from its start, when it does: array()
+        #: slices that buffer's cached array instead of making one.
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.data) // self.stride if self.stride else 0
@@ -220,7 +232,10 @@ class PerfBatch(Generic[R]):
             dtype = _codec_dtypes.get(self.codec)
             if dtype is None:
                 dtype = _codec_dtypes[self.codec] = record_dtype(self.codec)
-        return _np().frombuffer(self.data, dtype=dtype, count=len(self))
+        count = len(self.data) // self.stride if self.stride else 0
+        if self.source is not None and dtype.itemsize == self.stride:
+            return self.source.array(dtype, count)
+        return _np().frombuffer(self.data, dtype=dtype, count=count)
 
     def cpu_array(self) -> Any:
         """The CPU of each record as a numpy array."""

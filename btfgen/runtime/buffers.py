@@ -326,43 +326,46 @@ class _Reader(Generic[R]):
             raise ValueError(f"{type(self).__name__} is closed")
         native.hold()
         try:
-            data, segments, sizes = self._drain_batch(
-                rings, timeout_ms, 0 if max_records is None else min(max_records,
-                                                                     rings.max_records))
+            batch = self._drain_batch(rings, codec, timeout_ms,
+                                      0 if max_records is None else min(max_records,
+                                                                        rings.max_records))
         finally:
             native.release()
         if self._error is not None:  # a lost_callback raised
             self._raise_pending()
-        return PerfBatch(data, codec, segments, sizes)
+        return batch
 
-    def _drain_batch(self, rings: _drain.DrainBuffer, timeout_ms: int, limit: int,
-                     ) -> tuple[bytes | memoryview, list[tuple[Any, int]], list[int] | None]:
-        """A batch's records: one drain of at most ``limit`` records, or (``limit``
-        0) drains until the rings are empty.  Returns the data (a view of the
-        drain buffer when one drain did it), its segments and, when a sample was
-        short, every sample's size."""
+    def _drain_batch(self, rings: _drain.DrainBuffer, codec: Codec[R], timeout_ms: int,
+                     limit: int) -> PerfBatch[R]:
+        """A batch: one drain of at most ``limit`` records, or (``limit`` 0) drains
+        until the rings are empty.  Its data is a view of the drain buffer when
+        one drain did it (then arrays slice the buffer's own), and it has every
+        sample's size when one was short."""
         stride = self._size
         out = rings.out
+        n = self._drain_once(rings, timeout_ms, stride, limit)
+        more = not limit and out.more and self._error is None  # lost_callback raised
+        if not more:  # one drain did it (the usual case)
+            if not n:
+                return PerfBatch(b"", codec, [])
+            return PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
+                             rings.sizes() if out.short_count else None, rings.current)
         parts: list[memoryview] = []
         segments: list[tuple[Any, int]] = []
-        drain_sizes: list[list[int]] = []  # kept once a later drain may need them
+        drain_sizes: list[list[int]] = []
         short = False
         while True:
-            n = self._drain_once(rings, timeout_ms, stride, limit)
-            more = not limit and out.more and self._error is None  # lost_callback raised
             if n:
                 segments += self._segments(rings, out, n)
                 short = short or bool(out.short_count)
-                if short or more or drain_sizes:
-                    drain_sizes.append(rings.sizes())
+                drain_sizes.append(rings.sizes())
                 parts.append(rings.view(out.used))
             if not more:
                 break
-            timeout_ms = 0
+            n = self._drain_once(rings, 0, stride, limit)
+            more = out.more and self._error is None
         sizes = [size for part in drain_sizes for size in part] if short else None
-        if len(parts) == 1:
-            return parts[0], segments, sizes
-        return b"".join(parts), segments, sizes  # several drains (or none): one buffer
+        return PerfBatch(b"".join(parts), codec, segments, sizes)  # one buffer
 
     def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int, stride: int,
                              max_records: int | None) -> PerfBatch[R]:

@@ -60,6 +60,56 @@ def online_cpus() -> list[int]:
     return cpus
 
 
+class PooledBuffer:
+    """One drain buffer: anonymous memory, cffi's pointer to it, and numpy arrays
+    over all of it (made on demand, one per dtype) that batches slice."""
+
+    __slots__ = ("mem", "ptr", "arrays", "free_refs")
+
+    def __init__(self, ffi: Any, size: int) -> None:
+        # Anonymous private memory, not a bytearray: its pages are zero-filled by
+        # the kernel when first written, so a buffer sized for every ring at once
+        # costs only what drains really use (a bytearray would zero all of it up
+        # front: 8 MB for 1024-page rings on 2 CPUs, ~4 ms).  Private, not
+        # mmap's default shared: a first write to a shared page costs ~2.4 us
+        # on the test VM, to a private one ~1.6 us.
+        self.mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.ptr = ffi.from_buffer("char[]", self.mem)
+        #: Read-only numpy arrays over the whole buffer, by dtype: a batch's array
+        #: is a slice of one (~0.5 us), numpy's frombuffer costs ~4 us a call
+        #: (measured on the test VM, right after a poll).
+        self.arrays: dict[Any, Any] = {}
+        #: References to mem while nobody else holds it (as counted in held()).
+        self.free_refs = sys.getrefcount(self.mem)
+
+    def held(self) -> bool:
+        """Whether something besides this object references the buffer: a batch,
+        a view of its bytes, or an array on it (arrays slicing ours count too)."""
+        arrays = self.arrays
+        if sys.getrefcount(self.mem) > self.free_refs + len(arrays):  # + 1 per array of ours
+            return True
+        for a in arrays.values():
+            if sys.getrefcount(a) > _ARRAY_FREE_REFS:
+                return True
+        return False
+
+    def array(self, dtype: Any, count: int) -> Any:
+        """The first ``count`` items of ``dtype`` in the buffer, read-only, without a copy."""
+        full = self.arrays.get(dtype)
+        if full is None:
+            import numpy
+
+            full = numpy.frombuffer(memoryview(self.mem).toreadonly(), dtype=dtype,
+                                    count=len(self.mem) // dtype.itemsize)
+            self.arrays[dtype] = full
+        return full[:count]
+
+
+#: References to one of PooledBuffer.arrays in held()'s loop: the dict's, the loop
+#: variable's and getrefcount's argument.
+_ARRAY_FREE_REFS = 3
+
+
 class DrainBuffer:
     """The output side of a drain: a pooled data buffer, per-record sizes and the
     ``struct btfgen_drain_out`` the C drains fill (shared by perf and BPF rings).
@@ -77,49 +127,27 @@ class DrainBuffer:
         self.capacity = capacity
         #: Records one drain may copy at most (the sizes array's length).
         self.max_records = max_records = capacity // min_record
-        self._pool: list[mmap.mmap] = []
-        self._ptrs: list[Any] = []
-        self._new_data_buffer()
+        # A few buffers are pooled so a caller keeping the last batch does not
+        # cost a fresh one (and its page faults) per drain.
+        self._pool: list[PooledBuffer] = []
         self._sizes = ffi.new("uint32_t[]", max_records)
         self._counts = ffi.new("uint32_t[]", max(ring_count, 1))
         self._lost = ffi.new("uint64_t[]", max(ring_count, 1))
         out = ffi.new("struct btfgen_drain_out *")
-        out.data = self._data
         out.data_size = capacity
         out.sizes = self._sizes
         out.max_records = max_records
         out.ring_counts = self._counts
         out.ring_lost = self._lost
         self.out = out
-
-    def _new_data_buffer(self) -> None:
-        # Writable buffers, so batches can view them without a copy (see view());
-        # a few are pooled so a caller keeping the last batch does not cost a
-        # fresh one (and its page faults) per drain.
-        buf = self._alloc()
-        self._pool.append(buf)
-        self._ptrs.append(self._ffi.from_buffer("char[]", buf))
-        del buf
-        #: References to a pooled buffer nobody else holds (as counted by _refs).
-        self._free_refs = self._refs(len(self._pool) - 1)
-        self._use(len(self._pool) - 1)
-
-    def _alloc(self) -> mmap.mmap:
-        # Anonymous memory, not a bytearray: its pages are zero-filled by the
-        # kernel when first written, so a buffer sized for every ring at once
-        # costs only what drains really use (a bytearray would zero all of it
-        # up front: 8 MB for 1024-page rings on 2 CPUs, ~4 ms).
-        return mmap.mmap(-1, self.capacity)
-
-    def _refs(self, i: int) -> int:
-        return sys.getrefcount(self._pool[i])
+        self._pool.append(PooledBuffer(ffi, capacity))
+        self._use(0)
 
     def _use(self, i: int) -> None:
         self._cur = i
-        self._buf = self._pool[i]
-        self._data = self._ptrs[i]
-        if hasattr(self, "out"):
-            self.out.data = self._data
+        #: The buffer the next drain writes into (and the last one wrote).
+        self.current = self._pool[i]
+        self.out.data = self.current.ptr
 
     def drain(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
         """Wait (GIL released) unless ``timeout_ms`` is 0, then drain at most
@@ -129,7 +157,7 @@ class DrainBuffer:
         A buffer is reused only while nothing references it: once a view of the
         last drain (see :meth:`view`; or a numpy array on it) is alive, the next
         drain writes into another."""
-        if sys.getrefcount(self._buf) > self._free_refs + 1:  # + 1: self._buf
+        if self.current.held():
             self._switch_buffer()
         return self._poll(timeout_ms, stride, limit)
 
@@ -139,23 +167,18 @@ class DrainBuffer:
 
     def view(self, used: int) -> memoryview:
         """The first ``used`` bytes the last drain wrote, without a copy (read-only)."""
-        return memoryview(self._buf).toreadonly()[:used]
+        return memoryview(self.current.mem).toreadonly()[:used]
 
     def _switch_buffer(self) -> None:
         """Move to a pooled buffer nobody references, or to a fresh one."""
-        for i in range(len(self._pool)):
-            if i != self._cur and self._refs(i) <= self._free_refs:
+        for i, buf in enumerate(self._pool):
+            if i != self._cur and not buf.held():
                 self._use(i)
                 return
-        if len(self._pool) < _POOL:
-            self._new_data_buffer()
-        else:  # every pooled buffer is held: a fresh one, not pooled
-            self._pool.append(self._alloc())
-            self._ptrs.append(self._ffi.from_buffer("char[]", self._pool[-1]))
-            self._use(len(self._pool) - 1)
+        self._pool.append(PooledBuffer(self._ffi, self.capacity))
+        if len(self._pool) > _POOL:  # every pooled buffer is held: forget the oldest
             self._pool.pop(0)
-            self._ptrs.pop(0)
-            self._cur -= 1
+        self._use(len(self._pool) - 1)
 
     def sizes(self) -> list[int]:
         """Raw sample size of each record of the last drain."""
