@@ -211,7 +211,10 @@ class _Reader(Generic[R]):
         """One drain (see :meth:`DrainBuffer.drain`), its losses and records
         counted; the record count.  A -errno is raised, except EINTR (0 records:
         the C side drains on EINTR anyway; this is for safety)."""
-        n = rings.drain(timeout_ms, stride, limit)
+        return self._drained(rings, rings.drain(timeout_ms, stride, limit))
+
+    def _drained(self, rings: _drain.DrainBuffer, n: int) -> int:
+        """Count a drain that returned ``n``, and its losses; the record count."""
         if n < 0:
             if n == _EINTR:
                 return 0
@@ -312,6 +315,12 @@ class _Reader(Generic[R]):
         samples are counted (``lost``, ``lost_callback``) as usual.  A consumer far
         behind does better with bounded batches that stay in the CPU's cache
         (50,000 records of 48 bytes are 2.4 MB, more than a core's L2 cache).
+
+        The batch views the drain buffer, which the next drain reuses only once
+        nothing holds the batch, its data or an array on it (otherwise it drains
+        into another).  Dropping each batch (``del batch, arr``) before reading
+        the next keeps one buffer in use, still in the cache: on the test VM,
+        ~3 ns less per 48-byte record for a consumer far behind.
         """
         codec = self._codec
         if self._payload or codec is None:
@@ -324,26 +333,35 @@ class _Reader(Generic[R]):
         native = self._native
         if native.ptr is None:
             raise ValueError(f"{type(self).__name__} is closed")
+        if max_records is None:
+            limit = 0
+        else:
+            limit = max_records if max_records < rings.max_records else rings.max_records
         native.hold()
         try:
-            batch = self._drain_batch(rings, codec, timeout_ms,
-                                      0 if max_records is None else min(max_records,
-                                                                        rings.max_records))
+            n = rings.drain(timeout_ms, self._size, limit)
+            out = rings.out
+            if n > 0 and not (out.lost or out.more or out.short_count):  # the usual case
+                self.received += n
+                return PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
+                                 None, rings.current)
+            batch = self._drain_batch(rings, codec, n, limit)
         finally:
             native.release()
         if self._error is not None:  # a lost_callback raised
             self._raise_pending()
         return batch
 
-    def _drain_batch(self, rings: _drain.DrainBuffer, codec: Codec[R], timeout_ms: int,
+    def _drain_batch(self, rings: _drain.DrainBuffer, codec: Codec[R], n: int,
                      limit: int) -> PerfBatch[R]:
-        """A batch: one drain of at most ``limit`` records, or (``limit`` 0) drains
-        until the rings are empty.  Its data is a view of the drain buffer when
-        one drain did it (then arrays slice the buffer's own), and it has every
-        sample's size when one was short."""
+        """A batch from a drain of at most ``limit`` records that returned ``n``
+        (any case but the usual one: see read_batch), and (``limit`` 0) further
+        drains until the rings are empty.  Its data is a view of the drain
+        buffer when one drain did it (then arrays slice the buffer's own), and
+        it has every sample's size when one was short."""
         stride = self._size
         out = rings.out
-        n = self._drain_once(rings, timeout_ms, stride, limit)
+        n = self._drained(rings, n)
         more = not limit and out.more and self._error is None  # lost_callback raised
         if not more:  # one drain did it (the usual case)
             if not n:
