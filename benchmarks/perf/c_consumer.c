@@ -99,15 +99,17 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_sig;
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	if (backlog) {  /* blocked before "ready": a drain signal may follow at once */
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigaddset(&set, SIGUSR2);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	printf("ready\n");
 	fflush(stdout);
 	if (backlog) {
 		double spent = 0;
 		int sig;
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigaddset(&set, SIGUSR2);
-		sigprocmask(SIG_BLOCK, &set, NULL);
 		while (sigwait(&set, &sig) == 0 && sig == SIGUSR1) {
 			c0 = cpu_s();
 			perf_buffer__consume(pb);

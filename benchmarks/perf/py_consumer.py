@@ -64,10 +64,11 @@ REGIME = ["live"]
 
 def run_loop(poll: Any, consume: Any) -> float:
     """Poll (live) or wait for drain signals (backlog); the CPU seconds to count."""
+    sigs = {signal.SIGUSR1, signal.SIGUSR2}
+    if REGIME[0] == "backlog":  # blocked before "ready": a drain signal may follow at once
+        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
     print("ready", flush=True)
     if REGIME[0] == "backlog":
-        sigs = {signal.SIGUSR1, signal.SIGUSR2}
-        signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
         spent = 0.0
         while signal.sigwait(sigs) == signal.SIGUSR1:
             t = time.process_time()

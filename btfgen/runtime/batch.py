@@ -21,6 +21,8 @@ from btfgen.runtime.codec import Codec, RecordCodec
 
 R = TypeVar("R")
 
+__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
+
 
 class ArraySource(Protocol):
     """Where a batch's records live, able to view them as a numpy array (a drain
@@ -29,8 +31,6 @@ class ArraySource(Protocol):
     def array(self, dtype: Any, count: int) -> Any:
         """The first ``count`` items of ``dtype``, read-only, without a copy."""
         ...
-
-__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
 
 
 @dataclass(frozen=True)

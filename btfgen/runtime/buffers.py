@@ -363,7 +363,7 @@ class _Reader(Generic[R]):
         out = rings.out
         n = self._drained(rings, n)
         more = not limit and out.more and self._error is None  # lost_callback raised
-        if not more:  # one drain did it (the usual case)
+        if not more:  # one drain did it
             if not n:
                 return PerfBatch(b"", codec, [])
             return PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
