@@ -232,7 +232,7 @@ class PerfBatch(Generic[R]):
             dtype = _codec_dtypes.get(self.codec)
             if dtype is None:
                 dtype = _codec_dtypes[self.codec] = record_dtype(self.codec)
-        count = len(self.data) // self.stride if self.stride else 0
+        count = len(self)
         if self.source is not None and dtype.itemsize == self.stride:
             return self.source.array(dtype, count)
         return _np().frombuffer(self.data, dtype=dtype, count=count)

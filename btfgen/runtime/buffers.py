@@ -341,33 +341,29 @@ class _Reader(Generic[R]):
         try:
             n = rings.drain(timeout_ms, self._size, limit)
             out = rings.out
-            if n > 0 and not (out.lost or out.more or out.short_count):  # the usual case
+            if n < 0 or out.lost:  # an error to raise, or losses to count and report
+                n = self._drained(rings, n)
+            else:
                 self.received += n
-                return PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
-                                 None, rings.current)
-            batch = self._drain_batch(rings, codec, n, limit)
+            if not n:
+                batch: PerfBatch[R] = PerfBatch(b"", codec, [])
+            elif limit or not out.more or self._error is not None:  # one drain did it
+                batch = PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
+                                  rings.sizes() if out.short_count else None, rings.current)
+            else:  # unbounded, and the drain buffer filled up
+                batch = self._drain_until_empty(rings, codec, n)
         finally:
             native.release()
         if self._error is not None:  # a lost_callback raised
             self._raise_pending()
         return batch
 
-    def _drain_batch(self, rings: _drain.DrainBuffer, codec: Codec[R], n: int,
-                     limit: int) -> PerfBatch[R]:
-        """A batch from a drain of at most ``limit`` records that returned ``n``
-        (any case but the usual one: see read_batch), and (``limit`` 0) further
-        drains until the rings are empty.  Its data is a view of the drain
-        buffer when one drain did it (then arrays slice the buffer's own), and
-        it has every sample's size when one was short."""
-        stride = self._size
+    def _drain_until_empty(self, rings: _drain.DrainBuffer, codec: Codec[R],
+                           n: int) -> PerfBatch[R]:
+        """The batch of a drain of ``n`` records that filled the drain buffer, and
+        of further drains until the rings are empty, joined in one buffer; it has
+        every sample's size when one was short."""
         out = rings.out
-        n = self._drained(rings, n)
-        more = not limit and out.more and self._error is None  # lost_callback raised
-        if not more:  # one drain did it
-            if not n:
-                return PerfBatch(b"", codec, [])
-            return PerfBatch(rings.view(out.used), codec, self._segments(rings, out, n),
-                             rings.sizes() if out.short_count else None, rings.current)
         parts: list[memoryview] = []
         segments: list[tuple[Any, int]] = []
         drain_sizes: list[list[int]] = []
@@ -378,12 +374,11 @@ class _Reader(Generic[R]):
                 short = short or bool(out.short_count)
                 drain_sizes.append(rings.sizes())
                 parts.append(rings.view(out.used))
-            if not more:
+            if not out.more or self._error is not None:  # a lost_callback raised
                 break
-            n = self._drain_once(rings, 0, stride, limit)
-            more = out.more and self._error is None
+            n = self._drain_once(rings, 0, self._size, 0)
         sizes = [size for part in drain_sizes for size in part] if short else None
-        return PerfBatch(b"".join(parts), codec, segments, sizes)  # one buffer
+        return PerfBatch(b"".join(parts), codec, segments, sizes)
 
     def _read_batch_fallback(self, codec: Codec[R], timeout_ms: int, stride: int,
                              max_records: int | None) -> PerfBatch[R]:

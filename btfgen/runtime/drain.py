@@ -127,9 +127,6 @@ class DrainBuffer:
         self.capacity = capacity
         #: Records one drain may copy at most (the sizes array's length).
         self.max_records = max_records = capacity // min_record
-        # A few buffers are pooled so a caller keeping the last batch does not
-        # cost a fresh one (and its page faults) per drain.
-        self._pool: list[PooledBuffer] = []
         self._sizes = ffi.new("uint32_t[]", max_records)
         self._counts = ffi.new("uint32_t[]", max(ring_count, 1))
         self._lost = ffi.new("uint64_t[]", max(ring_count, 1))
@@ -140,14 +137,15 @@ class DrainBuffer:
         out.ring_counts = self._counts
         out.ring_lost = self._lost
         self.out = out
-        self._pool.append(PooledBuffer(ffi, capacity))
-        self._use(0)
+        # A few buffers are pooled so a caller keeping the last batch does not
+        # cost a fresh one (and its page faults) per drain.
+        self._pool = [PooledBuffer(ffi, capacity)]
+        self._use(self._pool[0])
 
-    def _use(self, i: int) -> None:
-        self._cur = i
+    def _use(self, buf: PooledBuffer) -> None:
         #: The buffer the next drain writes into (and the last one wrote).
-        self.current = self._pool[i]
-        self.out.data = self.current.ptr
+        self.current = buf
+        self.out.data = buf.ptr
 
     def drain(self, timeout_ms: int, stride: int, limit: int = 0) -> int:
         """Wait (GIL released) unless ``timeout_ms`` is 0, then drain at most
@@ -171,14 +169,15 @@ class DrainBuffer:
 
     def _switch_buffer(self) -> None:
         """Move to a pooled buffer nobody references, or to a fresh one."""
-        for i, buf in enumerate(self._pool):
-            if i != self._cur and not buf.held():
-                self._use(i)
+        for buf in self._pool:
+            if buf is not self.current and not buf.held():
+                self._use(buf)
                 return
-        self._pool.append(PooledBuffer(self._ffi, self.capacity))
+        buf = PooledBuffer(self._ffi, self.capacity)
+        self._pool.append(buf)
         if len(self._pool) > _POOL:  # every pooled buffer is held: forget the oldest
             self._pool.pop(0)
-        self._use(len(self._pool) - 1)
+        self._use(buf)
 
     def sizes(self) -> list[int]:
         """Raw sample size of each record of the last drain."""
@@ -195,7 +194,6 @@ class DrainBuffer:
             for i in range(self.count):
                 self._lost[i] = 0
         return lost
-
 
 
 class RingSet(DrainBuffer):
