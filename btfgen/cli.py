@@ -15,7 +15,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
-from btfgen import __version__
 from btfgen.errors import BtfgenError
 
 
@@ -127,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`btfgen COMMAND --help` shows each command's options and examples.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"btfgen {__version__}")
+    p.add_argument("--version", action=_VersionAction, nargs=0,
+                   help="show btfgen's version, its compiled parts and libbpf, and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser(
@@ -175,7 +175,32 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(c)
     c.add_argument("-o", "--output", required=True, help="the committed module to check")
     c.set_defaults(func=_cmd_check)
+
+    dr = sub.add_parser(
+        "doctor", help="what this installation and machine have (for bug reports)",
+        description="Report btfgen's version and compiled parts, libbpf's version and path,"
+        " kernel BTF, tracefs, this process's privileges, and the clang, llvm-strip and"
+        " bpftool a build would use.  Always exits 0.",
+    )
+    dr.set_defaults(func=_cmd_doctor, file="doctor")
     return p
+
+
+def _cmd_doctor(args: argparse.Namespace) -> str:
+    from btfgen.doctor import doctor_report
+
+    return doctor_report()
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it loads libbpf)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from btfgen.doctor import version_report
+
+        _write((version_report(),))
+        parser.exit()
 
 
 EXIT_BUG = 70  # EX_SOFTWARE

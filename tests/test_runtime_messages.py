@@ -10,15 +10,14 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import ROOT, compile_bpf, run_btfgen
+from conftest import compile_bpf, run_btfgen
 from gen_util import load
+from unprivileged import NOBODY, nobody_site, run_as_nobody
 
 from btfgen.runtime.errors import _add_note
 
@@ -118,29 +117,6 @@ def test_further_callback_exceptions_are_counted_on_every_python() -> None:
 
 # -- a least-privilege user: CAP_BPF + CAP_PERFMON, not root --------------------------------
 
-NOBODY = 65534
-CAPS = "-all,+bpf,+perfmon"
-SETPRIV = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-           f"--inh-caps={CAPS}", f"--ambient-caps={CAPS}", f"--bounding-set={CAPS}"]
-
-
-def _nobody_can_run(python: str) -> tuple[int, int] | None:
-    r = subprocess.run([*SETPRIV, python, "-c", "import sys; print(*sys.version_info[:2])"],
-                       capture_output=True, text=True)
-    return (int(r.stdout.split()[0]), int(r.stdout.split()[1])) if r.returncode == 0 else None
-
-
-@pytest.fixture
-def world_readable_dir() -> Iterator[Path]:
-    # pytest's tmp_path lives under a mode 0700 folder of root's
-    d = Path(tempfile.mkdtemp(prefix=f"btfgen-nobody-{os.getpid()}-"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d)
-
-
 ATTACH_SCRIPT = """
 import json, os, globs_skel
 from btfgen.runtime import TracefsError
@@ -159,33 +135,14 @@ print(json.dumps(out))
 
 @pytest.mark.live
 def test_unreadable_tracefs_is_reported_as_such_to_a_capable_non_root_user(
-        skel_dir: Path, world_readable_dir: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv (util-linux) to drop to an unprivileged uid")
+        skel_dir: Path) -> None:
     tracefs = Path("/sys/kernel/tracing")
     mode = stat.S_IMODE(tracefs.stat().st_mode)
     if mode & 0o005 == 0o005:
         pytest.skip(f"{tracefs} is mode {mode:04o} here: readable by everyone, nothing to report")
-    # an interpreter outside root's home (pyenv's are under /root, mode 0700)
-    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
-                   if os.path.exists(p) and _nobody_can_run(p)), None)
-    if python is None:
-        pytest.skip("no Python interpreter an unprivileged uid may run")
-    major, minor = _nobody_can_run(python) or (0, 0)
-    site = world_readable_dir
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", site, "--no-deps",
-                    "--only-binary=:all:", "--python-version", f"{major}.{minor}",
-                    "--implementation", "cp", "cffi", "pycparser"], check=True,
-                   capture_output=True)
-    shutil.copytree(ROOT / "btfgen", site / "btfgen",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    shutil.copy(skel_dir / "globs_skel.py", site)
-    for path in site.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    r = subprocess.run([*SETPRIV, python, "-X", "faulthandler", "-c", ATTACH_SCRIPT],
-                       cwd=site, capture_output=True, text=True,
-                       env={"PATH": os.environ["PATH"], "PYTHONPATH": str(site),
-                            "PYTHONDONTWRITEBYTECODE": "1"})
+    with nobody_site() as (python, site):
+        shutil.copy(skel_dir / "globs_skel.py", site)
+        r = run_as_nobody(python, site, ["-c", ATTACH_SCRIPT])
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["uid"] == NOBODY and out["loaded"] and "attached" not in out
