@@ -10,7 +10,7 @@ APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h
               python3-config
 
 .PHONY: all setup system-deps venv demo test test-full test-versions bench bench-deps lint \
-        examples clean
+        examples clean wheel sample-wheel
 
 # The full suite runs on .venv's Python (3.11 here); a quick tier runs on each of PYTHONS,
 # each in its own .venv-X.Y (kept between runs).  A missing interpreter fails `make test`
@@ -86,6 +86,21 @@ test-versions: system-deps $(foreach v,$(PYTHONS),.venv-$(v)/.installed)
 	done; \
 	printf "== quick tier (generation, decoding, messages, live perf + ring buffer):$$summary\n"; \
 	exit $$status
+
+# Wheels the way a user builds them, with any python3 that has pip (no .venv needed):
+# btfgen's own into $(WHEELS), then the sample project, whose build (isolated, as pip does
+# it) finds btfgen there.  Install the result with:
+#   pip install --find-links dist dist/probe_tool-*.whl
+BUILD_PYTHON ?= python3
+WHEELS       ?= dist
+
+wheel:
+	$(BUILD_PYTHON) -m pip wheel -q --no-deps -w $(WHEELS) .
+
+sample-wheel: system-deps wheel
+	$(BUILD_PYTHON) -m pip wheel -q --no-deps --find-links $(WHEELS) -w $(WHEELS) \
+	  examples/sample_project
+	@ls $(WHEELS)/probe_tool-*.whl
 
 # bcc (the reference of benchmarks/bench_perf.py) needs python3-bpfcc and kernel headers;
 # without them the benchmark runs and says bcc is unavailable.
