@@ -25,7 +25,8 @@ def _run(cmd: list[str | Path], cwd: Path | None = None,
          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     r = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True,
                        env={**os.environ, **(env or {})})
-    assert r.returncode == 0, f"{cmd} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, \
+        f"{cmd} exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r
 
 
