@@ -11,11 +11,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
-import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
 
 from btfgen import __version__
 
@@ -28,20 +26,9 @@ COMPILED_PARTS = {
     "btfgen._btf_decode": "BTF is decoded in Python (vmlinux ~4x slower)",
 }
 
-VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-
 #: Capabilities that matter for BPF (bit -> name).
 _CAPS = {1: "CAP_DAC_OVERRIDE", 2: "CAP_DAC_READ_SEARCH", 12: "CAP_NET_ADMIN",
          21: "CAP_SYS_ADMIN", 24: "CAP_SYS_RESOURCE", 38: "CAP_PERFMON", 39: "CAP_BPF"}
-
-#: The tools a build uses: (label, environment override, names to look for).
-_TOOLS = (
-    ("clang", "BTFGEN_CLANG", ["clang"]),
-    ("llvm-strip", "BTFGEN_LLVM_STRIP",
-     ["llvm-strip", *(f"llvm-strip-{v}" for v in range(30, 10, -1))]),
-    ("bpftool", "BTFGEN_BPFTOOL", ["bpftool"]),
-)
-
 
 def compiled_parts() -> list[str]:
     """One line per optional compiled part: built (where) or not (and what that costs)."""
@@ -87,6 +74,8 @@ def _mapped_path(stem: str) -> str | None:
 
 def kernel_btf_line() -> str:
     """Whether the running kernel exposes its BTF (CO-RE and vmlinux.h need it)."""
+    from btfgen.project.clang import VMLINUX_BTF
+
     try:
         size = os.path.getsize(VMLINUX_BTF)
     except OSError as e:
@@ -134,12 +123,13 @@ def capabilities_line() -> str:
     return f"uid {os.geteuid()}, effective {' '.join(order) or 'none'}: {verdict}"
 
 
-def tool_line(env: str, names: Sequence[str]) -> str:
+def tool_line(label: str) -> str:
     """The tool's path and the first line of its ``--version``, or how to get it."""
-    chosen = os.environ.get(env)
-    path = next((p for p in map(shutil.which, [chosen] if chosen else names) if p), None)
+    from btfgen.project.clang import TOOLS, find_tool
+
+    path, wanted = find_tool(label)
     if path is None:
-        return f"not found ({chosen or names[0]}; set {env} to use another)"
+        return f"not found ({wanted}; set {TOOLS[label][0]} to use another)"
     try:
         r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
                            errors="replace")
@@ -166,6 +156,8 @@ def version_report() -> str:
 
 def doctor_report() -> str:
     """``btfgen doctor``: everything of :func:`version_report`, and the machine."""
+    from btfgen.project.clang import TOOLS
+
     rows = [("btfgen", _install_line())]
     rows += [("compiled", line) for line in compiled_parts()]
     rows += [("libbpf", libbpf_line()),
@@ -173,6 +165,6 @@ def doctor_report() -> str:
              ("kernel BTF", kernel_btf_line()),
              ("tracefs", tracefs_line()),
              ("privileges", capabilities_line())]
-    rows += [(label, tool_line(env, names)) for label, env, names in _TOOLS]
+    rows += [(label, tool_line(label)) for label in TOOLS]
     width = max(len(label) for label, _ in rows)
     return "".join(f"{label + ':':<{width + 1}} {text}\n" for label, text in rows)
