@@ -183,7 +183,32 @@ def build_parser() -> argparse.ArgumentParser:
         " bpftool a build would use.  Always exits 0.",
     )
     dr.set_defaults(func=_cmd_doctor, file="doctor")
+
+    b = sub.add_parser(
+        "build", help="recompile and regenerate [tool.btfgen] modules in place (editable installs)",
+        description="In the folder of a project's pyproject.toml: compile each"
+        " [[tool.btfgen.skeletons]] source and regenerate its module where an editable"
+        " install (pip install -e .) imports it from, without reinstalling.  Prints each"
+        " module written; nothing is written unless every entry built.",
+    )
+    b.set_defaults(func=_cmd_build, file="pyproject.toml")
     return p
+
+
+def _cmd_build(args: argparse.Namespace) -> str:
+    from btfgen.project.inplace import build_in_place
+
+    try:
+        written = build_in_place()
+    except BtfgenError as e:
+        # a compiler's own messages as they are, then the one line
+        first, _, details = str(e).partition("\n")
+        if details:
+            print(details, file=sys.stderr)
+        short = type(e)(first)
+        short.path = e.path
+        raise short from None
+    return "".join(f"{module} (from {source})\n" for source, module in written)
 
 
 def _cmd_doctor(args: argparse.Namespace) -> str:
