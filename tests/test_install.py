@@ -121,3 +121,13 @@ def test_classifiers_list_exactly_the_pythons_make_test_runs() -> None:
     assert meta["requires-python"] == f">={tested[0]}"
     assert platform.system() == "Linux" and "Operating System :: POSIX :: Linux" \
         in meta["classifiers"]
+
+
+def test_make_test_says_which_python_is_missing_and_what_to_do() -> None:
+    r = subprocess.run(["make", "-s", "test-versions", "PYTHONS=3.99", "PYENV_ROOT=/nonexistent"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert ("make: Python 3.99 not found (in /nonexistent/versions/3.99.* or as python3.99 on"
+            ' PATH): install it (pyenv install 3.99) or leave it out: make test PYTHONS="..."'
+            in r.stderr.splitlines())
+    assert not (ROOT / ".venv-3.99").exists()
