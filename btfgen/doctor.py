@@ -142,15 +142,16 @@ def tool_line(label: str) -> str:
     return f"{first} ({path})"
 
 
-def _install_line() -> str:
+def _installed() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
-    return f"btfgen {__version__} ({here}), Python {platform.python_version()} ({sys.executable})"
+    return f"installed in {here}, Python {platform.python_version()} ({sys.executable})"
 
 
 def version_report() -> str:
-    """``btfgen --version``: the version, the compiled parts and the libbpf in use."""
-    lines = [_install_line(), *(f"  {line}" for line in compiled_parts()),
-             f"  libbpf: {libbpf_line()}"]
+    """``btfgen --version``: ``btfgen X.Y.Z`` (the line scripts read), then where it is
+    installed, its compiled parts and the libbpf in use."""
+    lines = [f"btfgen {__version__}", f"  {_installed()}",
+             *(f"  {line}" for line in compiled_parts()), f"  libbpf: {libbpf_line()}"]
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +159,7 @@ def doctor_report() -> str:
     """``btfgen doctor``: everything of :func:`version_report`, and the machine."""
     from btfgen.project.clang import TOOLS
 
-    rows = [("btfgen", _install_line())]
+    rows = [("btfgen", f"{__version__}, {_installed()}")]
     rows += [("compiled", line) for line in compiled_parts()]
     rows += [("libbpf", libbpf_line()),
              ("kernel", f"{platform.release()} ({platform.machine()})"),

@@ -20,8 +20,8 @@ from unprivileged import NOBODY, nobody_site, run_as_nobody
 from btfgen import __version__
 from btfgen.doctor import COMPILED_PARTS
 
-INSTALL_LINE = (f"btfgen {__version__} ({ROOT / 'btfgen'}), Python {platform.python_version()}"
-                f" ({sys.executable})")
+INSTALLED = (f"installed in {ROOT / 'btfgen'}, Python {platform.python_version()}"
+             f" ({sys.executable})")
 
 
 def _system_libbpf() -> tuple[str, str]:
@@ -54,10 +54,10 @@ def test_version_reports_compiled_parts_and_the_libbpf_in_use() -> None:
     r = run_btfgen("--version", check=True)
     version, path = _system_libbpf()
     lines = r.stdout.splitlines()
-    assert lines[0] == INSTALL_LINE
-    assert [ln.strip() for ln in lines[1:4]] == _compiled_lines()
-    assert lines[4] == f"  libbpf: {version} ({path})"
-    assert len(lines) == 5 and r.stderr == ""
+    assert lines[:2] == [f"btfgen {__version__}", f"  {INSTALLED}"]
+    assert [ln.strip() for ln in lines[2:5]] == _compiled_lines()
+    assert lines[5] == f"  libbpf: {version} ({path})"
+    assert len(lines) == 6 and r.stderr == ""
 
 
 def test_doctor_reports_this_machine() -> None:
@@ -65,7 +65,7 @@ def test_doctor_reports_this_machine() -> None:
     rows = [tuple(part.strip() for part in line.split(":", 1)) for line in r.stdout.splitlines()]
     report = dict(rows)
     version, path = _system_libbpf()
-    assert report["btfgen"] == INSTALL_LINE
+    assert report["btfgen"] == f"{__version__}, {INSTALLED}"
     assert [text for label, text in rows if label == "compiled"] == _compiled_lines()
     assert report["libbpf"] == f"{version} ({path})"
     assert report["kernel"] == f"{platform.release()} ({platform.machine()})"
