@@ -56,7 +56,9 @@ def libbpf_line() -> str:
         lib()
     except LibbpfMissingError as e:
         return f"unusable -- {e}"
-    return f"{version().lstrip('v')} ({_mapped_path('libbpf') or 'path unknown'})"
+    chosen = os.environ.get("BTFGEN_LIBBPF")
+    path = os.path.realpath(chosen) if chosen and "/" in chosen else _mapped_path("libbpf")
+    return f"{version().lstrip('v')} ({path or 'path unknown'})"
 
 
 def _mapped_path(stem: str) -> str | None:

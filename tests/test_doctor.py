@@ -129,3 +129,13 @@ def test_doctor_as_a_least_privilege_user(nobody: tuple[str, Path], caps: str,
         " Python's headers (e.g. apt install gcc python3-dev)",
         "_btf_decode: not built -- BTF is decoded in Python (vmlinux ~4x slower); reinstall"
         " with a C compiler and Python's headers (e.g. apt install gcc python3-dev)"]
+
+
+def test_version_names_the_libbpf_chosen_by_btfgen_libbpf(tmp_path: Path) -> None:
+    version, system = _system_libbpf()
+    copy = tmp_path / "libbpf-copy.so"
+    shutil.copy(system, copy)
+    r = subprocess.run([sys.executable, "-m", "btfgen", "--version"], capture_output=True,
+                       text=True, env={**os.environ, "BTFGEN_LIBBPF": str(copy)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == f"  libbpf: {version} ({copy})"
