@@ -197,6 +197,27 @@ int on_task(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+SEC("tp/syscalls/sys_enter_getppid")
+int auto_tp(void *ctx)
+{
+	if (ours())
+		emit(7, 0, 0);
+	return 0;
+}
+
+SEC("sk_lookup")
+int on_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	return SK_PASS;
+}
+
+/* Last: its auto-attach fails (no such binary), for skel.attach()'s rollback. */
+SEC("uprobe//nonexistent/btfgen-test:func")
+int auto_fail(void *ctx)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";
 """
 
@@ -266,7 +287,8 @@ class TaskRec:
 def build_attach_module(out: Path) -> ModuleType:
     """Compile ATTACH_SRC, generate ``attach_skel`` into ``out`` and import it."""
     obj = compile_bpf(ATTACH_SRC, out / "attach.bpf.o", cflags=CFLAGS)
-    run_btfgen("gen", obj, "-o", out / "attach_skel.py", check=True)
+    run_btfgen("gen", obj, "-o", out / "attach_skel.py", "--type", "struct task_rec",
+               check=True)
     sys.path.insert(0, str(out))
     import importlib
     return importlib.import_module("attach_skel")
@@ -299,6 +321,7 @@ def open_skel(mod: ModuleType, **rodata: int) -> Any:
     skel = mod.AttachSkel.open()
     try:
         skel.rodata.target_tgid = rodata.get("target_tgid", os.getpid())
+        skel.progs.auto_fail.autoattach = False
         load_or_skip(skel.load)
     except BaseException:
         skel.destroy()
