@@ -305,14 +305,23 @@ def build_target(out: Path) -> Path:
     return exe
 
 
-@pytest.fixture(scope="session")
-def attach_mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return build_attach_module(tmp_path_factory.mktemp("attach"))
+_built: dict[str, Any] = {}
 
 
-@pytest.fixture(scope="session")
-def target_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_target(tmp_path_factory.mktemp("target"))
+def attach_module(factory: pytest.TempPathFactory) -> ModuleType:
+    """The generated ``attach_skel`` module, built once per session."""
+    if "mod" not in _built:
+        _built["mod"] = build_attach_module(factory.mktemp("attach"))
+    mod: ModuleType = _built["mod"]
+    return mod
+
+
+def target_binary(factory: pytest.TempPathFactory) -> Path:
+    """The uprobe/USDT target, built once per session."""
+    if "exe" not in _built:
+        _built["exe"] = build_target(factory.mktemp("target"))
+    exe: Path = _built["exe"]
+    return exe
 
 
 def open_skel(mod: ModuleType, **rodata: int) -> Any:

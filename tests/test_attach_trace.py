@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import attach_mod, drain, open_skel, target_exe  # noqa: F401 - fixtures
+from attach_progs import attach_module, drain, open_skel, target_binary
 from conftest import compile_bpf
 
 from btfgen.runtime import BpfError, Link
@@ -29,6 +29,16 @@ from btfgen.runtime.system import kprobes_available
 pytestmark = pytest.mark.live
 PID = os.getpid()
 NR_GETPPID = {"x86_64": 110, "aarch64": 173}[platform.machine()]
+
+
+@pytest.fixture(scope="session")
+def attach_mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    return attach_module(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def target_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return target_binary(tmp_path_factory)
 
 
 def records(skel: Any, mod: ModuleType) -> tuple[Any, list[Any]]:
