@@ -206,6 +206,7 @@ class Program:
 
     def attach(self) -> Link:
         """Attach as the section name says (``tp/...``, ``uprobe/...``); returns the link."""
+        self._core.check_loaded()
         if self.section in BARE_SECTIONS or self.section.startswith(MANUAL_PREFIXES):
             raise RuntimeBpfError(
                 f"program {self.name}: section {self.section!r} names no target libbpf can "
@@ -252,6 +253,7 @@ class Program:
     def attach_kprobe(self, func: str, *, offset: int = 0, retprobe: bool = False,
                       cookie: int = 0) -> Link:
         """kprobe (or kretprobe) on kernel function ``func`` + ``offset``."""
+        self._core.check_loaded()
         _require_kprobes(self.name)
         opts = ffi.new("struct bpf_kprobe_opts *")
         opts.sz = ffi.sizeof("struct bpf_kprobe_opts")
@@ -264,6 +266,7 @@ class Program:
 
     def attach_kprobe_multi(self, pattern: str, *, retprobe: bool = False) -> Link:
         """kprobe.multi on every kernel function matching the glob ``pattern``."""
+        self._core.check_loaded()
         _require_kprobes(self.name)
         opts = ffi.new("struct bpf_kprobe_multi_opts *")
         opts.sz = ffi.sizeof("struct bpf_kprobe_multi_opts")
