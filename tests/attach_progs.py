@@ -12,6 +12,8 @@ import platform
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -344,3 +346,44 @@ def drain(rb: Any, got: list[Any], want: int, tries: int = 50) -> None:
         if len(got) >= want:
             return
         rb.poll(20)
+
+
+def link_ids(fds: list[int]) -> set[int]:
+    """The kernel ids of the links behind ``fds`` (from /proc/self/fdinfo)."""
+    out = set()
+    for fd in fds:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            if line.startswith("link_id:"):
+                out.add(int(line.split()[1]))
+    return out
+
+
+@contextmanager
+def netns_veth(tag: str, addrs: Sequence[str] = ()) -> Iterator[tuple[str, str, str]]:
+    """A veth pair named after ``tag`` and this pid: ``here`` in this namespace, its
+    peer in a new network namespace; ``addrs`` = (here's CIDR, peer's CIDR) if given.
+    Skips the test when namespaces cannot be made."""
+    pid = os.getpid()
+    stem = f"bt{tag[0]}{pid % 100000}"  # interface names: 15 characters at most
+    ns, here, there = f"btfgen-{tag}-{pid}", stem + "a", stem + "b"
+
+    def ip(*args: str) -> None:
+        r = subprocess.run(["ip", *args], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+    try:
+        ip("netns", "add", ns)
+    except RuntimeError as e:
+        pytest.skip(f"cannot create a network namespace here: {e}")
+    try:
+        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
+        if addrs:
+            ip("addr", "add", addrs[0], "dev", here)
+            ip("-n", ns, "addr", "add", addrs[1], "dev", there)
+        ip("link", "set", here, "up")
+        ip("-n", ns, "link", "set", there, "up")
+        yield ns, here, there
+    finally:
+        subprocess.run(["ip", "link", "del", here], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import target_binary
+from attach_progs import netns_veth, target_binary
 from conftest import ROOT
 from runtime_zoo import load_or_skip
 
@@ -74,19 +74,8 @@ def test_uprobetrace_in_process_and_its_errors(examples: dict[str, ModuleType],
 
 @pytest.fixture
 def veth() -> Iterator[tuple[str, str, str]]:
-    ns, here, there = f"btfgen-tcs-{PID}", f"bts{PID % 100000}a", f"bts{PID % 100000}b"
-    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode:
-        pytest.skip("cannot create a network namespace here")
-    try:
-        for cmd in (["link", "add", here, "type", "veth", "peer", "name", there, "netns", ns],
-                    ["addr", "add", "10.252.0.2/24", "dev", here], ["link", "set", here, "up"],
-                    ["-n", ns, "addr", "add", "10.252.0.1/24", "dev", there],
-                    ["-n", ns, "link", "set", there, "up"]):
-            subprocess.run(["ip", *cmd], check=True, capture_output=True)
-        yield ns, here, there
-    finally:
-        subprocess.run(["ip", "link", "del", here], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    with netns_veth("sample", ("10.252.0.2/24", "10.252.0.1/24")) as names:
+        yield names
 
 
 def test_tcsample_both_directions(examples: dict[str, ModuleType],

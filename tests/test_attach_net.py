@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import attach_module, open_skel
+from attach_progs import attach_module, netns_veth, open_skel
 
 from btfgen.runtime import BpfError
 from btfgen.runtime.errors import RuntimeBpfError
@@ -34,28 +34,11 @@ def attach_mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     return attach_module(tmp_path_factory)
 
 
-def ip(*args: str) -> None:
-    r = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-
-
 @pytest.fixture
 def veth() -> Iterator[tuple[str, str, str]]:
     """``bta<pid>a`` here, its peer ``bta<pid>b`` in netns ``btfgen-attach-<pid>``."""
-    ns, here, there = f"btfgen-attach-{PID}", f"bta{PID % 100000}a", f"bta{PID % 100000}b"
-    try:
-        ip("netns", "add", ns)
-    except RuntimeError as e:
-        pytest.skip(f"cannot create a network namespace here: {e}")
-    try:
-        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
-        ip("link", "set", here, "up")
-        ip("-n", ns, "link", "set", there, "up")
-        yield ns, here, there
-    finally:
-        subprocess.run(["ip", "link", "del", here], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    with netns_veth("attach") as names:
+        yield names
 
 
 def frame(i: int, size: int) -> bytes:

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import attach_module, drain, open_skel, target_binary
+from attach_progs import attach_module, drain, link_ids, open_skel, target_binary
 from conftest import compile_bpf
 
 from btfgen.runtime import BpfError, Link
@@ -287,13 +287,13 @@ def test_link_pin_and_open_pinned(attach_mod: ModuleType) -> None:
         link = skel.progs.auto_tp.attach_tracepoint("syscalls", "sys_enter_getppid")
         link.pin(path)
         assert path.exists()
-        link_id = link_ids_of([link.fd])
+        link_id = link_ids([link.fd])
     finally:
         skel.destroy()
     try:
         assert link_id <= all_link_ids()  # pinned: still attached with the skeleton gone
         pinned = Link.open_pinned(path)
-        assert pinned.fd > 0 and link_ids_of([pinned.fd]) == link_id
+        assert pinned.fd > 0 and link_ids([pinned.fd]) == link_id
         with pytest.raises(RuntimeBpfError, match="program of link"):
             pinned.program  # noqa: B018
         pinned.unpin()
@@ -302,15 +302,6 @@ def test_link_pin_and_open_pinned(attach_mod: ModuleType) -> None:
         assert not link_id & all_link_ids()
     finally:
         path.unlink(missing_ok=True)
-
-
-def link_ids_of(fds: list[int]) -> set[int]:
-    out = set()
-    for fd in fds:
-        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
-            if line.startswith("link_id:"):
-                out.add(int(line.split()[1]))
-    return out
 
 
 def all_link_ids() -> set[int]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from attach_progs import attach_module, open_skel, target_binary
+from attach_progs import attach_module, link_ids, open_skel, target_binary
 from bpf_leaks import bpftool_ids
 from conftest import ROOT
 
@@ -146,15 +146,6 @@ def test_every_public_handle_after_destroy_raises(attach_mod: ModuleType,
         v.startswith("RuntimeBpfError: BPF object attach is closed") or
         (k == "link.pin" or k == "link.handle" or k == "link.read") and "destroyed" in v)}
     assert wrong == {}
-
-
-def link_ids(fds: list[int]) -> set[int]:
-    ids = set()
-    for fd in fds:
-        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
-            if line.startswith("link_id:"):
-                ids.add(int(line.split()[1]))
-    return ids
 
 
 def test_dropped_skeleton_detaches_when_its_last_reference_goes(attach_mod: ModuleType) -> None:
