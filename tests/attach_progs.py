@@ -199,6 +199,24 @@ int on_task(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+struct kernfs_node { __u64 id; } __attribute__((preserve_access_index));
+struct cgroup { struct kernfs_node *kn; } __attribute__((preserve_access_index));
+struct bpf_iter__cgroup { struct bpf_iter_meta *meta; struct cgroup *cgroup; }
+    __attribute__((preserve_access_index));
+
+SEC("iter/cgroup")
+int on_cgroup(struct bpf_iter__cgroup *ctx)
+{
+	struct cgroup *cg = ctx->cgroup;
+	__u64 id;
+
+	if (!cg)
+		return 0;
+	id = cg->kn->id;
+	bpf_seq_write(ctx->meta->seq, &id, sizeof(id));
+	return 0;
+}
+
 SEC("tp/syscalls/sys_enter_getppid")
 int auto_tp(void *ctx)
 {
@@ -332,7 +350,8 @@ def open_skel(mod: ModuleType, **rodata: int) -> Any:
     skel = mod.AttachSkel.open()
     try:
         skel.rodata.target_tgid = rodata.get("target_tgid", os.getpid())
-        skel.progs.auto_fail.autoattach = False
+        for name in ("auto_fail", "on_cgroup"):  # need a target
+            getattr(skel.progs, name).autoattach = False
         load_or_skip(skel.load)
     except BaseException:
         skel.destroy()

@@ -280,6 +280,87 @@ def test_task_iterator_read_and_records(attach_mod: ModuleType) -> None:
             it.read()
 
 
+MAP_ITER_SRC = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct bpf_iter_meta { struct seq_file *seq; __u64 session_id; __u64 seq_num; }
+    __attribute__((preserve_access_index));
+struct bpf_iter__bpf_map_elem { struct bpf_iter_meta *meta; struct bpf_map *map; void *key;
+                                void *value; } __attribute__((preserve_access_index));
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 8); __type(key, __u32);
+         __type(value, __u64); } arr SEC(".maps");
+
+SEC("iter/bpf_map_elem")
+int on_map_elem(struct bpf_iter__bpf_map_elem *ctx)
+{
+	__u32 *k = ctx->key;
+	__u64 *v = ctx->value;
+	__u64 r[2];
+
+	if (!k || !v)
+		return 0;
+	r[0] = *k;
+	r[1] = *v;
+	bpf_seq_write(ctx->meta->seq, r, sizeof(r));
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_map_iterator(tmp_path: Path) -> None:
+    from btfgen.runtime.bpfobj import LibbpfObject
+    from btfgen.runtime.codec import IntCodec
+    from btfgen.runtime.maps import ArrayMap
+    obj = compile_bpf(MAP_ITER_SRC, tmp_path / "mapiter.bpf.o").read_bytes()
+    o = LibbpfObject(obj, "mapiter")
+    try:
+        try:
+            o.load()
+        except BpfError as e:
+            if e.errno != errno.EPERM:
+                raise
+            pytest.skip(f"this kernel refuses map element iterators: {str(e).splitlines()[0]}")
+        handle = o.find_map("arr")
+        assert handle is not None
+        arr = ArrayMap(handle, IntCodec("<I"), IntCodec("<Q"))
+        arr[3] = 33
+        prog = o.programs["on_map_elem"]
+        data = prog.attach_iter(map=arr).read()
+        assert data == b"".join(k.to_bytes(8, "little") + (33 if k == 3 else 0).to_bytes(
+            8, "little") for k in range(8))
+        assert prog.attach_iter(map=arr.fd).read() == data
+        with pytest.raises(BpfError):  # a map iterator needs a map
+            prog.attach_iter()
+    finally:
+        o.close()
+
+
+def test_cgroup_iterator(attach_mod: ModuleType) -> None:
+    with open_skel(attach_mod) as skel:
+        cg = next(p for p in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+                  if os.path.exists(os.path.join(p, "cgroup.procs")))
+        mine = Path(cg) / f"btfgen-iter-{PID}"
+        mine.mkdir()
+        try:
+            (mine / "child").mkdir()
+            ino = mine.stat().st_ino.to_bytes(8, "little")  # a cgroup's id is its inode
+            child = (mine / "child").stat().st_ino.to_bytes(8, "little")
+            it = skel.progs.on_cgroup
+            assert it.attach_iter(cgroup=mine).read() == ino
+            assert it.attach_iter(cgroup=mine, order="descendants_pre").read() == ino + child
+            assert it.attach_iter(cgroup=mine, order="descendants_post").read() == child + ino
+            assert it.attach_iter(cgroup=int.from_bytes(child, "little")).read() == child
+            with pytest.raises(ValueError, match="order must be one of"):
+                it.attach_iter(cgroup=mine, order="sideways")
+            with pytest.raises(RuntimeBpfError, match="cannot open cgroup"):
+                skel.progs.on_cgroup.attach_iter(cgroup=mine / "missing")
+        finally:
+            (mine / "child").rmdir()
+            mine.rmdir()
+
+
 def test_link_pin_and_open_pinned(attach_mod: ModuleType) -> None:
     path = Path(f"/sys/fs/bpf/btfgen-test-{PID}-link")
     skel = open_skel(attach_mod)

@@ -213,7 +213,8 @@ class LibbpfObject:
         for line in e.log:
             m = re.match(r"libbpf: prog '(.+)': BPF program load failed", line)
             prog = self.programs.get(m.group(1)) if m else None
-            if prog is not None and prog.type in TRAMPOLINE_PROG_TYPES:
+            if (prog is not None and prog.type in TRAMPOLINE_PROG_TYPES
+                    and not prog.section.startswith("iter")):  # iterators need no trampoline
                 err = NotSupportedError(
                     f"program {prog.name} ({prog.section}): this kernel refuses fentry, fexit, "
                     f"fmod_ret, freplace and LSM programs ({os.strerror(e.errno)}); set its "

@@ -83,6 +83,9 @@ BARE_SECTIONS = frozenset({
 BPF_XDP = 37
 #: XDP attach modes (``attach_xdp(mode=...)``) -> XDP_FLAGS_*.
 XDP_MODES = {"skb": 2, "generic": 2, "drv": 4, "native": 4, "hw": 8, "offload": 8}
+#: cgroup iterator walks (``attach_iter(order=...)``) -> enum bpf_cgroup_iter_order.
+CGROUP_ITER_ORDERS = {"self": 1, "descendants_pre": 2, "descendants_post": 3,
+                      "ancestors_up": 4}
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
 
@@ -389,10 +392,12 @@ class Program:
         return self._add(DetachPart(detach), f"socket fd {fd}")
 
     def attach_iter(self, *, map: Any = None, pid: int | None = None,
-                    cgroup: str | os.PathLike[str] | int | None = None) -> Link:
+                    cgroup: str | os.PathLike[str] | int | None = None,
+                    order: str = "self") -> Link:
         """BPF iterator (``SEC("iter/...")``); ``map`` for map iterators (a map or fd),
-        ``pid`` to walk one process, ``cgroup`` (path or id) for cgroup iterators.
-        ``link.read()`` runs it."""
+        ``pid`` to walk one process, ``cgroup`` (path or id) for cgroup iterators,
+        walked in ``order``: ``"self"``, ``"descendants_pre"``, ``"descendants_post"``
+        or ``"ancestors_up"``.  ``link.read()`` runs it."""
         info = ffi.new("union bpf_iter_link_info *")
         keep: list[int] = []
         if map is not None:
@@ -400,6 +405,10 @@ class Program:
         if pid is not None:
             info.task.pid = pid
         if cgroup is not None:
+            if order not in CGROUP_ITER_ORDERS:
+                raise ValueError(f"attach_iter: order must be one of "
+                                 f"{', '.join(CGROUP_ITER_ORDERS)}, not {order!r}")
+            info.cgroup.order = CGROUP_ITER_ORDERS[order]
             if isinstance(cgroup, int):
                 info.cgroup.cgroup_id = cgroup
             else:
