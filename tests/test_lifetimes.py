@@ -227,3 +227,37 @@ def test_link_kept_by_the_user_stays_valid_until_the_skeleton_goes(attach_mod: M
         link.destroy()  # idempotent after the skeleton freed it
     finally:
         rx.close()
+
+
+RACE = """
+import threading
+from attach_skel import AttachSkel
+for _ in range(8):
+    skel = AttachSkel.open()
+    skel.progs.auto_fail.autoattach = False
+    skel.load()
+    links = [skel.progs.on_tp.attach_tracepoint("syscalls", f"sys_enter_{name}")
+             for name in ("getppid", "getpid", "gettid", "getuid", "geteuid", "getgid",
+                          "getegid", "sched_yield")]
+    links.append(skel.progs.on_perf.attach_perf_event(freq=100))
+    start = threading.Barrier(4)
+
+    def destroy_all():
+        start.wait()
+        for link in links:
+            link.destroy()
+        skel.destroy()
+
+    threads = [threading.Thread(target=destroy_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not any(link.alive for link in links) and skel.obj.closed
+print("ok")
+"""
+
+
+def test_concurrent_destroy_frees_each_thing_once(attach_mod: ModuleType) -> None:
+    r = run_script(RACE, attach_mod)
+    assert (r.returncode, r.stdout.strip()) == (0, "ok"), r.stderr[-3000:]
