@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import RuntimeBpfError
@@ -28,6 +28,8 @@ from btfgen.runtime.native import (
 )
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11+; annotations only (3.10 is supported)
+
     from btfgen.runtime.program import Program
 
 ffi.cdef("""
