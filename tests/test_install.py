@@ -131,3 +131,19 @@ def test_make_test_says_which_python_is_missing_and_what_to_do() -> None:
             ' PATH): install it (pyenv install 3.99) or leave it out: make test PYTHONS="..."'
             in r.stderr.splitlines())
     assert not (ROOT / ".venv-3.99").exists()
+
+
+def test_every_module_imports_on_this_python() -> None:
+    """The quick tier runs this on every supported Python: a 3.11-only import anywhere
+    (typing.Self, tomllib, ...) fails here first."""
+    import importlib
+    import pkgutil
+
+    import btfgen
+
+    # not the cffi build script (run by setup.py) nor __main__ (runs the CLI)
+    names = [m.name for m in pkgutil.walk_packages(btfgen.__path__, "btfgen.")
+             if not m.name.endswith(("_build", "__main__"))]
+    assert "btfgen.runtime.link" in names and "btfgen.project.plugin" in names
+    for name in names:
+        importlib.import_module(name)
