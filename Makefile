@@ -18,7 +18,8 @@ APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h
 # with what to do: `pyenv install X.Y`, or PYTHONS="..." to test fewer versions.
 PYTHONS    ?= 3.10 3.12 3.13
 PYENV_ROOT ?= $(HOME)/.pyenv
-# generation, decoding, the runtime's messages, one live perf and one live ring-buffer test
+# generation, decoding, the runtime's messages, every module imports, one live perf and one
+# live ring-buffer test
 QUICK_TESTS := tests/test_gen_records.py tests/test_gen_golden.py tests/test_btf_parse.py \
   tests/test_runtime_messages.py \
   tests/test_install.py::test_every_module_imports_on_this_python \
@@ -86,7 +87,7 @@ test-versions: system-deps $(foreach v,$(PYTHONS),.venv-$(v)/.installed)
 	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || status=1; \
 	  summary="$$summary\n  Python $$ver: $$(tail -n 1 .venv-$$v/last-test.log | tr -d '=')"; \
 	done; \
-	printf "== quick tier (generation, decoding, messages, live perf + ring buffer):$$summary\n"; \
+	printf "== quick tier (generation, decoding, messages, imports, live perf + ring buffer):$$summary\n"; \
 	exit $$status
 
 # Wheels the way a user builds them, with any python3 that has pip (no .venv needed):
