@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+import btfgen
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -60,6 +62,17 @@ def test_sample_project_builds_from_a_fresh_copy_with_one_command(made: Path,
     dist = made / "dist"
     (btfgen_wheel,) = dist.glob("btfgen-*.whl")
     (sample,) = dist.glob("probe_tool-*.whl")
+    # btfgen's metadata is ready for an index: long description, classifiers, URLs
+    with zipfile.ZipFile(btfgen_wheel) as z:
+        meta = z.read(f"btfgen-{btfgen.__version__}.dist-info/METADATA").decode()
+    headers, _, description = meta.partition("\n\n")
+    assert "Description-Content-Type: text/markdown" in headers.splitlines()
+    assert description.startswith("# btfgen\n") and "\n## Install\n" in description
+    assert "License-Expression: MIT" in headers.splitlines()
+    assert len([h for h in headers.splitlines() if h.startswith("Project-URL: ")]) == 3
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert [h.removeprefix("Classifier: ") for h in headers.splitlines()
+            if h.startswith("Classifier: ")] == project["classifiers"]
     # the sample embeds a BPF object built for this machine: tagged for it, not "any"
     assert sample.name == f"probe_tool-0.1.0-py3-none-{platform_tag()}.whl"
     with zipfile.ZipFile(sample) as z:
