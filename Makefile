@@ -73,7 +73,14 @@ examples: setup
 demo: setup examples
 	$(PY) examples/demo.py
 
-test: test-full test-versions
+# Both parts run whatever the first gave; the last line says how each ended.
+test: setup
+	@$(MAKE) --no-print-directory test-full; full=$$?; \
+	$(MAKE) --no-print-directory test-versions; versions=$$?; \
+	word() { [ $$1 = 0 ] && echo passed || echo FAILED; }; \
+	echo "== make test: full suite on $$($(PY) -c 'import platform; print(platform.python_version())')" \
+	     "$$(word $$full); quick tier on $(PYTHONS) $$(word $$versions)"; \
+	[ $$full = 0 ] && [ $$versions = 0 ]
 
 test-full: setup
 	$(PY) -m pytest -q tests
