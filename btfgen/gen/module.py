@@ -4,9 +4,8 @@ Data flows one way: :func:`btfgen.elf.reader.read_input` gives a
 :class:`~btfgen.elf.model.BpfObject`; :mod:`btfgen.gen.select` picks the
 roots; :class:`btfgen.gen.model.TypeRefs` turns them into classes;
 :mod:`btfgen.gen.record_code` and :mod:`btfgen.gen.cdef` write their code; the jinja2
-templates in ``btfgen/templates`` render the module.  When
-``btfgen.gen.skeleton`` exists and the input is an ELF object, its
-``build_skeleton_context(obj, refs)`` adds the skeleton class: the returned
+templates in ``btfgen/templates`` render the module.  For an ELF object,
+:func:`btfgen.gen.skeleton.build_skeleton_context` adds the skeleton class: the returned
 dict is available to ``skeleton.py.j2`` as template variables, and its
 optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
 ``exports`` (names for ``__all__``) keys are merged into the module's.
@@ -14,8 +13,6 @@ optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import sys
 from typing import Any
@@ -35,23 +32,15 @@ from btfgen.gen.model import (
     RecordClass,
     TypeRefs,
 )
-from btfgen.gen.naming import camel, doc_text, py_str
+from btfgen.gen.naming import camel, doc_text, py_str, stem_of
 from btfgen.gen.output import write_atomic
 from btfgen.gen.record_code import field_lines, format_literal, render_record
 from btfgen.gen.record_methods import record_methods, uses_factory
 from btfgen.gen.select import select_roots
+from btfgen.gen.skeleton import build_skeleton_context
 
-__all__ = ["generate_to_file", "generate_module", "render_module", "default_output", "stem_of",
+__all__ = ["generate_to_file", "generate_module", "render_module", "default_output",
            "GenerateError"]
-
-
-def stem_of(path: str) -> str:
-    """``probe.bpf.o`` -> ``probe``; ``x.o`` -> ``x``; ``vmlinux`` -> ``vmlinux``."""
-    base = os.path.basename(path)
-    for suffix in (".bpf.o", ".o"):
-        if base.endswith(suffix) and len(base) > len(suffix):
-            return base[: -len(suffix)]
-    return base
 
 
 def default_output(path: str, name: str | None = None) -> str:
@@ -80,12 +69,6 @@ def _environment() -> jinja2.Environment:
     env.filters["record_methods"] = record_methods
     env.globals["line_width"] = LINE_WIDTH
     return env
-
-
-def _skeleton_builder() -> Any:
-    if importlib.util.find_spec("btfgen.gen.skeleton") is None:
-        return None
-    return importlib.import_module("btfgen.gen.skeleton").build_skeleton_context
 
 
 def _sorted_imports(lines: list[str]) -> list[str]:
@@ -201,9 +184,8 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
         for root in roots[len(roots) - extra:]:
             refs.ensure(root.type_id, root.place)
         skeleton = None
-        build = _skeleton_builder() if obj.is_elf else None
-        if build is not None:
-            skeleton = build(obj, refs, events=event_types)
+        if event_types is not None and obj.is_elf:
+            skeleton = build_skeleton_context(obj, refs, event_types)
         return render_module(obj, refs, skeleton)
     except RecursionError:
         raise GenerateError("types nested too deeply") from None
