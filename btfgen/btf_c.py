@@ -42,14 +42,13 @@ BARE_KINDS = (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kin
 def find_c_type(btf: Btf, spec: str) -> BtfType | None:
     """The type ``spec`` names: ``struct x``, ``union x``, ``enum x`` (enum64 too)
     or a bare name (typedef first, then :data:`BARE_KINDS` in order); None if
-    there is none (a forward declaration does not count)."""
-    words = spec.split()
-    if len(words) == 2 and words[0] in KEYWORD_KINDS:
-        kinds, name = KEYWORD_KINDS[words[0]], words[1]
-    elif len(words) == 1:
-        kinds, name = BARE_KINDS, words[0]
+    there is none (a forward declaration does not count).  The name is taken
+    as it is after the first space: BTF names may hold anything."""
+    head, sep, rest = spec.partition(" ")
+    if sep and head in KEYWORD_KINDS:
+        kinds, name = KEYWORD_KINDS[head], rest  # names from BTF may hold spaces
     else:
-        return None
+        kinds, name = BARE_KINDS, spec
     for kind in kinds:
         found = btf.find(name, kind)
         if found:

@@ -335,7 +335,7 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
 
     for obj in corpus_objects:
         path = tmp_path / f"c_{obj.name.split('.')[0].replace('-', '_')}_skel.py"
-        path.write_text(generate_module(str(obj)))
+        path.write_text(generate_module(str(obj)).text)
         mod = import_module(path)
         skel_cls = next(v for k, v in vars(mod).items()
                         if k.endswith("Skel") and not k.startswith("_"))

@@ -61,7 +61,7 @@ def find_type(btf: Btf, spec: str) -> BtfType:
         return found
     head, _, name = spec.partition(" ")
     if head in KEYWORD_KINDS:
-        fwd = btf.find(name.strip(), Kind.FWD)
+        fwd = btf.find(name, Kind.FWD)
         what = "only a forward declaration" if fwd else "no such type"
         raise GenerateError(f"--type {spec!r}: {what} in the BTF")
     raise GenerateError(f"--type {spec!r}: no such type in the BTF (give 'struct NAME',"
