@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only from its own layer or lower ones:
 
-0. foundation: ``errors``, ``uapi``, ``version`` (and ``runtime.map_types``, numbers
+0. foundation: ``errors``, ``version`` (and ``runtime.map_types``, numbers
    the generator shares with the runtime);
 1. BTF model: ``btf_*``;
 2. the object: ``elf/``;
@@ -25,7 +25,7 @@ import btfgen
 PACKAGE = Path(btfgen.__file__).resolve().parent
 
 LAYERS: list[tuple[str, ...]] = [
-    ("btfgen.errors", "btfgen.uapi", "btfgen.version", "btfgen.runtime.map_types"),
+    ("btfgen.errors", "btfgen.version", "btfgen.runtime.map_types"),
     ("btfgen.btf_", "btfgen._btf_decode"),
     ("btfgen.elf",),
     ("btfgen.discovery",),
