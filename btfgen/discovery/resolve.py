@@ -86,7 +86,6 @@ ANNOTATION_PREFIX = "__btfgen_record__"
 RECORD_TAG = "btfgen:record="
 #: Types of libbpf's own BPF headers (usdt.bpf.h ...): never a tool's records.
 _LIBBPF_INTERNAL = ("__bpf_usdt",)
-SOURCES = ("--event", "map BTF", "annotation", "bytecode", "dwarf", "header")
 
 
 class EventTypeError(BtfgenError):
@@ -118,7 +117,7 @@ class MapRecord:
     map_type: int
     #: The record type in :attr:`EventTypes.btf` (0: unknown or ambiguous, records are bytes).
     type_id: int = 0
-    #: One of :data:`SOURCES`, "" when unresolved.
+    #: "--event", "map BTF", "annotation", "bytecode", "dwarf" or "header"; "" when unresolved.
     source: str = ""
     #: How the source found it, for ``btfgen info``.
     detail: str = ""

@@ -328,6 +328,9 @@ struct aligned_s { __u8 a; } __attribute__((aligned(16)));
 struct malign { __u8 a; __u32 b __attribute__((aligned(8))); __u8 c; };
 struct bits { __u32 a : 3, b : 7; __s8 c : 4; __u64 d : 40, : 0; __u16 e : 9; int f; };
 union u { __u32 w; __u8 bytes[4]; struct { __u16 lo, hi; }; };
+struct zw { char x; int : 0; };
+struct __attribute__((packed)) pm { char x; int y __attribute__((aligned(4))); char z; };
+struct pbits { char x; __u32 y : 30; __u8 z : 3; } __attribute__((packed));
 typedef struct { int q; char r[N * 2 + 1]; } anon_t;
 struct zoo {
 \tstruct inner in;
@@ -358,7 +361,8 @@ def _layout(btf: Btf, tid: int) -> tuple[int, int, list[tuple[str, int, int, int
 def test_header_layout_equals_clang_bpf(tmp_path: Path) -> None:
     (tmp_path / "zoo.h").write_text(ZOO_H)
     specs = ["struct inner", "struct packed_s", "struct packed2", "struct aligned_s",
-             "struct malign", "struct bits", "union u", "anon_t", "struct zoo"]
+             "struct malign", "struct bits", "union u", "struct zw", "struct pm",
+             "struct pbits", "anon_t", "struct zoo"]
     globs = " ".join(f"{s} g{i};" for i, s in enumerate(specs))
     ref = read_input(str(compile_bpf(f'#include "zoo.h"\n{globs}\n', tmp_path / "zoo.bpf.o",
                                      cflags=["-I", str(tmp_path)]))).btf
