@@ -469,3 +469,33 @@ def test_damaged_objects_raise_only_btfgen_errors(features_o: Path) -> None:
             failures += 1
             assert str(e) and "\n" not in str(e)
     assert 50 < failures < 400
+
+
+CORE_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+struct task_struct { int pid; int tgid; } __attribute__((preserve_access_index));
+struct event { int tgid; };
+struct event *keep;
+SEC("tracepoint/x") int f(void *ctx)
+{
+    struct task_struct *t = (void *)bpf_get_current_task();
+    return BPF_CORE_READ(t, tgid) + BPF_CORE_READ(t, pid);
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("target", ["bpfel", "bpfeb"])
+def test_core_relocation_roots_from_btf_ext(tmp_path: Path, target: str) -> None:
+    """``.BTF.ext`` is read once: its CO-RE relocation roots are what the record
+    resolver leaves out as kernel types."""
+    from btfgen.discovery.resolve import btf_record_pool, core_relo_type_ids
+
+    obj = read_input(str(compile_bpf(CORE_SRC, tmp_path / "core.bpf.o", target=target)))
+    assert obj.btf_ext_info is not None
+    ids = obj.btf_ext_info.core_relo_type_ids
+    assert len(ids) == 2 and {obj.btf.type(i).name for i in ids} == {"task_struct"}
+    assert core_relo_type_ids(obj) == ids
+    assert [t.name for t in btf_record_pool(obj)] == ["event"]
