@@ -20,7 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import compile_bpf, run_btfgen
+
+from tests.helpers.build import compile_bpf, run_btfgen
 
 ARCH = {"x86_64": "x86", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 CFLAGS = [f"-D__TARGET_ARCH_{ARCH}"]
@@ -346,7 +347,7 @@ def target_binary(factory: pytest.TempPathFactory) -> Path:
 
 def open_skel(mod: ModuleType, **rodata: int) -> Any:
     """Open and load the attach skeleton (target_tgid = this process unless given)."""
-    from runtime_zoo import load_or_skip
+    from tests.helpers.runtime_zoo import load_or_skip
     skel = mod.AttachSkel.open()
     try:
         skel.rodata.target_tgid = rodata.get("target_tgid", os.getpid())
