@@ -20,9 +20,9 @@ PYTHONS    ?= 3.10 3.12 3.13
 PYENV_ROOT ?= $(HOME)/.pyenv
 # generation, decoding, the runtime's messages, every module imports, one live perf and one
 # live ring-buffer test
-QUICK_TESTS := tests/test_gen_records.py tests/test_gen_golden.py tests/test_btf_parse.py \
+QUICK_TESTS := tests/gen/test_gen_records.py tests/gen/test_gen_golden.py tests/btf/test_btf_parse.py \
   tests/test_runtime_messages.py \
-  tests/test_install.py::test_every_module_imports_on_this_python \
+  tests/project/test_install.py::test_every_module_imports_on_this_python \
   tests/test_perf_drain.py::test_direct_path_callback_exceptions \
   tests/test_ringbuf_drain.py::test_callback_exceptions_first_raised_others_counted
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_btfgen
-from unprivileged import NOBODY, nobody_site, run_as_nobody
 
 from btfgen import __version__
 from btfgen.doctor import COMPILED_PARTS
+from tests.helpers.build import ROOT, run_btfgen
+from tests.helpers.unprivileged import NOBODY, nobody_site, run_as_nobody
 
 INSTALLED = (f"installed in {ROOT / 'btfgen'}, Python {platform.python_version()}"
              f" ({sys.executable})")

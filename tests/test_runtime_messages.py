@@ -15,11 +15,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import compile_bpf, run_btfgen
-from gen_util import load
-from unprivileged import NOBODY, nobody_site, run_as_nobody
 
 from btfgen.runtime.errors import _add_note
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.gen import load
+from tests.helpers.unprivileged import NOBODY, nobody_site, run_as_nobody
 
 GLOBALS_SRC = r"""
 #include <linux/bpf.h>
