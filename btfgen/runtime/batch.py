@@ -12,12 +12,12 @@ Bitfields have no numpy type: :meth:`PerfBatch.column` derives them.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from btfgen.runtime.codec import Codec, RecordCodec
+from btfgen.runtime.records_fast import bulk_decoder, c_type_of
 
 R = TypeVar("R")
 
@@ -96,18 +96,6 @@ def record_layout(record: Any, ffi: Any = None, spelling: str | None = None) -> 
     return layout
 
 
-def c_type_of(cls: Any) -> tuple[Any, Any] | None:
-    """``(ffi, ctype)`` of a generated record class, from its module's ``TYPES``
-    and ``ffi``; None for other classes."""
-    mod = sys.modules.get(getattr(cls, "__module__", ""), None)
-    types = getattr(mod, "TYPES", None) or {}
-    spelling = next((s for s, c in types.items() if c is cls), None)
-    ffi = getattr(mod, "ffi", None)
-    if ffi is None or spelling is None:
-        return None
-    return ffi, ffi.typeof(spelling)
-
-
 def record_dtype(record: Any, ffi: Any = None, spelling: str | None = None) -> Any:
     """The numpy structured dtype of a record (see :func:`record_layout`)."""
     return record_layout(record, ffi, spelling).dtype
@@ -165,19 +153,24 @@ def _ctype_dtype(ffi: Any, t: Any, base: int, bitfields: dict[str, Bitfield],
 
 
 class PerfBatch(Generic[R]):
-    """Records drained from a perf buffer in one call.
+    """Records drained from a perf or ring buffer in one call.
 
     ``data`` (bytes or a read-only memoryview of the drain buffer, which is not
     reused while the batch or an array on it is alive) holds ``len(batch)``
     records of ``stride`` bytes (each sample cut or zero-padded to the record
     size); ``segments`` lists ``(cpu, count)`` runs in order.  ``sizes`` (or
     None when every sample was at least a record) holds each sample's raw size.
+
+    ``packed=True`` (records ending in a flexible array): each sample is whole,
+    ``sizes[i]`` bytes, the next one 8-byte aligned after it; ``records()``
+    decodes each from its own bytes, ``array()`` copies the fixed part of each.
     """
 
-    __slots__ = ("data", "codec", "stride", "segments", "sizes", "source")
+    __slots__ = ("data", "codec", "stride", "segments", "sizes", "source", "packed")
 
     def __init__(self, data: bytes | memoryview, codec: Codec[R], segments: list[tuple[int, int]],
-                 sizes: list[int] | None = None, source: ArraySource | None = None) -> None:
+                 sizes: list[int] | None = None, source: ArraySource | None = None,
+                 packed: bool = False) -> None:
         self.data = data
         self.codec = codec
         self.stride = codec.size
@@ -186,25 +179,40 @@ class PerfBatch(Generic[R]):
         #: The drain buffer ``data`` views from its start, when it does: array()
         #: slices that buffer's cached array instead of making one.
         self.source = source
+        self.packed = packed and sizes is not None
 
     def __len__(self) -> int:
+        if self.packed:
+            return len(self.sizes or ())
         return len(self.data) // self.stride if self.stride else 0
 
     def _check_sizes(self) -> None:
+        """Samples shorter than the record decode zero-padded (variable-length
+        records), down to the codec's ``min_size``; shorter ones are an error."""
         if self.sizes is not None:
-            short = [i for i, s in enumerate(self.sizes) if s < self.stride]
+            least = getattr(self.codec, "min_size", self.stride)
+            short = [i for i, s in enumerate(self.sizes) if s < least]
             if short:
-                raise ValueError(f"{len(short)} samples shorter than the {self.stride}-byte "
+                raise ValueError(f"{len(short)} samples shorter than the {least}-byte "
                                  f"record (first: #{short[0]}, {self.sizes[short[0]]} bytes)")
+
+    def _offsets(self) -> list[int]:
+        offsets, pos = [], 0
+        for size in self.sizes or ():
+            offsets.append(pos)
+            pos += (size + 7) & ~7
+        return offsets
 
     def records(self) -> list[R]:
         """Every record decoded (generated record objects)."""
         self._check_sizes()
         codec = self.codec
         data, stride = self.data, self.stride
+        if self.packed:
+            assert self.sizes is not None
+            return [_decode_exact(codec, data, off, size)
+                    for off, size in zip(self._offsets(), self.sizes)]
         if isinstance(codec, RecordCodec):
-            from btfgen.runtime.records_fast import bulk_decoder
-
             bulk = bulk_decoder(codec.cls)
             if bulk is not None:
                 return bulk.build(data, stride, 0, len(self))
@@ -222,7 +230,8 @@ class PerfBatch(Generic[R]):
         return out
 
     def array(self, dtype: Any = None) -> Any:
-        """The records as a read-only numpy structured array (no copy).
+        """The records as a read-only numpy structured array (no copy; packed
+        batches copy the fixed part of each record).
 
         ``dtype`` defaults to :func:`record_dtype` of the record type.
         """
@@ -233,6 +242,12 @@ class PerfBatch(Generic[R]):
             if dtype is None:
                 dtype = _codec_dtypes[self.codec] = record_dtype(self.codec)
         count = len(self)
+        if self.packed:
+            assert self.sizes is not None
+            stride, data = self.stride, self.data
+            fixed = b"".join(bytes(data[off:off + min(size, stride)]).ljust(stride, b"\0")
+                             for off, size in zip(self._offsets(), self.sizes))
+            return _np().frombuffer(fixed, dtype=dtype, count=count)
         if self.source is not None and dtype.itemsize == self.stride:
             return self.source.array(dtype, count)
         return _np().frombuffer(self.data, dtype=dtype, count=count)
@@ -256,7 +271,8 @@ class PerfBatch(Generic[R]):
                 arr = arr[part]
             return arr
         np = _np()
-        raw = np.frombuffer(self.data, dtype=np.uint8).reshape(-1, self.stride)
+        flat = self.array(np.dtype((np.void, self.stride))) if self.packed else self.data
+        raw = np.frombuffer(flat, dtype=np.uint8).reshape(-1, self.stride)
         first = bf.offset + bf.shift // 8
         last = bf.offset + (bf.shift + bf.bits - 1) // 8
         word = np.zeros(len(raw), dtype=np.uint64)
@@ -277,3 +293,12 @@ class PerfBatch(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<PerfBatch {len(self)} records, {len(self.segments)} segments>"
+
+
+def _decode_exact(codec: Codec[R], data: Any, offset: int, size: int) -> R:
+    """One sample of ``size`` bytes at ``data[offset:]``, decoded from exactly
+    its own bytes (a flexible array takes the rest of the sample, no more); a
+    sample shorter than the record decodes zero-padded."""
+    if size < codec.size and isinstance(codec, RecordCodec):
+        return codec.decode_sample(data, offset, size)
+    return codec.decode(data[offset:offset + size], 0)
