@@ -390,9 +390,9 @@ static PyObject *decode_with(PyObject *decoder, PyObject *data, uint64_t offset,
  * (uint32_t[]).  callback(cpu, record), callback(record) when cpu is None,
  * callback((cpu, record)) with DELIVER_PAIRS.  fail(exception) takes what a
  * callback raises (see pass_on: an Exception lets delivery go on, another
- * stops it after that record) and what a decoder raises as an Exception (the
- * record is skipped); anything else a decoder raises propagates, the record
- * left for the next call. */
+ * stops it after that record).  A decoder returning Ellipsis skips the record
+ * (it reported why itself); what a decoder raises propagates, the record left
+ * for the next call (a signal handler may raise anywhere in Python code). */
 static PyObject *deliver(PyObject *self, PyObject *args)
 {
     PyObject *decoder, *data, *callback, *cpu, *fail, *spare = NULL;
@@ -446,13 +446,12 @@ static PyObject *deliver(PyObject *self, PyObject *args)
         }
         obj = p ? next_record(p, &spare, (const char *)buf.buf + off)
                 : decode_with(decoder, data, off, size, sizes != NULL);
-        if (!obj) {
-            if (p || !PyErr_ExceptionMatches(PyExc_Exception))
-                goto fail;  /* e.g. KeyboardInterrupt: the record stays for the next call */
-            cursor[0] = i + 1;  /* a record that cannot decode: reported, skipped */
+        if (!obj)  /* the record stays for the next call (a signal handler's exception) */
+            goto fail;
+        if (obj == Py_Ellipsis) {  /* the decoder reported it to fail() itself: skip it */
+            Py_DECREF(obj);
+            cursor[0] = i + 1;
             cursor[1] = next_off;
-            if (pass_on(fail) < 0)
-                goto fail;
             continue;
         }
         cursor[0] = i + 1;

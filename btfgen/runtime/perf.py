@@ -57,7 +57,9 @@ def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
                 return LIBBPF_PERF_EVENT_CONT
             rec = pb._record(data, 12, raw)
             pb.received += 1
-            if pb._callback is None:
+            if rec is ...:  # could not decode: reported
+                pass
+            elif pb._callback is None:
                 pb._queue.append((cpu, rec))
             else:
                 pb._callback(cpu, rec)

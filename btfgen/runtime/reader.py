@@ -169,6 +169,9 @@ class Reader(Generic[R]):
         self._lock = threading.RLock()
         self._sink: list[tuple[int, bytes]] | None = None
         self._sink_rest: list[tuple[int, bytes]] = []
+        #: Per thread, the batch read_batch() is returning, until it has: one an
+        #: exception stopped on its way out comes back from the next call.
+        self._unclaimed: dict[int, PerfBatch[R] | None] = {}
         _readers.setdefault(handle.owner, weakref.WeakSet()).add(self)
 
     def _check_fits(self, ring_size: int, hint: str) -> None:
@@ -205,15 +208,18 @@ class Reader(Generic[R]):
         return self._native.ptr is None
 
     def _record(self, data: Any, offset: int, size: int) -> Any:
-        """Decode one sample of ``size`` bytes at ``data[offset:]`` from its own bytes."""
+        """Decode one sample of ``size`` bytes at ``data[offset:]`` from its own
+        bytes; Ellipsis (reported to ``_fail``) for one that cannot be."""
         codec = self._codec
         if codec is None:
             rec: Any = bytes(data[offset:offset + size])
             return WithPayload(rec, b"") if self._payload else rec
         if size < self._size:
             if not isinstance(codec, RecordCodec) or size < codec.min_size:
-                raise ValueError(f"{self._what}: a {size}-byte sample is shorter than its "
-                                 f"{self._size}-byte record")
+                # reported, and skipped (Ellipsis): raising would keep it for the next call
+                self._fail(ValueError(f"{self._what}: a {size}-byte sample is shorter than "
+                                      f"its {self._size}-byte record"))
+                return ...
             rec = codec.decode_sample(data, offset, size)  # variable-length: zero-padded
         elif self._flex:
             rec = codec.decode(data[offset:offset + size], 0)  # the array: this sample's bytes
@@ -231,14 +237,20 @@ class Reader(Generic[R]):
             raise ValueError(f"{self._what}: timeout_ms must be -1 (forever) or more, "
                              f"not {timeout_ms}")
         lock = self._lock
-        if not lock.acquire(False):
-            if timeout_ms == 0:
-                return idle
-            start = time.monotonic()
-            if not lock.acquire(True, timeout_ms / 1000 if timeout_ms > 0 else -1):
-                return idle
-            if timeout_ms > 0:
-                timeout_ms = max(0, timeout_ms - int((time.monotonic() - start) * 1000))
+        try:
+            if not lock.acquire(False):
+                if timeout_ms == 0:
+                    return idle
+                start = time.monotonic()
+                if not lock.acquire(True, timeout_ms / 1000 if timeout_ms > 0 else -1):
+                    return idle
+                if timeout_ms > 0:
+                    timeout_ms = max(0, timeout_ms - int((time.monotonic() - start) * 1000))
+        except BaseException:
+            # a signal handler raised right after acquire() returned: let go of it
+            if lock._is_owned():  # type: ignore[attr-defined]
+                lock.release()
+            raise
         native = self._native
         try:
             native.active += 1
@@ -378,13 +390,22 @@ class Reader(Generic[R]):
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
         empty: PerfBatch[R] = PerfBatch(b"", codec, [])
+        me = threading.get_ident()
         if self._rings is None:
-            return self._locked(timeout_ms, lambda t, _n: self._batch_libbpf(
-                codec, t, max_records), empty)  # type: ignore[no-any-return]
-        return self._locked(timeout_ms, lambda t, _n: self._batch(codec, t, max_records),
-                            empty)  # type: ignore[no-any-return]
+            batch: PerfBatch[R] = self._locked(timeout_ms, lambda t, _n: self._batch_libbpf(
+                codec, t, max_records), empty)
+        else:
+            batch = self._locked(timeout_ms, lambda t, _n: self._batch(codec, t, max_records, me),
+                                 empty)
+        # nothing between here and the caller can raise (no call): it is theirs now
+        self._unclaimed[me] = None
+        return batch
 
-    def _batch(self, codec: Codec[R], timeout_ms: int, max_records: int | None) -> PerfBatch[R]:
+    def _batch(self, codec: Codec[R], timeout_ms: int, max_records: int | None,
+               me: int) -> PerfBatch[R]:
+        kept = self._unclaimed.get(me)
+        if kept is not None:
+            return kept
         rings = self._rings
         assert rings is not None
         out = rings.out
@@ -413,7 +434,9 @@ class Reader(Generic[R]):
         data = rings.view(out.used)[start:end]
         batch = PerfBatch(data, codec, self._batch_segments(segments), sizes,
                           rings.current if lo == 0 and not packed else None, packed=packed)
-        # the batch is the caller's: the cursor moves last, nothing in between can raise
+        # the cursor moves last, nothing in between can raise; until read_batch
+        # returns it, the batch waits in _unclaimed
+        self._unclaimed[me] = batch
         out.done_bytes = end
         out.done = hi
         self.received += hi - lo

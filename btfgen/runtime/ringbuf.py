@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 from btfgen.runtime import drain as _drain
 from btfgen.runtime import records_fast
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.batch import PerfBatch
 from btfgen.runtime.bpfobj import MapPtr, check_ptr
 from btfgen.runtime.maps import MapBase
 from btfgen.runtime.protocols import Codec, as_codec
@@ -41,6 +40,8 @@ def _on_ring_sample(ctx: Any, data: Any, size: int) -> int:
             return 0
         rec = rb._record(ffi.buffer(data, size), 0, size)
         rb.received += 1
+        if rec is ...:  # could not decode: reported
+            return 0
         if rb._callback is None:
             rb._queue.append(rec)
         else:
@@ -132,14 +133,6 @@ class RingBuffer(Reader[R]):
 
     def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
         return [(-1, count) for _cpu, count in segments]  # no CPU: -1
-
-    def read_batch(self, timeout_ms: int = 0, max_records: int | None = None) -> PerfBatch[R]:
-        """See :meth:`Reader.read_batch`; a ring buffer is shared by all CPUs, so
-        the batch has one segment, with cpu -1."""
-        batch = super().read_batch(timeout_ms, max_records)
-        count = len(batch)
-        batch.segments = [(-1, count)] if count else []
-        return batch
 
     def __iter__(self) -> Iterator[R]:
         """Block and yield records forever (buffer opened without callback)."""
