@@ -12,8 +12,8 @@ Bitfields have no numpy type: :meth:`PerfBatch.column` derives them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from btfgen.runtime.codec import Codec, RecordCodec
@@ -21,7 +21,8 @@ from btfgen.runtime.records_fast import bulk_decoder, c_type_of
 
 R = TypeVar("R")
 
-__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
+__all__ = ["Bitfield", "FlexInfo", "PerfBatch", "RecordLayout", "c_type_of", "decode_exact",
+           "flex_info", "record_dtype", "record_layout"]
 
 
 class ArraySource(Protocol):
@@ -33,7 +34,7 @@ class ArraySource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Bitfield:
     """A bitfield member: ``bits`` bits at bit ``shift`` of the bytes at ``offset``."""
 
@@ -44,7 +45,7 @@ class Bitfield:
     signed: bool
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RecordLayout:
     """A record's numpy dtype and the bitfields it cannot express."""
 
@@ -210,8 +211,9 @@ class PerfBatch(Generic[R]):
         data, stride = self.data, self.stride
         if self.packed:
             assert self.sizes is not None
-            return [_decode_exact(codec, data, off, size)
-                    for off, size in zip(self._offsets(), self.sizes)]
+            flex = flex_info(codec.cls) if isinstance(codec, RecordCodec) else None
+            return [decode_exact(codec, data, off, size, flex)
+                    for off, size in zip(self._offsets(), self.sizes, strict=True)]
         if isinstance(codec, RecordCodec):
             bulk = bulk_decoder(codec.cls)
             if bulk is not None:
@@ -246,7 +248,7 @@ class PerfBatch(Generic[R]):
             assert self.sizes is not None
             stride, data = self.stride, self.data
             fixed = b"".join(bytes(data[off:off + min(size, stride)]).ljust(stride, b"\0")
-                             for off, size in zip(self._offsets(), self.sizes))
+                             for off, size in zip(self._offsets(), self.sizes, strict=True))
             return _np().frombuffer(fixed, dtype=dtype, count=count)
         if self.source is not None and dtype.itemsize == self.stride:
             return self.source.array(dtype, count)
@@ -295,10 +297,42 @@ class PerfBatch(Generic[R]):
         return f"<PerfBatch {len(self)} records, {len(self.segments)} segments>"
 
 
-def _decode_exact(codec: Codec[R], data: Any, offset: int, size: int) -> R:
+@dataclasses.dataclass(frozen=True)
+class FlexInfo:
+    """Where a record's flexible array member is: its field, byte offset and
+    element size."""
+
+    name: str
+    offset: int
+    esize: int
+
+
+def flex_info(cls: Any) -> FlexInfo | None:
+    """The flexible array member of a generated record class (its ``from_bytes``
+    reads past ``SIZE`` bytes when there are more), or None."""
+    size = int(getattr(cls, "SIZE", 0))
+    try:
+        short, long = cls.from_bytes(b"A" * size), cls.from_bytes(b"A" * (size + 64))
+        for f in dataclasses.fields(cls):
+            a, b = getattr(short, f.name), getattr(long, f.name)
+            if a != b and isinstance(a, (bytes, list)) and len(b) > len(a):
+                esize = 64 // (len(b) - len(a))
+                return FlexInfo(f.name, size - len(a) * esize, esize)
+    except Exception:  # noqa: BLE001 - a class that cannot decode this is not flexible
+        pass
+    return None
+
+
+def decode_exact(codec: Codec[R], data: Any, offset: int, size: int,
+                 flex: FlexInfo | None = None) -> R:
     """One sample of ``size`` bytes at ``data[offset:]``, decoded from exactly
-    its own bytes (a flexible array takes the rest of the sample, no more); a
-    sample shorter than the record decodes zero-padded."""
+    its own bytes: a flexible array (``flex``) holds the rest of this sample, no
+    more; a sample shorter than the record decodes zero-padded (ValueError below
+    the codec's ``min_size``), its flexible array cut to what the sample has."""
     if size < codec.size and isinstance(codec, RecordCodec):
-        return codec.decode_sample(data, offset, size)
+        rec: R = codec.decode_sample(data, offset, size)
+        if flex is not None:
+            arr = getattr(rec, flex.name)
+            setattr(rec, flex.name, arr[:max(0, size - flex.offset) // flex.esize])
+        return rec
     return codec.decode(data[offset:offset + size], 0)

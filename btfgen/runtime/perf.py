@@ -40,6 +40,12 @@ _LOST = struct.Struct("<QQ")
 #: The largest ring accepted (bytes per CPU).
 MAX_RING_BYTES = 1 << 30
 
+# libbpf's per-ring perf buffer calls (this module's own declarations)
+ffi.cdef("""
+int perf_buffer__buffer_fd(const struct perf_buffer *pb, size_t buf_idx);
+int perf_buffer__consume_buffer(struct perf_buffer *pb, size_t buf_idx);
+""")
+
 _callback_ptr: list[Any] = []
 
 

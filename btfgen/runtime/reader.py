@@ -52,7 +52,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from btfgen.runtime import drain as _drain
 from btfgen.runtime import records_fast
-from btfgen.runtime.batch import PerfBatch
+from btfgen.runtime.batch import PerfBatch, decode_exact, flex_info
 from btfgen.runtime.bpfobj import MapPtr, Native
 from btfgen.runtime.codec import RecordCodec
 from btfgen.runtime.errors import RuntimeBpfError, _add_note
@@ -124,16 +124,6 @@ class ReaderNative(Native):
         """After the free: release what the pointer's users kept (subclasses)."""
 
 
-def is_flexible(cls: Any) -> bool:
-    """Whether a generated record class ends in a flexible array member: its
-    ``from_bytes`` reads past ``SIZE`` bytes when there are more."""
-    size = int(getattr(cls, "SIZE", 0))
-    try:
-        return bool(cls.from_bytes(b"A" * size) != cls.from_bytes(b"A" * (size + 16)))
-    except Exception:  # noqa: BLE001 - a class that cannot decode this is not flexible
-        return False
-
-
 #: Open readers by owner object, for ``Skeleton.poll``.
 _readers: weakref.WeakKeyDictionary[Any, weakref.WeakSet[Reader[Any]]] = (
     weakref.WeakKeyDictionary())
@@ -160,7 +150,7 @@ class Reader(Generic[R]):
         #: The map this buffer reads.
         self.map_name = handle.name
         self._owner = handle.owner
-        self._flex = isinstance(codec, RecordCodec) and is_flexible(codec.cls)
+        self._flex = flex_info(codec.cls) if isinstance(codec, RecordCodec) else None
         self._queue: collections.deque[Any] = collections.deque()
         self._errors: list[BaseException] = []
         self._fail = self._errors.append  # a C call: nothing can interrupt it half-way
@@ -185,7 +175,7 @@ class Reader(Generic[R]):
         """Pick the delivery strategy (see the module's docstring), once."""
         codec = self._codec
         self._rings = rings
-        plain = isinstance(codec, RecordCodec) and not self._payload and not self._flex
+        plain = isinstance(codec, RecordCodec) and not self._payload and self._flex is None
         #: Copy drains put a record per ``stride`` bytes; 0: packed, each whole.
         self._stride = self._size if plain else 0
         self._bulk: BulkDecoder | None = None
@@ -220,9 +210,9 @@ class Reader(Generic[R]):
                 self._fail(ValueError(f"{self._what}: a {size}-byte sample is shorter than "
                                       f"its {self._size}-byte record"))
                 return ...
-            rec = codec.decode_sample(data, offset, size)  # variable-length: zero-padded
-        elif self._flex:
-            rec = codec.decode(data[offset:offset + size], 0)  # the array: this sample's bytes
+            rec = decode_exact(codec, data, offset, size, self._flex)  # zero-padded
+        elif self._flex is not None:
+            rec = decode_exact(codec, data, offset, size, self._flex)
         else:
             rec = codec.decode(data, offset)
         if self._payload:
@@ -310,14 +300,14 @@ class Reader(Generic[R]):
         elif nested:
             return total
         for _ in range(MAX_DRAINS_PER_POLL):
-            if self._drain(rings, timeout_ms, self._stride, 0):
+            if self._drain_once(rings, timeout_ms, self._stride, 0):
                 total += self._deliver_copied(rings)
             if not out.more or self._errors or out.done < out.count:
                 break
             timeout_ms = 0
         return total
 
-    def _drain(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
                limit: int) -> int:
         """One copy drain (its records wait behind the cursor); the record count."""
         n = rings.drain(timeout_ms, stride, limit)
@@ -411,7 +401,7 @@ class Reader(Generic[R]):
         out = rings.out
         if out.done >= out.count:  # nothing left by an interrupted call: drain
             limit = min(max_records or 0, rings.max_records)
-            self._drain(rings, timeout_ms, self._stride, limit)
+            self._drain_once(rings, timeout_ms, self._stride, limit)
         lo, hi = out.done, out.count
         if max_records is not None:
             hi = min(hi, lo + max_records)
@@ -591,5 +581,4 @@ def poll_all(owner: Any, timeout_ms: int) -> int:
     return sum(r.consume() for r in readers)
 
 
-__all__ = ["MAX_DRAINS_PER_POLL", "Reader", "ReaderNative", "WithPayload",
-           "is_flexible", "poll_all"]
+__all__ = ["MAX_DRAINS_PER_POLL", "Reader", "ReaderNative", "WithPayload", "poll_all"]

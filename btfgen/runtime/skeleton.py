@@ -100,6 +100,14 @@ class Skeleton:
             p.detach()
         self.links.clear()
 
+    def poll(self, timeout_ms: int = 100) -> int:
+        """Wait up to ``timeout_ms`` (-1: forever) for any perf or ring buffer
+        opened on this skeleton, then deliver what each has; the record count
+        (libbpf's ``ring_buffer__add`` + ``ring_buffer__poll``, for both kinds)."""
+        from btfgen.runtime.reader import poll_all
+
+        return poll_all(self._obj, timeout_ms)
+
     def destroy(self) -> None:
         """Free buffers, links, programs, maps and their fds (idempotent)."""
         self.links.clear()
