@@ -113,7 +113,9 @@ def expected(kind: str, seq: int) -> dict[str, Any]:
                                   seq * 3 + 2 & 0xFFFFFFFF],
                 "lo": seq & 0xFFFF, "hi": ~seq & 0xFFFF, "tag": bytes([65 + seq % 26])}
     n = seq % 23
-    return {"seq": seq, "len": n, "data": bytes((seq + i) & 0xFF for i in range(n))}
+    # the generator reads a flexible __u8 array like char[]: bytes up to the first NUL
+    data = bytes((seq + i) & 0xFF for i in range(n)).partition(b"\0")[0]
+    return {"seq": seq, "len": n, "data": data}
 
 
 def observed(kind: str, rec: Any) -> dict[str, Any]:
