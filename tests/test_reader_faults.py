@@ -27,15 +27,13 @@ TESTS = Path(__file__).resolve().parent
 pytestmark = pytest.mark.live
 
 HARNESS = r'''
-import collections, errno, importlib.util, json, os, random, signal, sys, threading, time
-spec = importlib.util.spec_from_file_location("rf_skel", sys.argv[2])
-mod = importlib.util.module_from_spec(spec)
-sys.modules["rf_skel"] = mod
-spec.loader.exec_module(mod)
+import collections, json, os, random, signal, sys, threading, time
 sys.path.insert(0, sys.argv[3])
 from reader_faults_prog import FLEX_MIN, expected, observed
-from btfgen.runtime import BpfError, BpfPermissionError
+from scenario_util import load_and_attach, load_module
 from btfgen.runtime.codec import RecordCodec
+
+mod = load_module(sys.argv[2], "rf_skel")
 
 PID = os.getpid()
 CLS = {"plain": mod.Plain, "arr": mod.Arrays, "flex": mod.Flex}
@@ -44,15 +42,7 @@ CLS = {"plain": mod.Plain, "arr": mod.Arrays, "flex": mod.Flex}
 def open_skel():
     skel = mod.RfSkel.open()
     skel.rodata.target_tgid = PID
-    try:
-        skel.load()
-    except BpfError as e:
-        if isinstance(e, BpfPermissionError) or e.errno == errno.ENOSYS:
-            print(json.dumps({"skip": str(e).splitlines()[0]}))
-            sys.exit(0)
-        raise
-    skel.attach()
-    return skel
+    return load_and_attach(skel)
 
 
 def trigger(n):
@@ -178,6 +168,7 @@ def s_signals(r):
              ("ring", "plain", "callback"), ("ring", "arr", "callback"),
              ("ring", "flex", "batch")]
     for transport, kind, mode in cases:
+        fds = set(os.listdir("/proc/self/fd"))
         skel = open_skel()
         got = collections.deque()
         # C-level callbacks: nothing a signal can interrupt between a record's
@@ -230,8 +221,9 @@ def s_signals(r):
         recs = list(got) if mode == "callback" else [x for b in batches for x in b.records()]
         out = check(transport, kind, recs, skel.bss.sent, lost_of(skel, reader, transport, kind))
         out["interrupted"] = interrupted
+        skel.destroy()  # nothing left "busy": every fd closes
+        out["leaked_fds"] = sorted(set(os.listdir("/proc/self/fd")) - fds)
         r[f"{transport}-{kind}-{mode}"] = out
-        skel.destroy()
 
 
 def s_slow_callback_ctrl_c(r):
@@ -517,6 +509,7 @@ def test_signal_handler_raising_mid_poll(harness: tuple[Path, Path]) -> None:
     out = run_scenario(harness, "signals")
     for case, res in out.items():
         assert res["interrupted"] >= 90, (case, res)
+        assert res["leaked_fds"] == [], (case, res)
         assert res["ok"], (case, res)
 
 
