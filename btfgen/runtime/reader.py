@@ -217,9 +217,9 @@ class Reader(BatchReads[R]):
         return rec
 
     # -- one poller at a time -------------------------------------------------
-    def _locked(self, timeout_ms: int, work: Callable[[int, bool], Any], idle: Any) -> Any:
-        """Run ``work(timeout_ms, nested)`` holding the buffer, or return ``idle``
-        when another thread holds it for all of ``timeout_ms``."""
+    def _locked(self, timeout_ms: int, work: Callable[..., Any], idle: Any, *args: Any) -> Any:
+        """Run ``work(timeout_ms, nested, *args)`` holding the buffer, or return
+        ``idle`` when another thread holds it for all of ``timeout_ms``."""
         if timeout_ms < -1:
             raise ValueError(f"{self._what}: timeout_ms must be -1 (forever) or more, "
                              f"not {timeout_ms}")
@@ -244,7 +244,7 @@ class Reader(BatchReads[R]):
             try:
                 if native.ptr is None or native.pid != _Process.pid:
                     self._refuse()
-                result = work(timeout_ms, native.active > 1)
+                result = work(timeout_ms, native.active > 1, *args)
             finally:
                 native.active -= 1
                 if native.close_later and not native.active:

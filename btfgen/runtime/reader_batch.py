@@ -37,7 +37,7 @@ class BatchReads(Generic[R]):
         #: Per thread, the batch read_batch() is returning, until it has.
         self._unclaimed: dict[int, PerfBatch[R] | None] = {}
 
-    def _locked(self, timeout_ms: int, work: Callable[[int, bool], Any], idle: Any) -> Any:
+    def _locked(self, timeout_ms: int, work: Callable[..., Any], idle: Any, *args: Any) -> Any:
         raise NotImplementedError
 
     def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
@@ -69,19 +69,17 @@ class BatchReads(Generic[R]):
             raise TypeError("read_batch needs records of a record type (no payload)")
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
-        empty: PerfBatch[R] = PerfBatch(b"", codec, [])
         me = threading.get_ident()
-        if self._rings is None:
-            batch: PerfBatch[R] = self._locked(timeout_ms, lambda t, _n: self._batch_libbpf(
-                codec, t, max_records), empty)
-        else:
-            batch = self._locked(timeout_ms, lambda t, _n: self._batch(codec, t, max_records, me),
-                                 empty)
+        batch: PerfBatch[R] | None = self._locked(
+            timeout_ms, self._batch if self._rings is not None else self._batch_libbpf, None,
+            codec, max_records, me)
+        if batch is None:  # another thread held the buffer for all of timeout_ms
+            batch = PerfBatch(b"", codec, [])
         # nothing between here and the caller can raise (no call): it is theirs now
         self._unclaimed[me] = None
         return batch
 
-    def _batch(self, codec: Codec[R], timeout_ms: int, max_records: int | None,
+    def _batch(self, timeout_ms: int, _nested: bool, codec: Codec[R], max_records: int | None,
                me: int) -> PerfBatch[R]:
         kept = self._unclaimed.get(me)
         if kept is not None:
@@ -125,8 +123,8 @@ class BatchReads(Generic[R]):
     def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
         return segments
 
-    def _batch_libbpf(self, codec: Codec[R], timeout_ms: int,
-                      max_records: int | None) -> PerfBatch[R]:
+    def _batch_libbpf(self, timeout_ms: int, _nested: bool, codec: Codec[R],
+                      max_records: int | None, _me: int) -> PerfBatch[R]:
         """read_batch without the compiled drain: libbpf's callback collects samples."""
         sink = self._sink_rest  # what the last bounded batch left
         if max_records is None or len(sink) < max_records:
