@@ -25,6 +25,7 @@ from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, check_ptr
 from btfgen.runtime.errors import error_class
 from btfgen.runtime.maps import MapBase
+from btfgen.runtime.native import close_fd, take
 from btfgen.runtime.protocols import Codec, as_codec
 from btfgen.runtime.reader import _PAGE_SIZE, Reader, ReaderNative, WithPayload, _Process
 
@@ -97,9 +98,7 @@ class _PerfNative(ReaderNative):
         self.map_fd = map_fd
 
     def closed(self) -> None:
-        fd, self.map_fd = self.map_fd, -1
-        if fd >= 0:
-            os.close(fd)
+        close_fd(take(self, "map_fd", -1))
 
 
 class PerfBuffer(Reader[R]):

@@ -53,9 +53,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from btfgen.runtime import drain as _drain
 from btfgen.runtime import records_fast
 from btfgen.runtime.batch import decode_exact, flex_info
-from btfgen.runtime.bpfobj import MapPtr, Native
+from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.codec import RecordCodec
 from btfgen.runtime.errors import RuntimeBpfError, _add_note
+from btfgen.runtime.native import Native
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.reader_batch import BatchReads
 from btfgen.runtime.records_fast import DELIVER_PAIRS, BulkDecoder, bulk_decoder
@@ -455,8 +456,9 @@ class Reader(BatchReads[R]):
 
 def poll_all(owner: Any, timeout_ms: int) -> int:
     """Wait up to ``timeout_ms`` (-1: forever) for any perf or ring buffer opened
-    on ``owner`` (a skeleton's object) and deliver what every one of them has;
-    the record count.  One epoll over the buffers' epoll fds."""
+    on ``owner`` (an object's :class:`~btfgen.runtime.native.ObjectCore`) and
+    deliver what every one of them has; the record count.  One epoll over the
+    buffers' epoll fds."""
     readers = [r for r in list(_readers.get(owner, ())) if not r.closed]
     if not readers:
         raise RuntimeBpfError("no perf or ring buffer is open on this skeleton")

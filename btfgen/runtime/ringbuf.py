@@ -21,6 +21,7 @@ from btfgen.runtime import records_fast
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, check_ptr
 from btfgen.runtime.maps import MapBase
+from btfgen.runtime.native import take
 from btfgen.runtime.protocols import Codec, as_codec
 from btfgen.runtime.reader import _PAGE_SIZE, Reader, ReaderNative, WithPayload
 
@@ -67,7 +68,7 @@ class _RingNative(ReaderNative):
         self.mapping: _drain.RingbufSet | None = None
 
     def closed(self) -> None:
-        mapping, self.mapping = self.mapping, None
+        mapping = take(self, "mapping")
         if mapping is not None:
             mapping.close()
 

@@ -117,7 +117,7 @@ class Skeleton:
         (libbpf's ``ring_buffer__add`` + ``ring_buffer__poll``, for both kinds)."""
         from btfgen.runtime.reader import poll_all
 
-        return poll_all(self._obj, timeout_ms)
+        return poll_all(self._obj.core, timeout_ms)
 
     def destroy(self) -> None:
         """Free buffers, links, programs, maps and their fds (idempotent).
