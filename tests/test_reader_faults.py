@@ -185,15 +185,15 @@ def s_signals(r):
                 trigger(200)
                 time.sleep(0.0005)
 
-        t = threading.Thread(target=producer)
+        t = threading.Thread(target=producer, daemon=True)
         t.start()
         interrupted = 0
         state["raised"] = 0
         while state["raised"] < 100:
             raised = state["raised"]
             state["kind"] = KeyboardInterrupt if raised % 2 else Alarm
-            signal.setitimer(signal.ITIMER_REAL, rnd.uniform(0.0001, 0.004))
             try:
+                signal.setitimer(signal.ITIMER_REAL, rnd.uniform(0.0001, 0.004))
                 # (an exception a handler raises where Python ignores it -- in a
                 # weakref callback, say -- ends the round without reaching us)
                 while state["raised"] == raised:
