@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from btfgen.runtime import drain
-from btfgen.runtime.buffers import RingBuf, WithPayload
 from btfgen.runtime.codec import RecordCodec
+from btfgen.runtime.reader import WithPayload
+from btfgen.runtime.ringbuf import RingBuf
 from tests.helpers.bpf_leaks import fd_ids, still_alive
 from tests.helpers.build import compile_bpf, run_btfgen
 from tests.helpers.gen import load

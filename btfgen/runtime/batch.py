@@ -1,6 +1,6 @@
 """Batches of fixed-size records: one contiguous buffer, decoded in bulk.
 
-:meth:`PerfBuffer.read_batch() <btfgen.runtime.buffers.PerfBuffer.read_batch>`
+:meth:`PerfBuffer.read_batch() <btfgen.runtime.perf.PerfBuffer.read_batch>`
 returns a :class:`PerfBatch`: the records back to back (``stride`` bytes each)
 and which CPU each run of records came from.  ``records()`` decodes them into
 the generated record classes; ``array()`` views them as a numpy structured
