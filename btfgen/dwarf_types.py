@@ -277,6 +277,18 @@ class DwarfTypes:
                 if target is not None and target.tag in _COMPOSITE:
                     yield target
 
+    def pointed_scalars(self, function: str) -> Iterator[Die]:
+        """Integer, enum and float types (typedef names kept: ``__u32``) that
+        pointer-typed variables of ``function`` point to."""
+        for v in self.variables.get(function, ()):
+            t = strip_modifiers(type_of(v))
+            if t is not None and t.tag == "DW_TAG_pointer_type":
+                target = strip_modifiers(type_of(t), keep_typedefs=True)
+                if target is not None and \
+                        strip_modifiers(target).tag in ("DW_TAG_base_type",
+                                                        "DW_TAG_enumeration_type"):
+                    yield target
+
 
 def type_of(die: Die) -> Die | None:
     """The DIE that ``die``'s ``DW_AT_type`` refers to (None for void)."""

@@ -55,8 +55,12 @@ from btfgen.btf_model import (
     BtfType,
     Datasec,
     DeclTag,
+    Enum,
+    Enum64,
+    Float,
     Func,
     FuncProto,
+    Int,
     Kind,
     Ptr,
     Struct,
@@ -186,6 +190,24 @@ def parse_event_args(specs: list[str]) -> dict[str, str]:
 
 # -- BTF helpers ---------------------------------------------------------------------
 
+#: Words of C's multi-word integer type names.
+_INT_WORDS = frozenset({"unsigned", "signed", "short", "long", "int", "char", "_Bool"})
+
+
+def int_name_key(spelling: str) -> tuple[str, ...] | None:
+    """A canonical form of a C integer type name, so ``unsigned long`` finds BTF's
+    ``long unsigned int`` (gcc's order) and ``unsigned long`` (clang's); None when
+    ``spelling`` is not an integer type name."""
+    words = spelling.split()
+    if not words or not set(words) <= _INT_WORDS:
+        return None
+    if "char" not in words:
+        words = [w for w in words if w != "signed"]
+        if "int" not in words and "_Bool" not in words:
+            words.append("int")
+    return tuple(sorted(words))
+
+
 def _lookup_btf(btf: Btf, spec: str) -> BtfType | None:
     words = spec.split()
     kinds = {"struct": (Kind.STRUCT,), "union": (Kind.UNION,), "enum": (Kind.ENUM, Kind.ENUM64)}
@@ -196,16 +218,29 @@ def _lookup_btf(btf: Btf, spec: str) -> BtfType | None:
                 return found[0]
         return None
     if len(words) == 1:
-        for kind in (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.INT):
+        for kind in (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.INT, Kind.FLOAT):
             found = btf.find(words[0], kind)
             if found:
                 return found[0]
+    key = int_name_key(spec)
+    if key is not None:
+        for t in btf.types:
+            if isinstance(t, Int) and int_name_key(t.name) == key:
+                return t
     return None
 
 
 def _is_record(btf: Btf, type_id: int) -> bool:
     try:
         return isinstance(btf.skip_modifiers(type_id), (Struct, Union))
+    except BtfgenError:
+        return False
+
+
+def _is_scalar(btf: Btf, type_id: int) -> bool:
+    """An integer, enum or float (through typedefs and qualifiers): a record type too."""
+    try:
+        return isinstance(btf.skip_modifiers(type_id), (Int, Enum, Enum64, Float))
     except BtfgenError:
         return False
 
@@ -377,6 +412,10 @@ class _Resolver:
     def from_map_btf(self, m: MapDef) -> int:
         if m.value_type_id and _is_record(self.btf, m.value_type_id):
             return m.value_type_id
+        # A ring buffer's ``__type(value, __u32)`` says what it carries; a perf
+        # event array's scalar value is the perf event fd, not its records.
+        if m.value_type_id and m.map_type == RINGBUF and _is_scalar(self.btf, m.value_type_id):
+            return m.value_type_id
         return 0
 
     def from_annotation(self, m: MapDef) -> tuple[int, str]:
@@ -437,6 +476,10 @@ class _Resolver:
         if (isinstance(data, RingbufPtr) or data is None) and self.dwarf.present:
             found = {c_name(d): d for d in self.dwarf.pointed_structs(site.function)
                      if fits(die_size(d))}
+            if not found and exact and site.helper_name == "bpf_ringbuf_reserve":
+                # ``int *v = bpf_ringbuf_reserve(&rb, sizeof(int), 0)``: a scalar record
+                found = {c_name(d): d for d in self.dwarf.pointed_scalars(site.function)
+                         if fits(die_size(d))}
             if len(found) == 1:
                 (name, d), = found.items()
                 return [self._dwarf_cand(d, f"pointer local in {site.function}")]
