@@ -284,9 +284,9 @@ class DwarfTypes:
             t = strip_modifiers(type_of(v))
             if t is not None and t.tag == "DW_TAG_pointer_type":
                 target = strip_modifiers(type_of(t), keep_typedefs=True)
-                if target is not None and \
-                        strip_modifiers(target).tag in ("DW_TAG_base_type",
-                                                        "DW_TAG_enumeration_type"):
+                bare = strip_modifiers(target)
+                if bare is not None and bare.tag in ("DW_TAG_base_type",
+                                                     "DW_TAG_enumeration_type"):
                     yield target
 
 
