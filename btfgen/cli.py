@@ -55,7 +55,8 @@ def _cmd_info(args: argparse.Namespace) -> str:
     from btfgen.object_reader import read_input
 
     events = parse_event_args(args.event)
-    return format_info(read_input(args.file), events, args.header)
+    base = read_input(args.base).btf if args.base else None
+    return format_info(read_input(args.file, base), events, args.header)
 
 
 def _cmd_gen(args: argparse.Namespace) -> str:
@@ -145,10 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser(
         "info", help="programs, maps and globals of an object",
-        epilog="example:\n  btfgen info prog.bpf.o",
+        epilog="examples:\n  btfgen info prog.bpf.o\n"
+        "  btfgen info /sys/kernel/btf/nf_tables --base /sys/kernel/btf/vmlinux",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    i.add_argument("file", help=".bpf.o object")
+    i.add_argument("file", help=".bpf.o object or raw BTF file")
+    i.add_argument("--base", help="base BTF for split BTF (e.g. /sys/kernel/btf/vmlinux)")
     _record_options(i)
     i.set_defaults(func=_cmd_info)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from btfgen.bpf_object import BpfObject, DataSection, GlobalVar, Program
 from btfgen.btf_model import Btf, Datasec, Var
-from btfgen.btf_parse import parse_btf, quote_name
+from btfgen.btf_parse import parse_btf, parse_header, quote_name
 from btfgen.errors import BtfError, BtfgenError, ObjectError
 from btfgen.sec_defs import KCONFIG_SEC, classify_section
 
@@ -103,7 +103,30 @@ def _parse_raw(data: bytes, base: Btf | None) -> Btf:
         raise ObjectError(
             f"not an ELF file or raw BTF (bad magic {data[:4].hex(' ')})"
         )
-    return parse_btf(data, base)
+    try:
+        return parse_btf(data, base)
+    except BtfError as e:
+        if base is None:
+            _explain_split(data, e)
+        raise
+
+
+def _explain_split(data: bytes, e: BtfError) -> None:
+    """Say "split BTF" when a blob that failed to parse alone looks like one:
+    its string section does not start with the empty string (it continues the
+    base's), or it refers to type ids past its own (they may be the base's)."""
+    try:
+        hdr, _ = parse_header(data)
+    except BtfError:
+        return
+    start = hdr.hdr_len + hdr.str_off
+    if hdr.str_len and data[start] != 0:
+        raise ObjectError(
+            "split BTF (its type ids and strings continue a base BTF's): pass"
+            " --base BASE, e.g. --base /sys/kernel/btf/vmlinux"
+        ) from None
+    if "out of range" in str(e):
+        e.args = (f"{e} (if this is split BTF, pass --base BASE)",)
 
 
 def _elf_btf(elf: ElfImage, base: Btf | None) -> Btf:
