@@ -88,11 +88,9 @@ def _blame(e: BtfgenError, path: str) -> BtfgenError:
 
 
 def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    from btfgen.output import read_input_bytes
+
+    data = read_input_bytes(path)
     if not data:
         raise _blame(ObjectError("empty file"), path)
     return data
