@@ -64,7 +64,8 @@ def _cmd_gen(args: argparse.Namespace) -> str:
     from btfgen.generate import generate_to_file
 
     generate_to_file(args.file, output=args.output, name=args.name, types=args.type,
-                     base=args.base, events=parse_event_args(args.event), header=args.header)
+                     base=args.base, events=parse_event_args(args.event), header=args.header,
+                     keep_debug=args.keep_debug)
     return ""
 
 
@@ -78,11 +79,12 @@ def _cmd_check(args: argparse.Namespace) -> str:
     gen_args += ["--base", args.base] if args.base else []
     gen_args += [a for e in args.event for a in ("--event", e)]
     gen_args += ["--header", args.header] if args.header else []
+    gen_args += ["--keep-debug"] if args.keep_debug else []
     fix = "btfgen gen " + shlex.join(gen_args)
     try:
         result = check_module(args.file, args.output, name=args.name, types=args.type,
                               base=args.base, events=parse_event_args(args.event),
-                              header=args.header)
+                              header=args.header, keep_debug=args.keep_debug)
     except StaleModuleError as e:
         missing = StaleModuleError(f"{e} -- create it with: {fix}")
         missing.path = e.path
@@ -114,6 +116,9 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", action="append", default=[], metavar="CTYPE",
                    help="also emit this C type, e.g. 'struct sock' (repeatable)")
     p.add_argument("--base", help="base BTF for split BTF input")
+    p.add_argument("--keep-debug", action="store_true",
+                   help="embed the object with its DWARF (.debug_* sections); by default"
+                   " they are read for record types, then left out of the module")
     _record_options(p)
 
 

@@ -25,6 +25,7 @@ import jinja2
 from btfgen import __version__
 from btfgen.bpf_object import BpfObject
 from btfgen.cdef import build_cdef
+from btfgen.elf_strip import strip_debug
 from btfgen.naming import camel, doc_text, py_str
 from btfgen.object_reader import read_input
 from btfgen.output import write_atomic
@@ -116,6 +117,9 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         stdlib.append(f"from enum import {', '.join(enum_names)}")
     if records:
         stdlib.append("from typing import ClassVar")
+    if skeleton:
+        stdlib = sorted(set(stdlib) | set(skeleton.get("stdlib", [])),
+                        key=lambda line: (line.startswith("from"), line.split()[1]))
     imports: list[str] = list(skeleton.get("imports", [])) if skeleton else []
     if refs.uses_codec or imports:
         # With btfgen imports present, cffi's FFI comes through the codec
@@ -148,7 +152,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         clash = set(skeleton) & set(context)
         if clash - {"skeleton"}:
             raise RuntimeError(f"skeleton context overrides {sorted(clash)}")
-        context.update({k: v for k, v in skeleton.items() if k != "skeleton"})
+        context.update({k: v for k, v in skeleton.items() if k not in ("skeleton", "stdlib")})
     return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
 
 
@@ -167,13 +171,15 @@ def _allow_long_lines(text: str) -> str:
 
 def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,
                     base: str | None = None, events: dict[str, str] | None = None,
-                    header: str | None = None, messages: list[str] | None = None) -> str:
+                    header: str | None = None, messages: list[str] | None = None,
+                    keep_debug: bool = False) -> str:
     """The text of the module for the object or raw BTF file at ``path``.
 
     ``events`` (``--event MAP=CTYPE``) and ``header`` (``--header``) help
     :func:`btfgen.event_types.resolve_event_types` find perf/ring record
     types; its one-line notes about maps left untyped are appended to
-    ``messages``.
+    ``messages``.  Types are found with the object's DWARF; the module embeds
+    the object without it unless ``keep_debug``.
     """
     base_btf = read_input(base).btf if base else None
     obj = read_input(path, base_btf)
@@ -203,7 +209,8 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
         skeleton = None
         build = _skeleton_builder() if obj.is_elf else None
         if build is not None:
-            skeleton = build(obj, refs, events=event_types)
+            embed = obj.data if keep_debug else strip_debug(obj.data)
+            skeleton = build(obj, refs, events=event_types, embed=embed)
         return render_module(obj, refs, skeleton)
     except RecursionError:
         raise GenerateError("types nested too deeply") from None
@@ -211,14 +218,15 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
 
 def generate_to_file(path: str, *, output: str | None = None, name: str | None = None,
                      types: list[str] | None = None, base: str | None = None,
-                     events: dict[str, str] | None = None, header: str | None = None) -> str:
+                     events: dict[str, str] | None = None, header: str | None = None,
+                     keep_debug: bool = False) -> str:
     """Generate the module for ``path`` and write it atomically; returns the output path.
 
     Notes about perf/ring maps whose record type is unknown go to stderr.
     """
     messages: list[str] = []
     text = generate_module(path, name=name, types=types, base=base, events=events,
-                           header=header, messages=messages)
+                           header=header, messages=messages, keep_debug=keep_debug)
     out = output or default_output(path, name)
     write_atomic(out, text)
     for line in messages:

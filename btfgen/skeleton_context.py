@@ -26,7 +26,9 @@ Names from BTF are untrusted: every attribute name goes through
 
 from __future__ import annotations
 
+import base64
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,11 +190,23 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
     return ns
 
 
-def build_skeleton_context(obj: BpfObject, types: TypeRefs,
-                           events: Any = None) -> dict[str, Any]:
-    """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``).
+def embedded_lines(data: bytes) -> list[str]:
+    """``data`` zlib-compressed and base64-encoded, in lines that fit the module:
+    a third of the hex text's size for a typical object, and as fast to import
+    (zlib and binascii are built into CPython)."""
+    text = base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+    chunk = LINE_WIDTH - 8
+    return [text[i:i + chunk] for i in range(0, len(text), chunk)]
+
+
+def build_skeleton_context(obj: BpfObject, types: TypeRefs, events: Any = None,
+                           embed: bytes | None = None) -> dict[str, Any]:
+    """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``/
+    ``stdlib_imports``).
 
     ``events`` (optional) gives perf/ring record types: see the module docstring.
+    ``embed``: the object bytes to embed (default ``obj.data``; the generator
+    passes the object without DWARF).
     """
     from btfgen.generate import stem_of
 
@@ -215,17 +229,18 @@ def build_skeleton_context(obj: BpfObject, types: TypeRefs,
             continue
         sections.append(_section(sec, types, class_name, top.add(
             attr_name(_section_attr_name(sec), SKELETON_API))))
-    hexed = obj.data.hex()
-    chunk = LINE_WIDTH - 8
+    data = obj.data if embed is None else embed
+    packed = embedded_lines(data)
     return {
         "imports": RUNTIME_IMPORTS,
+        "stdlib": ["import binascii", "import zlib"],
         "exports": [class_name],
         "skel": {
             "class_name": class_name,
             "object_name": py_str(stem_of(obj.path)),
             "file_name": doc_text(os.path.basename(obj.path)),
-            "object_size": len(obj.data),
-            "hex_lines": [hexed[i:i + chunk] for i in range(0, len(hexed), chunk)],
+            "object_size": len(data),
+            "object_lines": packed,
             "maps": maps,
             "progs": progs,
             "sections": sections,
