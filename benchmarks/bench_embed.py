@@ -84,7 +84,7 @@ def main() -> None:
         subprocess.run(["clang", "-g", "-O2", "-target", "bpf", f"-D__TARGET_ARCH_{arch}",
                         "-I", str(tmp), "-c", str(tmp / "p.bpf.c"), "-o", str(tmp / "p.bpf.o")],
                        check=True)
-        from btfgen.generate import generate_module
+        from btfgen.gen.module import generate_module
 
         variants: dict[str, Path] = {}
         for debug in (False, True):

@@ -11,7 +11,7 @@ import pytest
 from btf_builder import BtfBuilder
 
 from btfgen.btf_parse import KNOWN_LAYOUT, parse_btf
-from btfgen.dump_raw import format_raw
+from btfgen.dump.raw import format_raw
 from btfgen.errors import BtfError
 
 #: One ``struct btf_layout`` per kind id 0..19, as a 7.1 kernel writes it.

@@ -16,7 +16,7 @@ import pytest
 from conftest import compile_bpf, run_btfgen
 
 from btfgen.errors import ObjectError
-from btfgen.output import read_input_bytes
+from btfgen.gen.output import read_input_bytes
 
 SRC = """
 #include <linux/bpf.h>

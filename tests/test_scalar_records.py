@@ -15,8 +15,8 @@ from conftest import compile_bpf, run_btfgen
 from gen_util import generate
 from runtime_zoo import load_or_skip
 
-from btfgen.event_types import EventTypeError, int_name_key, resolve_event_types
-from btfgen.object_reader import read_input
+from btfgen.discovery.resolve import EventTypeError, int_name_key, resolve_event_types
+from btfgen.elf.reader import read_input
 
 SRC = r"""
 #include <linux/types.h>
@@ -64,7 +64,7 @@ def build(tmp_path: Path, clang: str, target: str, strip: bool = False,
 
 
 def records(obj: Path, events: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
-    from btfgen.info import c_type_name
+    from btfgen.dump.info import c_type_name
 
     et = resolve_event_types(read_input(str(obj)), events)
     return {name: (c_type_name(et.btf, rec.type_id) if rec.type_id else "", rec.source)

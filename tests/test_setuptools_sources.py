@@ -18,8 +18,8 @@ import pytest
 from setuptools.dist import Distribution
 from setuptools.errors import SetupError
 
-from btfgen.project_config import ConfigError, SkeletonSpec, load_skeletons
-from btfgen.setuptools_plugin import finalize_options, generate_skeleton
+from btfgen.project.config import ConfigError, SkeletonSpec, load_skeletons
+from btfgen.project.plugin import finalize_options, generate_skeleton
 
 PROG = r"""
 #include <linux/bpf.h>

@@ -6,7 +6,7 @@ Default command line::
           -I<libbpf headers> -I/usr/include/<multiarch> <cflags> -c SRC -o OBJ
 
 The object keeps its DWARF: the generator reads record types from it and
-embeds the object without it (:mod:`btfgen.elf_strip`).  ``BTFGEN_CLANG`` and
+embeds the object without it (:mod:`btfgen.elf.strip`).  ``BTFGEN_CLANG`` and
 ``BTFGEN_BPFTOOL`` choose the tools.
 """
 
