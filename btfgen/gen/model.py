@@ -61,8 +61,6 @@ CODEC_MODULE = "_codec"
 
 #: Columns generated lines keep within (the project's ruff line length).
 LINE_WIDTH = 100
-#: Ends a generated line that cannot be kept within LINE_WIDTH.
-LINE_NOQA = "  # noqa: E501"
 
 #: Python names of 2/4/8-byte floats in ``struct``.
 FLOAT_CODES = {2: "e", 4: "f", 8: "d"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from typing import Any
 
@@ -29,7 +30,6 @@ from btfgen.elf.strip import strip_debug
 from btfgen.gen.cdef import build_cdef
 from btfgen.gen.model import (
     CODEC_MODULE,
-    LINE_NOQA,
     LINE_WIDTH,
     EnumClass,
     GenerateError,
@@ -129,6 +129,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     exports = [c.name for c in classes] + ["TYPES", "ffi"]
     if skeleton:
         exports += list(skeleton.get("exports", []))
+    exports.sort(key=dunder_all_key)
     types = sorted(refs.c_names.items())
     source = doc_text(os.path.basename(obj.path))
     context: dict[str, Any] = {
@@ -156,17 +157,30 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
     return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
 
 
+def dunder_all_key(name: str) -> tuple[int, tuple[str | int, ...]]:
+    """``__all__`` order as ruff's RUF022 wants it (isort style): CONSTANTS, then
+    Classes, then the rest, each in natural order (``S2`` before ``S10``)."""
+    if len(name) > 1 and name.upper() == name and name.lower() != name:
+        group = 0
+    elif name[:1].isupper():
+        group = 1
+    else:
+        group = 2
+    parts = re.split(r"(\d+)", name)
+    return group, tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
 def _allow_long_lines(text: str) -> str:
     """``text``, told to ruff not to count line lengths when some line is longer
     than :data:`~btfgen.gen.model.LINE_WIDTH`: that happens only for names from
     BTF too long to fit (a C name in the cdef or a docstring, a class named
-    after it), and those lines cannot be wrapped.  Lines that carry their own
-    ``# noqa: E501`` (a long argument in the skeleton) do not count."""
-    if all(len(line) <= LINE_WIDTH or line.endswith(LINE_NOQA) for line in text.splitlines()):
+    after it), and those lines cannot be wrapped."""
+    if all(len(line) <= LINE_WIDTH for line in text.splitlines()):
         return text
     head, sep, rest = text.partition("# Do not edit: rerun `btfgen gen` instead.\n")
+    # RUF100 too: under ruff's default rules E501 is off and its noqa "unused".
     return (f"{head}{sep}# Names from BTF too long for {LINE_WIDTH} columns:\n"
-            f"# ruff: noqa: E501\n{rest}")
+            f"# ruff: noqa: E501, RUF100\n{rest}")
 
 
 def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,

@@ -76,12 +76,13 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
         raw = s.bits.raw("w", 0)
         mask = s.bits.mask()
         keep_bits = (1 << (8 * s.bits.size)) - 1 ^ mask
-        lines += _assign("new", enc, ind)
+        # "bits", not "new": that may hold the packed bytes of a struct already
+        lines += _assign("bits", enc, ind)
         lines.append(f"{ind}w = {od}.unpack_from(src, {s.start})")
-        lines.append(f"{ind}if (keep or new) and {raw} & {mask:#x} != new:")
+        lines.append(f"{ind}if (keep or bits) and {raw} & {mask:#x} != bits:")
         # merged into the bytes as built so far: other members' bits stay
         lines.append(f"{ind}    w = {od}.unpack_from(b, {s.start})")
-        merged = f"{raw} & {keep_bits:#x} | new"
+        merged = f"{raw} & {keep_bits:#x} | bits"
         if s.bits.code().endswith("s"):
             merged = f'({merged}).to_bytes({s.bits.size}, "{s.bits.byteorder}")'
         lines += _call(f"{oe}.pack_into(", ["b", str(s.start), merged], ind + "    ")
