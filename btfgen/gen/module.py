@@ -27,7 +27,7 @@ from btfgen import __version__
 from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input
 from btfgen.elf.strip import strip_debug
-from btfgen.gen.cdef import build_cdef
+from btfgen.gen.cdef import Cdef, build_cdef
 from btfgen.gen.model import (
     CODEC_MODULE,
     LINE_WIDTH,
@@ -126,6 +126,9 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         # module: a plain cffi import next to them sorts differently depending
         # on whether a linter sees btfgen as first- or third-party.
         imports.append(f"from btfgen.runtime import codec as {CODEC_MODULE}")
+    sized = bool(cdef.enum_bases or cdef.empty)
+    if sized:
+        imports.append("from btfgen.runtime.sized_ffi import SizedFFI")
     exports = [c.name for c in classes] + ["TYPES", "ffi"]
     if skeleton:
         exports += list(skeleton.get("exports", []))
@@ -145,8 +148,9 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         "runtime_imports": _sorted_imports(imports),
         "all_names": exports,
         "types": types,
-        "cdef": cdef,
-        "ffi_class": f"{CODEC_MODULE}.FFI" if imports else "FFI",
+        "cdef": cdef.chunks,
+        "ffi_class": "SizedFFI" if sized else f"{CODEC_MODULE}.FFI" if imports else "FFI",
+        "ffi_args": _sized_ffi_args(cdef) if sized else [],
         "skeleton": bool(skeleton),
     }
     if skeleton:
@@ -155,6 +159,21 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
             raise RuntimeError(f"skeleton context overrides {sorted(clash)}")
         context.update({k: v for k, v in skeleton.items() if k not in ("skeleton", "stdlib")})
     return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
+
+
+def _sized_ffi_args(cdef: Cdef) -> list[str]:
+    """The argument lines of ``SizedFFI(...)``: enums and empty structs to size."""
+    lines = []
+    if cdef.enum_bases:
+        lines.append("enums={")
+        lines += [f"    {py_str(tag)}: {py_str(base)},"
+                  for tag, base in sorted(cdef.enum_bases.items())]
+        lines.append("},")
+    if cdef.empty:
+        lines.append("empty=(")
+        lines += [f"    {py_str(tag)}," for tag in sorted(cdef.empty)]
+        lines.append("),")
+    return lines
 
 
 def dunder_all_key(name: str) -> tuple[int, tuple[str | int, ...]]:
