@@ -85,10 +85,11 @@ def main() -> None:
                         "-I", str(tmp), "-c", str(tmp / "p.bpf.c"), "-o", str(tmp / "p.bpf.o")],
                        check=True)
         from btfgen.gen.module import generate_module
+        from btfgen.gen.options import GenOptions
 
         variants: dict[str, Path] = {}
         for debug in (False, True):
-            text = generate_module(str(tmp / "p.bpf.o"), keep_debug=debug)
+            text = generate_module(str(tmp / "p.bpf.o"), GenOptions(keep_debug=debug)).text
             for enc, body in (("zlib+b64", text), ("hex", as_hex(text))):
                 name = f"{'with' if debug else 'without'} DWARF, {enc}"
                 d = tmp / f"v{len(variants)}"

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from btfgen.gen.module import generate_module
+from btfgen.gen.options import GenOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()
@@ -18,7 +19,9 @@ _counter = itertools.count()
 
 def generate(obj: Path | str, out: Path, **options: Any) -> ModuleType:
     """Generate the module for ``obj`` into ``out`` and import it."""
-    out.write_text(generate_module(str(obj), **options))
+    if "types" in options:
+        options["types"] = tuple(options["types"])
+    out.write_text(generate_module(str(obj), GenOptions(**options)).text)
     return load(out)
 
 

@@ -18,6 +18,7 @@ from conftest import compile_bpf, run_btfgen
 from elftools.elf.elffile import ELFFile
 from event_progs import EVENT_H, EVENT_SIZE, VARIANTS, build_variant
 
+from btfgen.btf_c import c_type_name
 from btfgen.btf_extend import BtfExtender
 from btfgen.btf_model import Btf, Struct, Union
 from btfgen.discovery.bytecode import (
@@ -34,7 +35,6 @@ from btfgen.discovery.resolve import (
     parse_event_args,
     resolve_event_types,
 )
-from btfgen.dump.info import c_type_name
 from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input, read_object_bytes
 from btfgen.errors import BtfgenError

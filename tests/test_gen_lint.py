@@ -16,6 +16,7 @@ from test_gen_records import ZOO
 from test_names_hostile import hostile_btf
 
 from btfgen.gen.module import dunder_all_key, generate_module
+from btfgen.gen.options import GenOptions
 
 RULES = "E4,E7,E9,F,UP,RUF,I,B"
 LONG = "m" * 120
@@ -52,17 +53,18 @@ def modules(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
                              ("odd19", SRC, "clang-19")):
         obj = compile_bpf(src, d / f"{name}.bpf.o", clang=clang)
         out.append(d / f"{name}_skel.py")
-        out[-1].write_text(generate_module(str(obj)))
+        out[-1].write_text(generate_module(str(obj)).text)
     eb = compile_bpf(SRC, d / "oddeb.bpf.o", target="bpfeb")
     out.append(d / "oddeb_skel.py")
-    out[-1].write_text(generate_module(str(eb)))
+    out[-1].write_text(generate_module(str(eb)).text)
     blob, _ = hostile_btf(anon=True)
     (d / "hostile.btf").write_bytes(blob)
     out.append(d / "hostile.py")
-    out[-1].write_text(generate_module(str(d / "hostile.btf"), types=["root_t"]))
+    out[-1].write_text(generate_module(str(d / "hostile.btf"), GenOptions(types=("root_t",))).text)
     for ctype, name in (("struct sock", "sock"), ("struct task_struct", "task")):
         out.append(d / f"{name}.py")
-        out[-1].write_text(generate_module("/sys/kernel/btf/vmlinux", types=[ctype]))
+        out[-1].write_text(
+            generate_module("/sys/kernel/btf/vmlinux", GenOptions(types=(ctype,))).text)
     return out
 
 

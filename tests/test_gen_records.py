@@ -14,7 +14,8 @@ from gen_util import generate, load, mypy_strict, ruff
 
 from btfgen.elf.reader import read_input
 from btfgen.gen.model import TypeRefs
-from btfgen.gen.module import render_module, stem_of
+from btfgen.gen.module import render_module
+from btfgen.gen.naming import stem_of
 from btfgen.gen.select import object_roots
 
 ZOO = r"""

@@ -8,9 +8,11 @@ import pytest
 from btf_builder import BtfBuilder
 from conftest import compile_bpf, run_btfgen
 
+from btfgen.btf_c import c_type_name
 from btfgen.btf_parse import parse_btf
-from btfgen.dump.info import c_type_name, format_info, show
+from btfgen.dump.info import format_info
 from btfgen.elf.reader import read_input
+from btfgen.errors import show
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -15,7 +15,8 @@ from conftest import compile_bpf, run_btfgen
 from gen_util import generate
 from runtime_zoo import load_or_skip
 
-from btfgen.discovery.resolve import EventTypeError, int_name_key, resolve_event_types
+from btfgen.btf_c import int_name_key
+from btfgen.discovery.resolve import EventTypeError, resolve_event_types
 from btfgen.elf.reader import read_input
 
 SRC = r"""

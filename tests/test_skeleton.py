@@ -335,7 +335,7 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
 
     for obj in corpus_objects:
         path = tmp_path / f"c_{obj.name.split('.')[0].replace('-', '_')}_skel.py"
-        path.write_text(generate_module(str(obj)))
+        path.write_text(generate_module(str(obj)).text)
         mod = import_module(path)
         skel_cls = next(v for k, v in vars(mod).items()
                         if k.endswith("Skel") and not k.startswith("_"))
@@ -349,11 +349,13 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
                     assert sec.size == len(sec.read_bytes())
 
 
-def test_record_type_fallbacks_without_event_types(gen_dir: Path, tmp_path: Path) -> None:
-    """``build_skeleton_context`` without ``events``: tag, then map value, then struct event."""
+def test_record_types_come_from_the_one_resolver(gen_dir: Path, tmp_path: Path) -> None:
+    """The skeleton types perf/ring maps with what ``resolve_event_types`` found:
+    a decl tag wins; a map nothing types gets bytes (a ``struct event`` is never guessed)."""
+    from btfgen.discovery.resolve import resolve_event_types
     from btfgen.elf.reader import read_input
     from btfgen.gen.model import TypeRefs
-    from btfgen.gen.skeleton import build_skeleton_context, record_type_id
+    from btfgen.gen.skeleton import build_skeleton_context
 
     src = r"""
 #include <linux/types.h>
@@ -369,11 +371,12 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } plain 
 char LICENSE[] SEC("license") = "GPL";
 """
     obj = read_input(str(compile_bpf(src, tmp_path / "fb.bpf.o")))
-    maps = {m.name: m for m in obj.maps}
-    assert obj.btf.type(record_type_id(obj, maps["tagged"])).name == "other"
-    assert obj.btf.type(record_type_id(obj, maps["plain"])).name == "event"
-    ctx = build_skeleton_context(obj, TypeRefs(obj.btf, obj.byteorder, "FbSkel"))
+    events = resolve_event_types(obj)
+    assert obj.btf.type(events.record_type_id("tagged")).name == "other"
+    assert events.record_type_id("plain") == 0
+    ctx = build_skeleton_context(obj, TypeRefs(obj.btf, obj.byteorder, "FbSkel"), events)
     lines = {a.name: " ".join(a.lines) for a in ctx["skel"]["maps"]}
-    assert "_rt.RingBuf[Other]" in lines["tagged"] and "_rt.RingBuf[Event]" in lines["plain"]
+    assert "_rt.RingBuf[Other]" in lines["tagged"] and "_rt.RingBuf[bytes]" in lines["plain"]
     zoo = read_input(str(gen_dir / "zoo.bpf.o"))
-    assert zoo.btf.type(record_type_id(zoo, zoo.maps[0])).name == "event"
+    zoo_events = resolve_event_types(zoo)
+    assert zoo.btf.type(zoo_events.record_type_id(zoo.maps[0].name)).name == "event"

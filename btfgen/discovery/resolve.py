@@ -37,6 +37,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from btfgen.btf_c import c_type_name, find_c_type
 from btfgen.btf_extend import BtfExtender
 from btfgen.btf_model import (
     Array,
@@ -189,46 +190,6 @@ def parse_event_args(specs: list[str]) -> dict[str, str]:
 
 
 # -- BTF helpers ---------------------------------------------------------------------
-
-#: Words of C's multi-word integer type names.
-_INT_WORDS = frozenset({"unsigned", "signed", "short", "long", "int", "char", "_Bool"})
-
-
-def int_name_key(spelling: str) -> tuple[str, ...] | None:
-    """A canonical form of a C integer type name, so ``unsigned long`` finds BTF's
-    ``long unsigned int`` (gcc's order) and ``unsigned long`` (clang's); None when
-    ``spelling`` is not an integer type name."""
-    words = spelling.split()
-    if not words or not set(words) <= _INT_WORDS:
-        return None
-    if "char" not in words:
-        words = [w for w in words if w != "signed"]
-        if "int" not in words and "_Bool" not in words:
-            words.append("int")
-    return tuple(sorted(words))
-
-
-def _lookup_btf(btf: Btf, spec: str) -> BtfType | None:
-    words = spec.split()
-    kinds = {"struct": (Kind.STRUCT,), "union": (Kind.UNION,), "enum": (Kind.ENUM, Kind.ENUM64)}
-    if len(words) == 2 and words[0] in kinds:
-        for kind in kinds[words[0]]:
-            found = btf.find(words[1], kind)
-            if found:
-                return found[0]
-        return None
-    if len(words) == 1:
-        for kind in (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.INT, Kind.FLOAT):
-            found = btf.find(words[0], kind)
-            if found:
-                return found[0]
-    key = int_name_key(spec)
-    if key is not None:
-        for t in btf.types:
-            if isinstance(t, Int) and int_name_key(t.name) == key:
-                return t
-    return None
-
 
 def _is_record(btf: Btf, type_id: int) -> bool:
     try:
@@ -394,7 +355,7 @@ class _Resolver:
 
     # sources
     def from_event(self, m: MapDef, spec: str) -> tuple[int, str]:
-        t = _lookup_btf(self.btf, spec)
+        t = find_c_type(self.btf, spec)
         if t is not None:
             return t.id, "in the object's BTF"
         die = self.dwarf.named.get(spec)
@@ -429,7 +390,7 @@ class _Resolver:
             if isinstance(t, DeclTag) and t.type_id in map_vars and t.component_idx == -1 \
                     and t.name.startswith(RECORD_TAG):
                 spec = t.name[len(RECORD_TAG):].strip()
-                found = _lookup_btf(self.btf, spec)
+                found = find_c_type(self.btf, spec)
                 if found is not None:
                     return found.id, f'btf_decl_tag("{RECORD_TAG}{spec}")'
         return 0, ""
@@ -509,8 +470,6 @@ class _Resolver:
         return out
 
     def _btf_cand(self, tid: int, source: str, why: str) -> Candidate:
-        from btfgen.dump.info import c_type_name
-
         return Candidate(c_type_name(self.btf, tid), _size(self.btf, tid), source, why,
                          _const(tid))
 

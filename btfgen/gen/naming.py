@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import json
 import keyword
+import os
 import re
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
@@ -162,3 +163,12 @@ def doc_text(s: str) -> str:
 def c_identifier(name: str) -> bool:
     """Whether ``name`` is usable as-is as a C identifier in a cffi cdef."""
     return bool(name) and not _NOT_IDENT.search(name) and not name[0].isdigit()
+
+
+def stem_of(path: str) -> str:
+    """``probe.bpf.o`` -> ``probe``; ``x.o`` -> ``x``; ``vmlinux`` -> ``vmlinux``."""
+    base = os.path.basename(path)
+    for suffix in (".bpf.o", ".o"):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base
