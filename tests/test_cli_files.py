@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import compile_bpf, run_btfgen
 
 from btfgen.errors import ObjectError
 from btfgen.gen.output import read_input_bytes
+from tests.helpers.build import compile_bpf, run_btfgen
 
 SRC = """
 #include <linux/bpf.h>

@@ -25,13 +25,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from event_progs import EVENT_H, EVENT_SIZE, build_variant, expected_fields
-from runtime_zoo import load_or_skip
 
 from btfgen.discovery.resolve import resolve_event_types
 from btfgen.elf.reader import read_input
 from btfgen.gen.module import generate_to_file
 from btfgen.gen.options import GenOptions
+from tests.helpers.event_progs import EVENT_H, EVENT_SIZE, build_variant, expected_fields
+from tests.helpers.runtime_zoo import load_or_skip
+
+pytestmark = pytest.mark.live
 
 PID = os.getpid()
 

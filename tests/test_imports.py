@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only from its own layer or lower ones:
 
-0. foundation: ``errors``, ``uapi``, ``version`` (and ``runtime.map_types``, numbers
+0. foundation: ``errors``, ``version`` (and ``runtime.map_types``, numbers
    the generator shares with the runtime);
 1. BTF model: ``btf_*``;
 2. the object: ``elf/``;
@@ -11,8 +11,9 @@ Layers, lowest first; a module imports only from its own layer or lower ones:
 5. front ends: ``dump/``, ``project/``, ``cli``, ``__main__``, ``btfgen`` itself.
 
 The runtime (``runtime/``) imports nothing of btfgen outside ``btfgen.runtime``.
-Every import counts, also those inside functions and ``TYPE_CHECKING`` blocks:
-a function-level import hides a cycle from Python, not from the design.
+Every import counts, also those inside functions: a function-level import hides
+a cycle from Python, not from the design.  Imports under ``if TYPE_CHECKING:``
+do not: they name types for annotations and never run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import btfgen
 PACKAGE = Path(btfgen.__file__).resolve().parent
 
 LAYERS: list[tuple[str, ...]] = [
-    ("btfgen.errors", "btfgen.uapi", "btfgen.version", "btfgen.runtime.map_types"),
+    ("btfgen.errors", "btfgen.version", "btfgen.runtime.map_types"),
     ("btfgen.btf_", "btfgen._btf_decode"),
     ("btfgen.elf",),
     ("btfgen.discovery",),
@@ -46,7 +47,7 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
     ``btfgen.x.y`` when that is a module, else ``btfgen.x``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -58,6 +59,21 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
                 sub = f"{base}.{a.name}"
                 found.add(sub if sub in modules else base)
     return {m for m in found if m == "btfgen" or m.startswith("btfgen.")}
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` outside ``if TYPE_CHECKING:`` blocks."""
+    out: list[ast.AST] = []
+    work = [tree]
+    while work:
+        node = work.pop()
+        out.append(node)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                work.extend(child.orelse)
+                continue
+            work.append(child)
+    return out
 
 
 def import_graph() -> dict[str, set[str]]:

@@ -33,7 +33,6 @@ generator handles them like BTF types.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,7 +89,6 @@ ANNOTATION_PREFIX = "__btfgen_record__"
 RECORD_TAG = "btfgen:record="
 #: Types of libbpf's own BPF headers (usdt.bpf.h ...): never a tool's records.
 _LIBBPF_INTERNAL = ("__bpf_usdt",)
-SOURCES = ("--event", "map BTF", "annotation", "bytecode", "dwarf", "header")
 
 
 class EventTypeError(BtfgenError):
@@ -122,7 +120,7 @@ class MapRecord:
     map_type: int
     #: The record type in :attr:`EventTypes.btf` (0: unknown or ambiguous, records are bytes).
     type_id: int = 0
-    #: One of :data:`SOURCES`, "" when unresolved.
+    #: "--event", "map BTF", "annotation", "bytecode", "dwarf" or "header"; "" when unresolved.
     source: str = ""
     #: How the source found it, for ``btfgen info``.
     detail: str = ""
@@ -246,27 +244,8 @@ def _reachable(btf: Btf, roots: list[int], *, by_value_only: bool = False) -> se
 
 def core_relo_type_ids(obj: BpfObject) -> list[int]:
     """The root types of the object's CO-RE relocations (kernel types)."""
-    data, e = obj.btf_ext, "<" if obj.byteorder == "little" else ">"
-    if len(data) < 32:
-        return []
-    try:
-        hdr_len = struct.unpack_from(e + "I", data, 4)[0]
-        if hdr_len < 32:
-            return []
-        off, length = struct.unpack_from(e + "II", data, 24)
-        blob = data[hdr_len + off:hdr_len + off + length]
-        rec = struct.unpack_from(e + "I", blob)[0]
-        ids, pos = [], 4
-        while rec >= 16 and pos + 8 <= len(blob):
-            num = struct.unpack_from(e + "I", blob, pos + 4)[0]
-            pos += 8
-            for i in range(num):
-                if pos + i * rec + 8 <= len(blob):
-                    ids.append(struct.unpack_from(e + "I", blob, pos + i * rec + 4)[0])
-            pos += num * rec
-        return ids
-    except struct.error:
-        return []
+    info = obj.btf_ext_info
+    return list(info.core_relo_type_ids) if info is not None else []
 
 
 def btf_record_pool(obj: BpfObject) -> list[BtfType]:

@@ -49,7 +49,6 @@ from btfgen.gen.naming import (
     RECORD_API,
     UniqueNames,
     attr_name,
-    camel,
     class_name,
     enum_member_name,
     shown,
@@ -616,7 +615,3 @@ class TypeRefs:
                     leaf = f.c_name.rsplit(".", 1)[-1]
                     f.attr = uniq.add(attr_name(leaf, class_names))
 
-
-def camel_stem(stem: str) -> str:
-    """``probe`` -> ``Probe``; the skeleton class is ``f"{camel_stem(stem)}Skel"``."""
-    return camel(stem)

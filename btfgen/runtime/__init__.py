@@ -25,15 +25,17 @@ The runtime never imports the generator.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from btfgen.runtime.bpfobj import LibbpfObject, Link, Program
+    from btfgen.runtime.bpfobj import LibbpfObject
     from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
     from btfgen.runtime.errors import (
         BpfError,
         BpfPermissionError,
         LibbpfMissingError,
         MapKeyError,
+        NotSupportedError,
         RuntimeBpfError,
     )
+    from btfgen.runtime.link import Link
     from btfgen.runtime.maps import (
         ANY,
         EXIST,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
         PerCpuArrayMap,
         PerCpuHashMap,
     )
+    from btfgen.runtime.program import Program
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
@@ -54,11 +57,11 @@ if TYPE_CHECKING:
 # what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
 # buffers, maps and batch machinery it binds later.
 _WHERE = {
-    "LibbpfObject": "bpfobj", "Link": "bpfobj", "Program": "bpfobj",
+    "LibbpfObject": "bpfobj", "Link": "link", "Program": "program",
     "PerfBuffer": "buffers", "PerfEventArray": "buffers", "RingBuf": "buffers",
     "RingBuffer": "buffers", "WithPayload": "buffers",
     "BpfError": "errors", "BpfPermissionError": "errors", "LibbpfMissingError": "errors",
-    "MapKeyError": "errors", "RuntimeBpfError": "errors",
+    "MapKeyError": "errors", "NotSupportedError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
     "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
     "Codec": "protocols", "RawCodec": "protocols", "RecordCodec": "protocols",
@@ -83,8 +86,9 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
-    "MapBase", "MapKeyError", "Namespace", "PerCpuArrayMap", "PerCpuHashMap", "PerfBuffer",
-    "PerfEventArray", "Program", "RawCodec", "ReadOnlyError", "RecordCodec", "RingBuf",
+    "MapBase", "MapKeyError", "Namespace", "NotSupportedError", "PerCpuArrayMap",
+    "PerCpuHashMap", "PerfBuffer", "PerfEventArray", "Program", "RawCodec", "ReadOnlyError",
+    "RecordCodec", "RingBuf",
     "RingBuffer", "RuntimeBpfError", "Skeleton", "TracefsError", "WithPayload", "as_codec",
     "possible_cpus", "var",
 ]
