@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from btfgen.elf.reader import read_input_bytes
 from btfgen.errors import ObjectError
-from btfgen.gen.output import read_input_bytes
 from tests.helpers.build import compile_bpf, run_btfgen
 
 SRC = """

@@ -8,6 +8,8 @@ file at fault (which may be the ``--base`` file).
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from typing import TYPE_CHECKING
 
@@ -88,12 +90,48 @@ def _blame(e: BtfgenError, path: str) -> BtfgenError:
 
 
 def _read_file(path: str) -> bytes:
-    from btfgen.gen.output import read_input_bytes
-
     data = read_input_bytes(path)
     if not data:
         raise _blame(ObjectError("empty file"), path)
     return data
+
+
+#: Largest input read (vmlinux BTF is ~6 MB, a large object tens of MB).
+MAX_INPUT = 1 << 30
+
+
+def read_input_bytes(path: str, limit: int = MAX_INPUT) -> bytes:
+    """The bytes of the input file ``path``: a regular file of at most ``limit``
+    bytes (sysfs files such as /sys/kernel/btf/vmlinux are regular); anything
+    else -- a character device such as /dev/zero, a FIFO -- cannot be sized and
+    is refused rather than read forever."""
+    try:
+        st = os.stat(path)  # before open(): opening a FIFO blocks
+    except OSError as e:
+        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _blame(ObjectError("cannot read: Is a directory"), path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _blame(ObjectError(f"not a regular file ({_kind(st.st_mode)}): cannot be sized;"
+                                 " copy it to a file first"), path)
+    if st.st_size > limit:
+        raise _blame(ObjectError(f"too large ({st.st_size} bytes, at most {limit})"), path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    if len(data) > limit:  # grew, or a file whose size stat does not tell
+        raise _blame(ObjectError(f"too large (more than {limit} bytes)"), path)
+    return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _parse_raw(data: bytes, base: Btf | None) -> Btf:

@@ -36,7 +36,7 @@ from btfgen.btf_model import (
 )
 from btfgen.gen.model import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
 from btfgen.gen.naming import c_identifier, shown
-from btfgen.runtime.sized_ffi import apply_sizes
+from btfgen.runtime.cffi_sizes import apply_sizes
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
 CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}

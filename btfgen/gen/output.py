@@ -1,10 +1,8 @@
-"""Writing generated files (all or nothing) and reading inputs (bounded).
+"""Writing generated files: all or nothing.
 
 The output is a file the user named: a symlink is written through (its target
 replaced atomically), a device node or FIFO is written in place (``-o
 /dev/null``), an existing file keeps its mode, and a directory is refused.
-Inputs are read whole but bounded; what cannot be sized (a character device
-such as ``/dev/zero``, a FIFO) is refused rather than read forever.
 """
 
 from __future__ import annotations
@@ -13,10 +11,7 @@ import os
 import stat
 import tempfile
 
-from btfgen.errors import BtfgenError, ObjectError
-
-#: Largest input read (vmlinux BTF is ~6 MB, a large object tens of MB).
-MAX_INPUT = 1 << 30
+from btfgen.errors import BtfgenError
 
 
 def write_atomic(path: str, text: str) -> None:
@@ -62,46 +57,6 @@ def _write_in_place(path: str, target: str, text: str) -> None:
 
 def _error(path: str, message: str) -> BtfgenError:
     e = BtfgenError(message)
-    e.path = path
-    return e
-
-
-def read_input_bytes(path: str, limit: int = MAX_INPUT) -> bytes:
-    """The bytes of the input file ``path``: a regular file of at most ``limit``
-    bytes (sysfs files such as /sys/kernel/btf/vmlinux are regular); anything
-    else raises :class:`ObjectError` naming the problem."""
-    try:
-        st = os.stat(path)  # before open(): opening a FIFO blocks
-    except OSError as e:
-        raise _input_error(path, f"cannot read: {e.strerror or e}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _input_error(path, "cannot read: Is a directory")
-    if not stat.S_ISREG(st.st_mode):
-        kind = _kind(st.st_mode)
-        raise _input_error(path, f"not a regular file ({kind}): cannot be sized; copy it"
-                           " to a file first")
-    if st.st_size > limit:
-        raise _input_error(path, f"too large ({st.st_size} bytes, at most {limit})")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise _input_error(path, f"cannot read: {e.strerror or e}") from None
-    if len(data) > limit:  # grew, or a file whose size stat does not tell
-        raise _input_error(path, f"too large (more than {limit} bytes)")
-    return data
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "special file"
-
-
-def _input_error(path: str, message: str) -> ObjectError:
-    e = ObjectError(message)
     e.path = path
     return e
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from btfgen.runtime.cffi_sizes import apply_sizes
 from btfgen.runtime.lazy_ffi import LazyFFI
 
-__all__ = ["SizedFFI", "apply_sizes"]
+__all__ = ["SizedFFI"]
 
 
 class SizedFFI(LazyFFI):
@@ -36,15 +37,3 @@ class SizedFFI(LazyFFI):
         if fresh:
             apply_sizes(real, *self.__dict__["_SizedFFI__sizes"])
         return real
-
-
-def apply_sizes(ffi: Any, enums: Mapping[str, str], empty: Sequence[str]) -> None:
-    """Set the sizes of declared but not yet used enums and empty structs of the
-    ``cffi.FFI`` ``ffi`` (see the module docstring)."""
-    from cffi import model
-
-    declarations = ffi._parser._declarations
-    for tag, base in enums.items():
-        declarations[tag][0].baseinttype = model.PrimitiveType(base)
-    for tag in empty:
-        declarations[tag][0].fixedlayout = ([], [], 0, 1)
