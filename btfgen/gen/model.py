@@ -43,7 +43,7 @@ from btfgen.btf_model import (
     Union,
     Var,
 )
-from btfgen.errors import BtfgenError
+from btfgen.errors import BtfgenError, quote_name, show
 from btfgen.gen.naming import (
     MODULE_NAMES,
     RECORD_API,
@@ -51,7 +51,6 @@ from btfgen.gen.naming import (
     attr_name,
     class_name,
     enum_member_name,
-    shown,
 )
 from btfgen.gen.plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
 
@@ -426,7 +425,7 @@ class TypeRefs:
             flush()
             bits = base_bits + m.bit_offset
             if bits % 8:
-                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{show(rec.c_spelling)}: member {quote_name(m.name)}"
                                     " is not byte-aligned")
             off = bits // 8
             if not m.name:
@@ -439,7 +438,7 @@ class TypeRefs:
                 continue
             plan = self._plan(m.type_id, off, f"{rec.name}_{m.name}")
             if off + plan.size > rec.size:
-                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{show(rec.c_spelling)}: member {quote_name(m.name)}"
                                     " ends past the end")
             rec.deps.update(plan.deps())
             rec.fields.append(RecordField(cname, plan.hint, plan.default))

@@ -143,9 +143,10 @@ def py_str(s: str) -> str:
 
 
 def shown(s: str) -> str:
-    """``s`` as printable ASCII for messages and comments: quotes, backslashes,
-    control characters, non-ASCII and lone surrogates become ``\\uXXXX``-style
-    escapes (the text of :func:`py_str` without its quotes)."""
+    """``s`` as printable ASCII inside a generated module's docstrings: quotes,
+    backslashes, control characters, non-ASCII and lone surrogates become
+    ``\\uXXXX``-style escapes (the text of :func:`py_str` without its quotes).
+    Messages to people escape with :func:`btfgen.errors.show` instead."""
     return py_str(s)[1:-1]
 
 
