@@ -20,36 +20,18 @@ from setuptools.errors import SetupError
 
 from btfgen.project.config import ConfigError, SkeletonSpec, load_skeletons
 from btfgen.project.plugin import finalize_options, generate_skeleton
+from tests.project.test_setuptools_config import RING_PROG
+from tests.project.test_setuptools_config import project as base_project
 
-PROG = r"""
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-#include "p.h"
-
-struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } rb SEC(".maps");
-
-SEC("tracepoint/syscalls/sys_enter_getpid")
-int on_getpid(void *ctx)
-{
-	int unused_local;
-	struct p_event *e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
-	if (!e)
-		return 0;
-	e->x = 1;
-	bpf_ringbuf_submit(e, 0);
-	return 0;
-}
-
-char LICENSE[] SEC("license") = "GPL";
-"""
+#: The ring buffer program of test_setuptools_config, with an unused local for a warning.
+PROG = RING_PROG.replace("{\n\tstruct p_event", "{\n\tint unused_local;\n\tstruct p_event")
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    (root / "bpf").mkdir(parents=True)
+    """test_setuptools_config's project, with hand-written modules and a subpackage."""
+    root = base_project.__wrapped__(tmp_path)  # type: ignore[attr-defined]
     (root / "bpf" / "p.bpf.c").write_text(PROG)
-    (root / "bpf" / "p.h").write_text("struct p_event { int x; long long y; };\n")
     (root / "pkg" / "sub").mkdir(parents=True)
     (root / "pkg" / "__init__.py").write_text("# hand-written\n")
     (root / "pkg" / "cli.py").write_text("def main() -> None: ...\n")
