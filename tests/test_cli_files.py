@@ -111,5 +111,9 @@ def test_input_size_bounded(tmp_path: Path) -> None:
     with pytest.raises(ObjectError, match=r"too large \(100 bytes, at most 64\)"):
         read_input_bytes(str(big), limit=64)
     assert read_input_bytes(str(big), limit=100) == bytes(100)
+    # procfs files are regular but say 0 bytes: read in chunks, still bounded
+    assert b"Name:" in read_input_bytes("/proc/self/status")
+    with pytest.raises(ObjectError, match=r"too large \(more than 16 bytes\)"):
+        read_input_bytes("/proc/self/status", limit=16)
     # sysfs files are regular and sized
     assert read_input_bytes("/sys/kernel/btf/vmlinux")[:2] in (b"\x9f\xeb", b"\xeb\x9f")

@@ -118,12 +118,18 @@ def read_input_bytes(path: str, limit: int = MAX_INPUT) -> bytes:
         raise _blame(ObjectError(f"too large ({st.st_size} bytes, at most {limit})"), path)
     try:
         with open(path, "rb") as f:
-            data = f.read(limit + 1)
+            # as much as stat says (read(n) allocates n bytes first), then the
+            # rest in chunks: the file grew, or stat does not tell (procfs)
+            parts = [f.read(st.st_size + 1)]
+            got = len(parts[0])
+            while got <= limit and (chunk := f.read(1 << 20)):
+                parts.append(chunk)
+                got += len(chunk)
     except OSError as e:
         raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
-    if len(data) > limit:  # grew, or a file whose size stat does not tell
+    if got > limit:
         raise _blame(ObjectError(f"too large (more than {limit} bytes)"), path)
-    return data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _kind(mode: int) -> str:
