@@ -163,7 +163,7 @@ def _explain_split(data: bytes, e: BtfError) -> None:
         return
     start = hdr.hdr_len + hdr.str_off
     if hdr.str_len and data[start] != 0:
-        raise ObjectError(
+        raise BtfError(
             "split BTF (its type ids and strings continue a base BTF's): pass"
             " --base BASE, e.g. --base /sys/kernel/btf/vmlinux"
         ) from None
