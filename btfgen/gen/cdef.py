@@ -513,7 +513,8 @@ class CdefBuilder:
                 continue
             if btf.size_of(m.type_id) == 0:
                 continue  # cffi keeps no field for a zero-length array
-            off = ffi.offsetof(tag, name)
+            field = fields.get(name)  # ffi.offsetof searches the fields: slow on 32k
+            off = field.offset if field is not None else ffi.offsetof(tag, name)
             if off != base + m.bit_offset // 8:
                 return f"offsetof {name} {off} != BTF {base + m.bit_offset // 8}"
         return None
