@@ -20,7 +20,6 @@ from typing import Any
 
 import jinja2
 
-from btfgen.discovery.resolve import resolve_event_types
 from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input
 from btfgen.elf.strip import strip_debug
@@ -215,6 +214,10 @@ def generate_module(path: str, options: GenOptions | None = None) -> GeneratedMo
     event_types = None
     messages: tuple[str, ...] = ()
     if obj.is_elf or events or opts.header:
+        # imported here: record type discovery (pycparser, DWARF) is for ELF
+        # objects; raw BTF (vmlinux --type) starts faster without it
+        from btfgen.discovery.resolve import resolve_event_types
+
         event_types = resolve_event_types(obj, events, opts.header)
         btf = event_types.btf
         messages = tuple(event_types.messages())

@@ -22,12 +22,14 @@ import base64
 import os
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from btfgen.discovery.resolve import EventTypes
 from btfgen.elf.model import BpfObject, DataSection, MapDef
 from btfgen.gen.model import LINE_WIDTH, TypeRefs
 from btfgen.gen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown, stem_of
+
+if TYPE_CHECKING:
+    from btfgen.discovery.resolve import EventTypes
 
 #: BPF_MAP_TYPE_* -> runtime class (in btfgen.runtime.maps/buffers); others: MapBase.
 _HASH_LIKE = {1, 9, 11, 13, 18, 25}  # HASH LRU_HASH LPM_TRIE HASH_OF_MAPS SOCKHASH DEVMAP_HASH
