@@ -17,8 +17,8 @@ from btfgen.runtime.maps import map_kind
 
 
 @pytest.fixture(scope="module")
-def mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return build(tmp_path_factory.mktemp("maps_err"))
+def mod() -> ModuleType:
+    return build()
 
 
 @pytest.fixture

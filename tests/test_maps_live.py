@@ -32,8 +32,8 @@ pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")
-def mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return build(tmp_path_factory.mktemp("maps_zoo"))
+def mod() -> ModuleType:
+    return build()
 
 
 def open_skel(mod: ModuleType, **kw: Any) -> Any:

@@ -39,8 +39,8 @@ int mark(void *ctx)
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (pid != target_pid)
 		return 0;
-	struct val *v = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0,
-					     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_struct *me = bpf_get_current_task_btf();
+	struct val *v = bpf_task_storage_get(&tasks, me, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (v) {
 		v->seen += 1;
 		v->pid = pid;

@@ -272,7 +272,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
         self.delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.lookup(key) is not None  # type: ignore[arg-type]
+        return self._lookup_raw(key) is not None  # type: ignore[arg-type]
 
     def keys(self) -> Iterator[K]:
         """Iterate over the keys (get_next_key order)."""
@@ -324,8 +324,8 @@ class KeyedMap(MapBase, Generic[K, VT]):
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"map {self.name}: {fn.removeprefix('bpf_map_')} chunk must be a "
                              f"positive number of elements, got {chunk!r}")
-        chunk = min(chunk, max(1, self._h.max_entries))
         self._loaded()
+        chunk = min(chunk, max(1, self._h.max_entries))
         ks, vs = self._h.key_size, self._vbuf_size
         keys = ffi.new("char[]", ks * chunk)
         vals = ffi.new("char[]", vs * chunk)
