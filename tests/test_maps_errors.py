@@ -81,7 +81,7 @@ def test_a_record_of_another_class_is_refused_before_the_kernel(mod: ModuleType,
 
 
 def test_unknown_map_types_are_mapbase_in_runtime_and_generator() -> None:
-    from btfgen import map_defs
+    from btfgen.elf import maps as map_defs
 
     assert map_kind(999) == class_name(999) == "MapBase"
     assert map_kind(19) == "MapBase"  # CGROUP_STORAGE: no class of its own
