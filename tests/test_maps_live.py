@@ -145,7 +145,8 @@ def test_prog_array_tail_call_after_setting_a_program(skel: Any) -> None:
     del jmp[0]
     fire(1)
     assert skel.bss.tail_hits == 3
-    with pytest.raises(TypeError, match=r"map jmp: value must be a Program .*got int"):
+    with pytest.raises(TypeError,
+                       match=r"map jmp: value must be a program \(skel.progs.<name>\), got int"):
         jmp[1] = 5
 
 

@@ -99,7 +99,8 @@ class MapBase:
     def __init__(self, handle: MapPtr) -> None:
         self._h = handle
         self.name = handle.name
-        if handle not in _WRAPPERS:
+        ref = _WRAPPERS.get(handle)
+        if ref is None or ref() is None:
             _WRAPPERS[handle] = weakref.ref(self)
 
     @property
