@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from conftest import compile_bpf, run_btfgen
 
@@ -122,6 +123,24 @@ def build() -> ModuleType:
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def open_skel(mod: ModuleType, **kw: Any) -> Any:
+    """``MapsZooSkel.open(**kw)`` filtered on this process; its pinned-by-name map
+    goes under a directory of this test session (never /sys/fs/bpf itself)."""
+    kw.setdefault("pin_root", session_pin_root())
+    skel = mod.MapsZooSkel.open(**kw)  # type: ignore[attr-defined]
+    skel.rodata.target_pid = PID
+    return skel
+
+
+@functools.cache
+def session_pin_root() -> str:
+    """A bpffs directory for this test session, emptied and removed at exit."""
+    gen = bpffs_dir("session")
+    path = next(gen)
+    atexit.register(gen.close)
+    return path
 
 
 def bpffs_dir(tag: str) -> Iterator[str]:

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import PID, bpffs_dir, build
+from maps_zoo import PID, bpffs_dir, build, open_skel
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import (
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.live
 @pytest.fixture(scope="module")
 def mod() -> ModuleType:
     return build()
-
-
-def open_skel(mod: ModuleType, **kw: Any) -> Any:
-    skel = mod.MapsZooSkel.open(**kw)
-    skel.rodata.target_pid = PID
-    return skel
 
 
 @pytest.fixture

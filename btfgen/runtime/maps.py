@@ -254,7 +254,17 @@ class KeyedMap(MapBase, Generic[K, VT]):
         vb = ffi.from_buffer(self._encode_value(value))
         rc = lib().bpf_map__update_elem(self._h.ptr, kb, len(kb), vb, len(vb), flags)
         if rc < 0:
-            raise error_class(rc)(f"map {self.name}: update", rc)
+            raise error_class(rc)(f"map {self.name}: update{self._update_hint(rc, flags)}", rc)
+
+    def _update_hint(self, rc: int, flags: int) -> str:
+        """What a failed update's errno means for this map, in parentheses."""
+        if rc == -errno.E2BIG:
+            return f" (the map is full: max_entries {self._h.max_entries})"
+        if rc == -errno.EEXIST and flags & NOEXIST:
+            return " (the key exists and flags is NOEXIST)"
+        if rc == -errno.ENOENT and flags & EXIST:
+            return " (no such key and flags is EXIST)"
+        return ""
 
     def __setitem__(self, key: K, value: VT) -> None:
         self.update(key, value)
@@ -400,6 +410,13 @@ class ArrayMap(KeyedMap[K, V]):
 
     def __len__(self) -> int:
         return self._h.max_entries
+
+    def _update_hint(self, rc: int, flags: int) -> str:
+        if rc == -errno.E2BIG:
+            return f" (index out of range: the array has {self._h.max_entries} elements)"
+        if rc == -errno.EEXIST and flags & NOEXIST:
+            return " (array elements always exist: flags cannot be NOEXIST)"
+        return super()._update_hint(rc, flags)
 
     def clear(self) -> None:
         """Set every element to zero (array elements cannot be deleted)."""
