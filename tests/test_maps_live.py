@@ -243,6 +243,9 @@ def test_pin_unpin_and_reuse_pinned(mod: ModuleType) -> None:
             load_or_skip(third.load)
             with pytest.raises(RuntimeBpfError, match="after load"):
                 third.maps.arr.reuse_pinned(path)
+            with pytest.raises(RuntimeBpfError, match=r"map arr has no pin path; say which pin "
+                                                      r"to remove: unpin\(path\)"):
+                third.maps.arr.unpin()
 
 
 def test_skeleton_open_keyword_reaches_libbpf(mod: ModuleType, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
 from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
-from btfgen.runtime.map_types import class_name
+from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
 
@@ -151,8 +151,11 @@ class MapBase:
     def unpin(self, path: str | None = None) -> None:
         """Remove the pin at ``path`` (default: where :meth:`pin` or the object put it)."""
         self._h.owner.check_open()
+        if path is None and self.pin_path is None:
+            raise RuntimeBpfError(f"map {self.name} has no pin path; say which pin to remove: "
+                                  "unpin(path)")
         where = ffi.NULL if path is None else c_bytes(path)
-        check_int(f"map {self.name}: unpin {path or self.pin_path or ''}".rstrip(),
+        check_int(f"map {self.name}: unpin {path or self.pin_path}",
                   lambda: lib().bpf_map__unpin(self._h.ptr, where))
 
     @property
@@ -419,8 +422,11 @@ class ArrayMap(KeyedMap[K, V]):
         return super()._update_hint(rc, flags)
 
     def clear(self) -> None:
-        """Set every element to zero (array elements cannot be deleted)."""
+        """ARRAY and PERCPU_ARRAY: set every element to zero (their elements cannot be
+        deleted); array-like maps of fds (DEVMAP, SOCKMAP, ...): delete every element."""
         self._loaded()
+        if self._h.map_type not in (ARRAY, PERCPU_ARRAY):
+            return super().clear()
         n, vs, step = self._h.max_entries, self._vbuf_size, 4096
         zeros = ffi.new("char[]", vs * min(n, step))
         for start in range(0, n, step):
