@@ -57,6 +57,8 @@ struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(
                __type(value, __u64); } inner_a SEC(".maps"), inner_b SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, __u32);
          __array(values, struct inner); } outer SEC(".maps") = { .values = { [0] = &inner_a } };
+struct { __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS); __uint(max_entries, 4); __type(key, __u32);
+         __array(values, struct inner); } outer_by_id SEC(".maps");
 
 static __always_inline void set_inner(__u32 slot, __u64 value)
 {

@@ -58,7 +58,8 @@ def test_generated_classes(skel: Any) -> None:
     assert kinds == {"fifo": QueueMap, "lifo": StackMap, "seen": BloomFilterMap,
                      "stacks": StackTraceMap, "counts": HashMap, "arr": ArrayMap,
                      "pcpu": PerCpuArrayMap, "shared": HashMap, "jmp": ProgArrayMap,
-                     "inner_a": ArrayMap, "inner_b": ArrayMap, "outer": MapOfMaps}
+                     "inner_a": ArrayMap, "inner_b": ArrayMap, "outer": MapOfMaps,
+                     "outer_by_id": MapOfMaps}
 
 
 def test_queue_and_stack_give_what_bpf_pushed_in_order(skel: Any) -> None:
@@ -156,6 +157,12 @@ def test_map_in_map_inner_set_by_object(skel: Any) -> None:
     assert dict(outer.items()) == {0: a, 1: b}
     with pytest.raises(TypeError, match="map outer: value must be a map"):
         outer[1] = skel.progs.handle
+    by_id = skel.maps.outer_by_id  # HASH_OF_MAPS: keys come and go
+    by_id[70] = b
+    by_id[71] = a
+    assert dict(by_id.items()) == {70: b, 71: a}
+    del by_id[70]
+    assert list(by_id) == [71] and by_id.lookup(70) is None
 
 
 def test_struct_keys_work_with_dict_and_sorted(mod: ModuleType, skel: Any) -> None:
