@@ -9,6 +9,7 @@ runs with ``.bss seq`` so each test can tell which values it caused.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import importlib.util
 import os
@@ -22,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from conftest import compile_bpf, run_btfgen
+from runtime_zoo import load_or_skip
 
 MAPS_SRC = r"""
 #include <linux/types.h>
@@ -134,6 +136,20 @@ def open_skel(mod: ModuleType, **kw: Any) -> Any:
     skel = mod.MapsZooSkel.open(**kw)  # type: ignore[attr-defined]
     skel.rodata.target_pid = PID
     return skel
+
+
+@contextlib.contextmanager
+def loaded(*, attach: bool = False) -> Iterator[Any]:
+    """A loaded skeleton of the maps zoo (its ``handle`` program attached if asked),
+    destroyed after; skips the test when the kernel refuses BPF to this process."""
+    skel = open_skel(build())
+    try:
+        load_or_skip(skel.load)
+        if attach:
+            skel.progs.handle.attach()
+        yield skel
+    finally:
+        skel.destroy()
 
 
 @functools.cache

@@ -7,8 +7,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import build, open_skel
-from runtime_zoo import load_or_skip
+from maps_zoo import build, loaded
 
 from btfgen.runtime import MapArgumentError
 from btfgen.runtime._libbpf import ffi
@@ -22,13 +21,9 @@ def mod() -> ModuleType:
 
 
 @pytest.fixture
-def skel(mod: ModuleType) -> Iterator[Any]:
-    s = open_skel(mod)
-    try:
-        load_or_skip(s.load)
+def skel() -> Iterator[Any]:
+    with loaded(attach=False) as s:
         yield s
-    finally:
-        s.destroy()
 
 
 @pytest.mark.live

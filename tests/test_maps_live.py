@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import PID, bpffs_dir, build, open_skel
+from maps_zoo import PID, bpffs_dir, build, loaded, open_skel
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import (
@@ -37,14 +37,9 @@ def mod() -> ModuleType:
 
 
 @pytest.fixture
-def skel(mod: ModuleType) -> Iterator[Any]:
-    s = open_skel(mod)
-    try:
-        load_or_skip(s.load)
-        s.progs.handle.attach()
+def skel() -> Iterator[Any]:
+    with loaded(attach=True) as s:
         yield s
-    finally:
-        s.destroy()
 
 
 def fire(n: int) -> None:
