@@ -225,7 +225,7 @@ def test_pinning_by_name_shares_the_map_between_two_skeletons(mod: ModuleType) -
         assert os.path.exists(f"{pin_dir}/shared")  # pins outlive their skeletons
 
 
-def test_pin_unpin_and_reuse_pinned(mod: ModuleType) -> None:
+def test_pin_unpin_and_reuse_pinned(mod: ModuleType, tmp_path: Path) -> None:
     for pin_dir in bpffs_dir("pin"):
         path = f"{pin_dir}/counts"
         with open_skel(mod, pin_root=pin_dir) as first:
@@ -239,6 +239,11 @@ def test_pin_unpin_and_reuse_pinned(mod: ModuleType) -> None:
                 assert second.maps.arr[3] == 33 and second.maps.arr.id == first.maps.arr.id
             first.maps.arr.unpin()
             assert not os.path.exists(path)
+            with pytest.raises(OSError) as e:
+                first.maps.arr.pin(str(tmp_path / "arr"))
+            assert str(e.value) == (f"map arr: pin at {tmp_path}/arr (its directory is not on a "
+                                    "bpffs: pin under /sys/fs/bpf, or mount one: mount -t bpf "
+                                    "bpf DIR): Invalid argument")
         with open_skel(mod, pin_root=pin_dir) as third:
             with pytest.raises(OSError, match=f"map arr: open pinned map {path}: No such file"):
                 third.maps.arr.reuse_pinned(path)

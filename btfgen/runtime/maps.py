@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
-from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.errors import BpfError, MapKeyError, RuntimeBpfError, error_class
 from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
@@ -70,6 +70,25 @@ def encode_arg(map_name: str, what: str, codec: Codec[Any], given: object) -> by
         raise argument_error(map_name, what, codec, given,
                              f"it encodes to {len(raw)} bytes, not {codec.size}")
     return raw
+
+
+def on_bpffs(path: str) -> bool:
+    """Whether the directory of ``path`` is on a BPF filesystem (per /proc/mounts)."""
+    where = os.path.dirname(os.path.realpath(path))
+    best, kind = "", ""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                inside = where == mnt or where.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
+    except OSError:
+        return True  # cannot tell: let libbpf's own message stand
+    return kind == "bpf"
 
 
 def object_id(fd: int, what: str) -> int:
@@ -145,8 +164,15 @@ class MapBase:
     def pin(self, path: str) -> None:
         """Pin the loaded map at ``path`` on a bpffs (e.g. ``/sys/fs/bpf/NAME``)."""
         self._loaded()
-        check_int(f"map {self.name}: pin at {path}",
-                  lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
+        try:
+            check_int(f"map {self.name}: pin at {path}",
+                      lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
+        except BpfError as e:
+            if e.errno != errno.EINVAL or on_bpffs(path):
+                raise
+            raise type(e)(f"map {self.name}: pin at {path} (its directory is not on a bpffs: "
+                          "pin under /sys/fs/bpf, or mount one: mount -t bpf bpf DIR)",
+                          e.errno) from None
 
     def unpin(self, path: str | None = None) -> None:
         """Remove the pin at ``path`` (default: where :meth:`pin` or the object put it)."""
