@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -114,7 +114,7 @@ def build() -> ModuleType:
     """Compile MAPS_SRC, generate ``maps_zoo_skel.py`` (once per test session), check it
     is mypy --strict clean and import it."""
     out = Path(tempfile.mkdtemp(prefix=f"btfgen_maps_zoo_{PID}_"))
-    atexit.register(shutil.rmtree, out, True)
+    at_exit_of_this_process(lambda: shutil.rmtree(out, True))
     obj = compile_bpf(MAPS_SRC, out / "maps_zoo.bpf.o")
     mod_path = out / "maps_zoo_skel.py"
     run_btfgen("gen", obj, "-o", mod_path, check=True)
@@ -157,8 +157,15 @@ def session_pin_root() -> str:
     """A bpffs directory for this test session, emptied and removed at exit."""
     gen = bpffs_dir("session")
     path = next(gen)
-    atexit.register(gen.close)
+    at_exit_of_this_process(gen.close)
     return path
+
+
+def at_exit_of_this_process(cleanup: Callable[[], object]) -> None:
+    """``atexit.register(cleanup)``, skipped in forked children (tests fork): only the
+    process that made a temp dir or pin removes it."""
+    owner = os.getpid()
+    atexit.register(lambda: cleanup() if os.getpid() == owner else None)
 
 
 def bpffs_dir(tag: str) -> Iterator[str]:
