@@ -62,4 +62,4 @@ def test_use_after_destroy_raises_and_never_crashes() -> None:
     out = json.loads(r.stdout)
     if "skip" in out:
         pytest.skip(f"the kernel refuses BPF here: {out['skip']}")
-    assert out and all(msg == "BPF object maps_zoo is closed" for msg in out.values()), out
+    assert out and all(msg.startswith("BPF object maps_zoo is closed") for msg in out.values()), out
