@@ -48,7 +48,11 @@ def fire(n: int) -> None:
 
 
 def test_generated_classes(skel: Any) -> None:
+    from btfgen.runtime.libbpf import ffi, lib
+
     m = skel.maps
+    assert lib.bpf_map__fd(m.fifo.handle) == m.fifo.fd > 0
+    assert ffi.typeof(m.stacks.handle) is ffi.typeof("struct bpf_map *")
     kinds = {name: type(getattr(m, name)) for name in vars(m)}
     assert kinds == {"fifo": QueueMap, "lifo": StackMap, "seen": BloomFilterMap,
                      "stacks": StackTraceMap, "counts": HashMap, "arr": ArrayMap,

@@ -128,6 +128,11 @@ class MapBase:
         return self._h.fd
 
     @property
+    def handle(self) -> Any:
+        """The ``struct bpf_map *`` in :mod:`btfgen.runtime.libbpf`'s ffi (the way down)."""
+        return self._h.handle
+
+    @property
     def map_type(self) -> int:
         """BPF_MAP_TYPE_* number."""
         return self._h.map_type
