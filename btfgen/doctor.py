@@ -3,7 +3,7 @@
 The first thing to ask a user who reports a problem: which btfgen and Python, whether
 the optional compiled parts were built, which libbpf is loaded, whether the kernel has
 BTF, whether tracefs is mounted and readable, what the process may do (uid,
-capabilities), and which clang, llvm-strip and bpftool a build would use.
+capabilities), and which clang and bpftool a build would use.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from btfgen.runtime.bpfobj import LibbpfObject
-    from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
     from btfgen.runtime.errors import (
         BpfError,
         BpfPermissionError,
@@ -35,7 +34,9 @@ if TYPE_CHECKING:
         NotSupportedError,
         RuntimeBpfError,
     )
+    from btfgen.runtime.fd_maps import MapOfMaps, ProgArrayMap
     from btfgen.runtime.link import Link
+    from btfgen.runtime.local_storage import LocalStorageMap
     from btfgen.runtime.maps import (
         ANY,
         EXIST,
@@ -43,14 +44,20 @@ if TYPE_CHECKING:
         ArrayMap,
         HashMap,
         KeyedMap,
+        MapArgumentError,
         MapBase,
         PerCpuArrayMap,
         PerCpuHashMap,
     )
+    from btfgen.runtime.perf import PerfBuffer, PerfEventArray
     from btfgen.runtime.program import Program
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
+    from btfgen.runtime.queue_maps import BloomFilterMap, QueueMap, StackMap
+    from btfgen.runtime.reader import WithPayload
+    from btfgen.runtime.ringbuf import RingBuf, RingBuffer
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
+    from btfgen.runtime.stack_traces import StackTraceMap
     from btfgen.runtime.system import TracefsError, possible_cpus
 
 # Names load on first use (PEP 562): a generated module's import then pays only for
@@ -58,12 +65,15 @@ if TYPE_CHECKING:
 # buffers, maps and batch machinery it binds later.
 _WHERE = {
     "LibbpfObject": "bpfobj", "Link": "link", "Program": "program",
-    "PerfBuffer": "buffers", "PerfEventArray": "buffers", "RingBuf": "buffers",
-    "RingBuffer": "buffers", "WithPayload": "buffers",
+    "PerfBuffer": "perf", "PerfEventArray": "perf", "RingBuf": "ringbuf",
+    "RingBuffer": "ringbuf", "WithPayload": "reader",
     "BpfError": "errors", "BpfPermissionError": "errors", "LibbpfMissingError": "errors",
     "MapKeyError": "errors", "NotSupportedError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
     "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
+    "MapArgumentError": "maps", "QueueMap": "queue_maps", "StackMap": "queue_maps",
+    "BloomFilterMap": "queue_maps", "StackTraceMap": "stack_traces", "ProgArrayMap": "fd_maps",
+    "MapOfMaps": "fd_maps", "LocalStorageMap": "local_storage",
     "Codec": "protocols", "RawCodec": "protocols", "RecordCodec": "protocols",
     "as_codec": "protocols",
     "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
@@ -84,6 +94,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BloomFilterMap", "LocalStorageMap", "MapArgumentError", "MapOfMaps", "ProgArrayMap",
+    "QueueMap", "StackMap", "StackTraceMap",
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
     "MapBase", "MapKeyError", "Namespace", "NotSupportedError", "PerCpuArrayMap",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 
 from btfgen.runtime._libbpf import ffi, libc
@@ -100,3 +101,17 @@ def possible_cpus() -> int:
     if n <= 0:
         raise RuntimeBpfError(f"cannot read the possible CPU count: {os.strerror(-n)}")
     return n
+
+
+def ifindex(interface: int | str) -> int:
+    """The index of a network interface given by name or index."""
+    if isinstance(interface, int):
+        return interface
+    idx = 0
+    try:
+        idx = socket.if_nametoindex(interface)
+    except OSError:
+        pass
+    if not idx:
+        raise RuntimeBpfError(f"no network interface named {interface!r}")
+    return idx
