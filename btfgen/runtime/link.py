@@ -29,7 +29,6 @@ from btfgen.runtime.native import (
 )
 
 if TYPE_CHECKING:
-
     from btfgen.runtime.program import Program
 
 ffi.cdef("""
