@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
     from btfgen.runtime.system import TracefsError, possible_cpus
+    from btfgen.runtime.tracepipe import TraceLine, TracePipe, trace_pipe
 
 # Names load on first use (PEP 562): a generated module's import then pays only for
 # what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
@@ -66,6 +67,7 @@ _WHERE = {
     "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
     "Namespace": "skeleton", "Skeleton": "skeleton",
     "TracefsError": "system", "possible_cpus": "system",
+    "trace_pipe": "tracepipe", "TracePipe": "tracepipe", "TraceLine": "tracepipe",
 }
 
 
@@ -85,6 +87,6 @@ __all__ = [
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
     "MapBase", "MapKeyError", "Namespace", "PerCpuArrayMap", "PerCpuHashMap", "PerfBuffer",
     "PerfEventArray", "Program", "RawCodec", "ReadOnlyError", "RecordCodec", "RingBuf",
-    "RingBuffer", "RuntimeBpfError", "Skeleton", "TracefsError", "WithPayload", "as_codec",
-    "possible_cpus", "var",
+    "RingBuffer", "RuntimeBpfError", "Skeleton", "TraceLine", "TracePipe", "TracefsError",
+    "WithPayload", "as_codec", "possible_cpus", "trace_pipe", "var",
 ]

@@ -136,7 +136,8 @@ class ElfSymbols:
                 for seg in elf.iter_segments():
                     if seg["p_type"] == "PT_LOAD":
                         self.segments.append((seg["p_offset"], seg["p_filesz"], seg["p_vaddr"]))
-                for sec in elf.iter_sections():
+                for section in elf.iter_sections():
+                    sec: Any = section  # NoteSection / SymbolTableSection
                     if sec["sh_type"] == "SHT_NOTE" and sec.name == ".note.gnu.build-id":
                         for note in sec.iter_notes():
                             if note["n_type"] == "NT_GNU_BUILD_ID":
