@@ -72,8 +72,9 @@ class TracePipe:
     """An open trace_pipe: iterate for lines, :meth:`read` with a timeout, :meth:`close`."""
 
     def __init__(self, instance: str | None = None) -> None:
-        root = _tracing_dir()
+        self._fd: int | None = None
         self._instance_dir: str | None = None
+        root = _tracing_dir()
         if instance is not None:
             if not instance or "/" in instance or instance in (".", ".."):
                 raise ValueError(f"trace_pipe: instance name {instance!r} is not a plain name")
@@ -93,7 +94,7 @@ class TracePipe:
             root = d
         path = os.path.join(root, "trace_pipe")
         try:
-            self._fd: int | None = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             self._remove_instance()
             raise
