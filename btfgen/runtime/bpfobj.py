@@ -13,13 +13,16 @@ import os
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import BpfError, RuntimeBpfError, error_class
 from btfgen.runtime.map_types import PERF_EVENT_ARRAY
 from btfgen.runtime.system import ensure_tracefs, needs_tracefs
+
+if TYPE_CHECKING:
+    from btfgen.runtime.testrun import RunResult
 
 #: Bytes for the kernel's verifier/BTF log during load.
 KERNEL_LOG_SIZE = 1 << 20
@@ -220,6 +223,18 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.name} section={self.section!r}>"
+
+    def test_run(self, data: bytes | bytearray | memoryview = b"", *, ctx: Any = None,
+                 repeat: int = 1, data_out_size: int | None = None) -> RunResult:
+        """Run the loaded program on ``data`` (and ``ctx``: a generated record such as
+        ``struct __sk_buff`` or bytes) with ``BPF_PROG_TEST_RUN``; returns
+        ``(retval, data_out, ctx_out, duration_ns)``, ``ctx_out`` typed as ``ctx``.
+        See :mod:`btfgen.runtime.testrun`."""
+        from btfgen.runtime.testrun import prog_test_run
+
+        self._owner.check_loaded()
+        return prog_test_run(self.fd, self.name, data, ctx=ctx, repeat=repeat,
+                             data_out_size=data_out_size)
 
 
 def _ifindex(name: str) -> int:
