@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""opensnoop: trace open family syscalls.
+
+A port of libbpf-tools' opensnoop to btfgen: same flags, same output.
+
+    opensnoop           # trace all open() syscalls
+    opensnoop -T        # include timestamps
+    opensnoop -U        # include UID
+    opensnoop -x        # only show failed opens
+    opensnoop -p 181    # only trace PID 181
+    opensnoop -t 123    # only trace TID 123
+    opensnoop -u 1000   # only trace UID 1000
+    opensnoop -d 10     # trace for 10 seconds only
+    opensnoop -n main   # only print process names containing "main"
+    opensnoop -e        # show extended fields
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from opensnoop_skel import Event, OpensnoopSkel  # noqa: E402
+
+from btfgen.runtime import BpfError, RuntimeBpfError  # noqa: E402
+
+INVALID_UID = 0xFFFFFFFF
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="opensnoop", description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[4:15]))
+    ap.add_argument("-d", "--duration", type=float, default=0, help="duration to trace")
+    ap.add_argument("-e", "--extended-fields", action="store_true", help="print extended fields")
+    ap.add_argument("-n", "--name", help="trace process names containing this")
+    ap.add_argument("-p", "--pid", type=int, default=0, help="process ID to trace")
+    ap.add_argument("-t", "--tid", type=int, default=0, help="thread ID to trace")
+    ap.add_argument("-T", "--timestamp", action="store_true", help="print timestamp")
+    ap.add_argument("-u", "--uid", type=int, default=INVALID_UID, help="user ID to trace")
+    ap.add_argument("-U", "--print-uid", action="store_true", help="print UID")
+    ap.add_argument("-v", "--verbose", action="store_true", help="verbose debug output")
+    ap.add_argument("-x", "--failed", action="store_true", help="failed opens only")
+    return ap.parse_args(argv)
+
+
+def header(a: argparse.Namespace) -> str:
+    return "".join([
+        f"{'TIME':<8} " if a.timestamp else "",
+        f"{'UID':<7} " if a.print_uid else "",
+        f"{'PID':<6} {'COMM':<16} {'FD':>3} {'ERR':>3} ",
+        f"{'FLAGS':<8} " if a.extended_fields else "",
+        "PATH"])
+
+
+def format_event(e: Event, a: argparse.Namespace) -> str | None:
+    comm = e.comm.decode(errors="replace")
+    if a.name and a.name not in comm:
+        return None
+    fd, err = (e.ret, 0) if e.ret >= 0 else (-1, -e.ret)
+    return "".join([
+        f"{time.strftime('%H:%M:%S'):<8} " if a.timestamp else "",
+        f"{e.uid:<7d} " if a.print_uid else "",
+        f"{e.pid:<6d} {comm:<16} {fd:3d} {err:3d} ",
+        f"{e.flags:08o} " if a.extended_fields else "",
+        e.fname.decode(errors="replace")])
+
+
+def run(a: argparse.Namespace) -> None:
+    with OpensnoopSkel.open() as skel:
+        ro = skel.rodata
+        ro.targ_tgid, ro.targ_pid, ro.targ_uid, ro.targ_failed = a.pid, a.tid, a.uid, a.failed
+        skel.load()
+
+        def on_event(cpu: int, e: Event) -> None:
+            line = format_event(e, a)
+            if line is not None:
+                print(line)
+
+        def on_lost(cpu: int, n: int) -> None:
+            print(f"Lost {n} events on CPU #{cpu}!", file=sys.stderr)
+
+        pb = skel.maps.events.open_perf_buffer(on_event, on_lost)
+        skel.attach()
+        print(header(a), flush=True)
+        end = time.monotonic() + a.duration if a.duration else None
+        try:
+            while end is None or time.monotonic() < end:
+                pb.poll(100)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        pb.consume()
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    a = parse_args(argv)
+    if a.verbose:
+        logging.basicConfig(level=logging.DEBUG)
+    try:
+        run(a)
+    except (BpfError, RuntimeBpfError, OSError) as e:
+        print(f"opensnoop: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
