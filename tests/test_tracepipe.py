@@ -102,8 +102,8 @@ def test_blocked_iteration_ends_on_interrupt_without_threads(tmp_path: Path) -> 
         "import sys, threading\n"
         "from btfgen.runtime import trace_pipe\n"
         f"p = trace_pipe(instance={name!r})\n"
-        "print('ready', flush=True)\n"
         "try:\n"
+        "    print('ready', flush=True)\n"
         "    for line in p: pass\n"
         "except KeyboardInterrupt:\n"
         "    p.close(); print('threads', threading.active_count(), flush=True)\n")

@@ -1,15 +1,21 @@
-"""libbpf's print callback: capture its lines so errors can carry them.
+"""libbpf's print callback: its messages go to the logger ``btfgen.libbpf`` and to
+the errors raised.
 
-libbpf prints through one process-wide callback.  We install ours once; every
-line of level WARN and INFO (and DEBUG when ``BTFGEN_LIBBPF_DEBUG`` is set) is
-appended to a bounded buffer.  :func:`capture` brackets a call and returns the
-lines printed during it.
+libbpf prints through one process-wide callback.  We install ours once; each
+message goes to the Python logger ``btfgen.libbpf`` (WARN at WARNING, INFO at
+INFO, DEBUG at DEBUG; the logger's level is read at every message, so it can be
+changed at any time), and WARN and INFO lines (DEBUG too while the logger shows
+them) are kept in a bounded buffer: :func:`capture` brackets a call and returns
+the lines printed during it, which the raised :class:`BpfError` carries.
+Like any library's logger it has a ``NullHandler``: configure logging
+(``logging.basicConfig(level=logging.INFO)``) to see the messages.
+``BTFGEN_LIBBPF_DEBUG=1`` sets the logger to DEBUG with a stderr handler.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -26,12 +32,19 @@ _lines: deque[str] = deque(maxlen=5000)
 _count = [0]  # lines ever appended, to find the ones printed during a capture
 _lock = threading.Lock()
 _installed: list[Any] = []
-_echo = bool(os.environ.get("BTFGEN_LIBBPF_DEBUG"))
+#: Where libbpf's messages go.
+logger = logging.getLogger("btfgen.libbpf")
+logger.addHandler(logging.NullHandler())
+if os.environ.get("BTFGEN_LIBBPF_DEBUG"):
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(logging.StreamHandler())
+_LEVELS = {LIBBPF_WARN: logging.WARNING, LIBBPF_INFO: logging.INFO, LIBBPF_DEBUG: logging.DEBUG}
 
 
 def _print_line(level: int, fmt: Any, ap: Any) -> int:
-    if level == LIBBPF_DEBUG and not _echo:
-        return 0
+    py_level = _LEVELS.get(level, logging.DEBUG)
+    if py_level == logging.DEBUG and not logger.isEnabledFor(logging.DEBUG):
+        return 0  # libbpf's debug output is large: not even formatted unless shown
     buf = ffi.new("char[]", LINE_MAX)
     n = libc().vsnprintf(buf, LINE_MAX, fmt, ap)
     text = ffi.string(buf).decode(errors="replace")
@@ -41,8 +54,8 @@ def _print_line(level: int, fmt: Any, ap: Any) -> int:
         for line in text.rstrip("\n").split("\n"):
             _lines.append(line)
             _count[0] += 1
-    if _echo:
-        sys.stderr.write(text)
+    if logger.isEnabledFor(py_level):
+        logger.log(py_level, "%s", text.rstrip("\n"))
     return 0
 
 

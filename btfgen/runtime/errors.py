@@ -44,6 +44,16 @@ class BpfError(RuntimeBpfError, OSError):
         return str(self.strerror)
 
 
+class NotSupportedError(BpfError):
+    """This kernel cannot do what was asked (no kprobes, no BPF trampolines...);
+    the message is one sentence saying what is missing.  ``errno`` is EOPNOTSUPP."""
+
+    def __init__(self, message: str) -> None:
+        self.log = []
+        self.verifier_log = []
+        OSError.__init__(self, errno_mod.EOPNOTSUPP, message)
+
+
 class BpfPermissionError(BpfError):
     """The kernel refused BPF to this process (not root, or BPF disabled)."""
 

@@ -15,7 +15,9 @@ autoload) -> load -> attach -> destroy::
 from __future__ import annotations
 
 import os
-from typing import ClassVar, TypeVar
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, TypeVar, overload
 
 from btfgen.runtime.bpfobj import LibbpfObject, Link, MapPtr, Program
 from btfgen.runtime.errors import RuntimeBpfError
@@ -36,8 +38,9 @@ class Skeleton:
     def __init__(self, obj: ObjectSource | None = None) -> None:
         """Open the embedded object, or ``obj`` (a path or the ELF bytes)."""
         self._obj = LibbpfObject(self._read(obj), self.OBJECT_NAME)
-        #: Links made by attach(), in order.
-        self.links: list[Link] = []
+        #: Every link of every program, however made: ``skel.links.<prog>`` is the
+        #: list of that program's links; iterating gives them all.
+        self.links = SkeletonLinks(self)
         try:
             self._bind()
         except BaseException:
@@ -80,6 +83,11 @@ class Skeleton:
         return self._obj
 
     @property
+    def handle(self) -> Any:
+        """The ``struct bpf_object *`` in :mod:`btfgen.runtime.libbpf`'s ffi."""
+        return self._obj.handle
+
+    @property
     def loaded(self) -> bool:
         """True after a successful load()."""
         return self._obj.loaded
@@ -89,20 +97,25 @@ class Skeleton:
         self._obj.load()
 
     def attach(self) -> list[Link]:
-        """Attach every program libbpf can attach from its section name."""
-        links = self._obj.attach()
-        self.links.extend(links)
-        return links
+        """Attach as libbpf's skeleton does; returns the links this call made.
+
+        Programs with ``autoattach = False``, not loaded, already attached, or whose
+        section names no target (bare ``SEC("uprobe")``, ``SEC("usdt")``, ``SEC("xdp")``...)
+        are skipped.  If one fails, the links made by this call are destroyed and
+        the error, naming the program, is raised.
+        """
+        return self._obj.attach()
 
     def detach(self) -> None:
         """Destroy every link, keep programs and maps loaded."""
         for p in self._obj.programs.values():
             p.detach()
-        self.links.clear()
 
     def destroy(self) -> None:
-        """Free buffers, links, programs, maps and their fds (idempotent)."""
-        self.links.clear()
+        """Free buffers, links, programs, maps and their fds (idempotent).
+
+        A skeleton dropped without destroy() does the same when its last reference
+        goes, as a file object closes."""
         self._obj.close()
 
     def __enter__(self: S) -> S:
@@ -123,6 +136,57 @@ class Skeleton:
         if p is None:
             raise RuntimeBpfError(f"object {self.OBJECT_NAME} has no program {name!r}")
         return p
+
+
+class SkeletonLinks(Sequence[Link]):
+    """``skel.links``: ``skel.links.<prog>`` is that program's list of live links;
+    as a sequence, every link of the skeleton in program order."""
+
+    def __init__(self, skel: Skeleton) -> None:
+        self._skel = weakref.ref(skel)  # no cycle: dropping the skeleton frees it
+
+    def _programs(self) -> list[Program]:
+        skel = self._skel()
+        return list(skel.obj.programs.values()) if skel is not None else []
+
+    def __getattr__(self, name: str) -> list[Link]:
+        skel = self._skel()
+        if skel is not None:
+            progs = getattr(skel, "progs", None)
+            prog = getattr(progs, name, None) if progs is not None else None
+            if prog is None:
+                prog = skel.obj.programs.get(name)
+            if isinstance(prog, Program):
+                return prog.links
+        raise AttributeError(f"skeleton has no program {name!r}")
+
+    def _all(self) -> list[Link]:
+        return [link for p in self._programs() for link in p.links]
+
+    @overload
+    def __getitem__(self, i: int) -> Link: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Link]: ...
+
+    def __getitem__(self, i: int | slice) -> Link | Sequence[Link]:
+        return self._all()[i]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, SkeletonLinks)):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<links {self._all()!r}>"
 
 
 class Namespace:

@@ -40,6 +40,13 @@ def ensure_tracefs() -> None:
         raise TracefsError(f"tracefs is not mounted at {TRACEFS} and mounting it failed: {err}")
 
 
+def kprobes_available() -> bool:
+    """Whether the kernel can make kprobes (a kprobe PMU, or kprobe_events in tracefs)."""
+    if os.path.isdir("/sys/bus/event_source/devices/kprobe"):
+        return True
+    return any(os.path.exists(os.path.join(d, "kprobe_events")) for d in (TRACEFS, DEBUGFS_TRACING))
+
+
 def needs_tracefs(section: str) -> bool:
     """Whether auto-attaching a program from ``section`` reads tracefs."""
     return section.startswith(TRACEFS_PREFIXES)
