@@ -1,0 +1,220 @@
+"""Symbols: kallsyms, ELF (PIE program + shared library), folded lines; and stacks
+sampled live by the profile tool (perf_event + stack trace map) resolving to the
+functions of a program built here."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from btfgen.runtime.symbols import (
+    UNKNOWN,
+    KernelSymbols,
+    Symbol,
+    UserSymbols,
+    elf_symbols,
+    folded,
+    symbolize,
+)
+
+LIB_SRC = r"""
+#include <stdint.h>
+volatile uint64_t sink;
+__attribute__((noinline)) void lib_busy(double seconds)
+{
+	for (uint64_t i = 0; i < (uint64_t)(seconds * 4e8); i++)
+		sink += i;
+}
+"""
+
+PROG_SRC = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+void lib_busy(double seconds);
+__attribute__((noinline)) void inner_fn(double s) { lib_busy(s); }
+__attribute__((noinline)) void outer_fn(double s) { inner_fn(s); }
+__attribute__((noinline)) void read_zero(double s)
+{
+	static char buf[1 << 20];
+	int fd = open("/dev/zero", O_RDONLY);
+	for (long i = 0; i < (long)(s * 20000); i++)
+		if (read(fd, buf, sizeof(buf)) < 0)
+			break;
+}
+int main(int argc, char **argv)
+{
+	char line[16];
+	printf("%p %p %p\n", (void *)outer_fn, (void *)inner_fn, (void *)lib_busy);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))   /* go */
+		return 1;
+	if (argc > 1 && !strcmp(argv[1], "read"))
+		read_zero(atof(argv[2]));
+	else
+		outer_fn(argc > 2 ? atof(argv[2]) : 3.0);
+	printf("done\n");
+	fflush(stdout);
+	fgets(line, sizeof(line), stdin);   /* stay alive until told */
+	return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PIE program (main -> outer_fn -> inner_fn -> lib_busy in libbusy.so)."""
+    d = tmp_path_factory.mktemp("busy")
+    (d / "busy.c").write_text(LIB_SRC)
+    (d / "main.c").write_text(PROG_SRC)
+    flags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-optimize-sibling-calls"]
+    subprocess.run(["gcc", *flags, "-fPIC", "-shared", "-o", str(d / "libbusy.so"),
+                    str(d / "busy.c")], check=True)
+    subprocess.run(["gcc", *flags, "-pie", "-fPIE", "-o", str(d / "busy"), str(d / "main.c"),
+                    f"-L{d}", "-lbusy", f"-Wl,-rpath,{d}"], check=True)
+    return d / "busy"
+
+
+class Busy:
+    def __init__(self, exe: Path, *args: str) -> None:
+        self.p = subprocess.Popen([str(exe), *args], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout is not None
+        self.addrs = [int(x, 16) for x in self.p.stdout.readline().split()]
+
+    def go(self) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def wait_done(self) -> None:
+        assert self.p.stdout is not None
+        assert self.p.stdout.readline().strip() == "done"
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            assert self.p.stdin is not None
+            self.p.stdin.write("bye\n")
+            self.p.stdin.close()
+            self.p.wait(timeout=10)
+
+
+@pytest.fixture
+def running(busy: Path) -> Iterator[Busy]:
+    b = Busy(busy)
+    yield b
+    b.close()
+
+
+def test_user_symbols_pie_and_shared_library(running: Busy) -> None:
+    outer, inner, lib_busy = running.addrs
+    u = UserSymbols(running.p.pid)
+    assert [u.resolve(a).name for a in running.addrs] == ["outer_fn", "inner_fn", "lib_busy"]
+    s = u.resolve(inner + 3)
+    assert (s.name, s.offset) == ("inner_fn", 3) and s.module and s.module.endswith("/busy")
+    assert u.resolve(lib_busy + 1).module.endswith("/libbusy.so")  # type: ignore[union-attr]
+    assert u.resolve(0x10).name == UNKNOWN
+    assert symbolize([outer, 0xffff_ffff_ffff_0000 - 1], running.p.pid)[0].name == "outer_fn"
+    assert elf_symbols(u.modules[0]) is elf_symbols(u.modules[0])  # cached
+
+
+def test_user_symbols_after_exit(busy: Path) -> None:
+    b = Busy(busy)
+    u = UserSymbols(b.p.pid)
+    b.close()
+    # the mappings were read while it lived; the files are read by path afterwards
+    assert u.resolve(b.addrs[0]).name == "outer_fn"
+    assert UserSymbols(b.p.pid).resolve(b.addrs[0]).name == UNKNOWN
+
+
+def test_kernel_symbols_from_kallsyms(tmp_path: Path) -> None:
+    k = KernelSymbols()
+    addr = k.address("ksys_read")
+    assert addr is not None
+    assert k.resolve(addr) == Symbol("ksys_read", 0, None)
+    assert k.resolve(addr + 5).offset == 5
+    assert k.resolve(1).name == UNKNOWN
+    fake = tmp_path / "kallsyms"
+    fake.write_text("ffffffff81000000 T _stext\nffffffff81000100 t helper\n"
+                    "ffffffff81000200 D some_data\nffffffffc0000000 t modfn\t[mymod]\n")
+    f = KernelSymbols(str(fake))
+    assert f.resolve(0xFFFFFFFF81000150) == Symbol("helper", 0x50, None)
+    assert f.resolve(0xFFFFFFFF81000250).name == "helper"  # data symbols are skipped
+    assert f.resolve(0xFFFFFFFFC0000010) == Symbol("modfn", 0x10, "mymod")
+    fake.write_text("0000000000000000 T _stext\n")
+    with pytest.raises(PermissionError, match="no symbol addresses visible"):
+        KernelSymbols(str(fake))
+
+
+def test_folded_lines() -> None:
+    frames = [Symbol("leaf"), Symbol("mid;dle"), Symbol("main")]  # innermost first
+    assert folded(frames, comm="app", count=3) == "app;main;mid:dle;leaf 3"
+    assert folded(["b", "a"]) == "a;b"
+    assert Symbol("f", 0x1C, "/usr/lib/libx.so").format(offset=True, module=True) == \
+        "f+0x1c [libx.so]"
+
+
+def profile(args: list[str]) -> subprocess.Popen[str]:
+    subprocess.run(["make", "-s", "-C", str(ROOT / "examples" / "tools"),
+                    f"PYTHON={sys.executable}", "profile_skel.py"], check=True)
+    return subprocess.Popen([sys.executable, "-u", str(ROOT / "examples/tools/profile.py"),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.live
+def test_profile_user_stacks_resolve_to_known_functions(busy: Path) -> None:
+    b = Busy(busy, "spin", "2.5")
+    try:
+        prof = profile(["-f", "-U", "-F", "199", "-p", str(b.p.pid), "2"])
+        time.sleep(0.5)
+        b.go()
+        out, err = prof.communicate(timeout=60)
+    finally:
+        b.close()
+    assert prof.returncode == 0, err
+    lines = out.splitlines()
+    counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
+    mine = {k: v for k, v in counts.items() if k.startswith("busy;")}
+    assert mine, out
+    chain = "main;outer_fn;inner_fn;lib_busy"
+    hits = sum(v for k, v in mine.items() if chain in k)
+    assert hits >= 0.8 * sum(mine.values()), out  # nearly every sample is in the spin
+
+
+@pytest.mark.live
+def test_profile_kernel_stacks_show_the_syscall(busy: Path) -> None:
+    b = Busy(busy, "read", "2.0")
+    try:
+        prof = profile(["-d", "-F", "199", "-p", str(b.p.pid), "2"])
+        time.sleep(0.5)
+        b.go()
+        out, err = prof.communicate(timeout=60)
+    finally:
+        b.close()
+    assert prof.returncode == 0, err
+    assert out.startswith(f"Sampling at 199 Hertz of PID {b.p.pid} by user + kernel stack "
+                          "for 2 secs.\n")
+    blocks = [blk for blk in out.split("\n\n") if f"busy ({b.p.pid})" in blk]
+    assert blocks, out
+    reading = [blk for blk in blocks if re.search(r"^    (__x64_sys_read|ksys_read)$", blk, re.M)]
+    assert reading, out
+    blk = reading[-1].splitlines()
+    # kernel frames first (innermost first), the delimiter, then user frames to main
+    assert blk.index("    --") < blk.index("    read_zero") < blk.index("    main")
+    assert any(re.match(r"    (entry_SYSCALL_64|do_syscall_64)", x) for x in blk)
+
+
+def test_speed_is_measured_not_asserted() -> None:
+    # The speed of 100,000 resolves is measured in benchmarks/bench_symbols.py.
+    assert (ROOT / "benchmarks" / "bench_symbols.py").exists()
+    assert os.path.exists("/proc/kallsyms")
