@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 Log2Base = Literal["libbpf", "bcc"]
 
@@ -250,6 +250,28 @@ def histogram_sections(items: Iterable[tuple[Any, Any]], *, slots_field: str = "
     return out
 
 
+def _print_sections(items: Iterable[tuple[Any, Any]], fmt: Callable[[list[int]], list[str]],
+                    section_header: str | None, section_print_fn: Callable[[Any], str] | None,
+                    bucket_fn: Callable[[Any], Bucket] | None,
+                    bucket_sort_fn: Callable[[list[Any]], list[Any]] | None,
+                    slots_field: str, file: TextIO | None) -> None:
+    out = sys.stdout if file is None else file
+    sections = histogram_sections(items, slots_field=slots_field, bucket_fn=bucket_fn,
+                                  sectioned=section_header is not None)
+    order = list(sections)
+    if bucket_sort_fn is not None:
+        order = bucket_sort_fn(order)
+    for bucket in order:
+        if section_header is not None:
+            shown = section_print_fn(bucket) if section_print_fn else repr(bucket)
+            out.write(f"\n{section_header} = {shown}\n")
+        out.write("".join(line + "\n" for line in fmt(sections[bucket])))
+
+
+class _HasItems(Protocol):
+    def items(self) -> Iterator[tuple[Any, Any]]: ...
+
+
 class HistogramMethods:
     """Histogram printing for typed maps (a mixin of the runtime's map classes).
 
@@ -257,10 +279,7 @@ class HistogramMethods:
     :func:`histogram_sections` reads.
     """
 
-    def items(self) -> Iterator[tuple[Any, Any]]:  # provided by the map class
-        raise NotImplementedError
-
-    def log2_hist(self, *, slots_field: str = "slots",
+    def log2_hist(self: _HasItems, *, slots_field: str = "slots",
                   bucket_fn: Callable[[Any], Bucket] | None = None,
                   sectioned: bool = False) -> dict[Bucket, list[int]]:
         """The map's histogram(s) as data: section -> slot counts (per-CPU summed).
@@ -270,25 +289,7 @@ class HistogramMethods:
         return histogram_sections(self.items(), slots_field=slots_field, bucket_fn=bucket_fn,
                                   sectioned=sectioned)
 
-    def _print_hists(self, fmt: Callable[[list[int]], list[str]], section_header: str | None,
-                     section_print_fn: Callable[[Any], str] | None,
-                     bucket_fn: Callable[[Any], Bucket] | None,
-                     bucket_sort_fn: Callable[[list[Any]], list[Any]] | None,
-                     slots_field: str, file: TextIO | None) -> None:
-        out = sys.stdout if file is None else file
-        sections = histogram_sections(self.items(), slots_field=slots_field,
-                                      bucket_fn=bucket_fn,
-                                      sectioned=section_header is not None)
-        order = list(sections)
-        if bucket_sort_fn is not None:
-            order = bucket_sort_fn(order)
-        for bucket in order:
-            if section_header is not None:
-                shown = section_print_fn(bucket) if section_print_fn else repr(bucket)
-                out.write(f"\n{section_header} = {shown}\n")
-            out.write("".join(line + "\n" for line in fmt(sections[bucket])))
-
-    def print_log2_hist(self, val_type: str = "value", *, log2_base: Log2Base,
+    def print_log2_hist(self: _HasItems, val_type: str = "value", *, log2_base: Log2Base,
                         section_header: str | None = None,
                         section_print_fn: Callable[[Any], str] | None = None,
                         bucket_fn: Callable[[Any], Bucket] | None = None,
@@ -302,12 +303,13 @@ class HistogramMethods:
         line (``section_print_fn`` formats the section, default ``repr``).
         """
         _check_base(log2_base)
-        self._print_hists(
+        _print_sections(
+            self.items(),
             lambda s: format_log2_hist(s, val_type, log2_base=log2_base,
                                        strip_leading_zero=strip_leading_zero),
             section_header, section_print_fn, bucket_fn, bucket_sort_fn, slots_field, file)
 
-    def print_linear_hist(self, val_type: str = "value", *, step: int = 1, base: int = 0,
+    def print_linear_hist(self: _HasItems, val_type: str = "value", *, step: int = 1, base: int = 0,
                           style: Log2Base = "bcc", section_header: str | None = None,
                           section_print_fn: Callable[[Any], str] | None = None,
                           bucket_fn: Callable[[Any], Bucket] | None = None,
@@ -315,7 +317,8 @@ class HistogramMethods:
                           strip_leading_zero: bool = False, slots_field: str = "slots",
                           file: TextIO | None = None) -> None:
         """Print the map as linear histogram(s); sections as :meth:`print_log2_hist`."""
-        self._print_hists(
+        _print_sections(
+            self.items(),
             lambda s: format_linear_hist(s, val_type, step=step, base=base, style=style,
                                          strip_leading_zero=strip_leading_zero),
             section_header, section_print_fn, bucket_fn, bucket_sort_fn, slots_field, file)

@@ -22,7 +22,7 @@ import os
 import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 #: Name given to addresses nothing covers (as bcc and perf print them).
 UNKNOWN = "[unknown]"
@@ -335,14 +335,16 @@ def folded(frames: Sequence[Symbol | str], *, comm: str | None = None, count: in
     return line if count is None else f"{line} {count}"
 
 
+class _HasLookup(Protocol):
+    def lookup(self, key: int, default: Any = None) -> Any: ...
+
+
 class StackSymbolizer:
-    """``symbolize(stack_id, pid=None)`` for stack trace maps (a mixin: the map's
-    ``lookup(stack_id)`` gives the instruction pointers)."""
+    """``symbolize(stack_id, pid=None)`` for stack trace maps (a mixin, listed first
+    or last among the bases: the map's ``lookup(stack_id)`` gives the instruction
+    pointers)."""
 
-    def lookup(self, key: int, default: Any = None) -> Any:  # provided by the map class
-        raise NotImplementedError
-
-    def symbolize(self, stack_id: int, pid: int | None = None) -> list[Symbol]:
+    def symbolize(self: _HasLookup, stack_id: int, pid: int | None = None) -> list[Symbol]:
         """The frames of ``stack_id``, innermost first; ``[]`` for a negative id (the
         BPF side got -EFAULT/-EEXIST) or one the map no longer holds."""
         if stack_id < 0:
