@@ -34,6 +34,8 @@ if TYPE_CHECKING:
         MapKeyError,
         RuntimeBpfError,
     )
+    from btfgen.runtime.fd_maps import MapOfMaps, ProgArrayMap
+    from btfgen.runtime.local_storage import LocalStorageMap
     from btfgen.runtime.maps import (
         ANY,
         EXIST,
@@ -41,13 +43,16 @@ if TYPE_CHECKING:
         ArrayMap,
         HashMap,
         KeyedMap,
+        MapArgumentError,
         MapBase,
         PerCpuArrayMap,
         PerCpuHashMap,
     )
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
+    from btfgen.runtime.queue_maps import BloomFilterMap, QueueMap, StackMap
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
+    from btfgen.runtime.stack_traces import StackTraceMap
     from btfgen.runtime.system import TracefsError, possible_cpus
     from btfgen.runtime.tracepipe import TraceLine, TracePipe, trace_pipe
 
@@ -62,6 +67,9 @@ _WHERE = {
     "MapKeyError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
     "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
+    "MapArgumentError": "maps", "QueueMap": "queue_maps", "StackMap": "queue_maps",
+    "BloomFilterMap": "queue_maps", "StackTraceMap": "stack_traces", "ProgArrayMap": "fd_maps",
+    "MapOfMaps": "fd_maps", "LocalStorageMap": "local_storage",
     "Codec": "protocols", "RawCodec": "protocols", "RecordCodec": "protocols",
     "as_codec": "protocols",
     "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
@@ -83,6 +91,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BloomFilterMap", "LocalStorageMap", "MapArgumentError", "MapOfMaps", "ProgArrayMap",
+    "QueueMap", "StackMap", "StackTraceMap",
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
     "MapBase", "MapKeyError", "Namespace", "PerCpuArrayMap", "PerCpuHashMap", "PerfBuffer",

@@ -116,7 +116,9 @@ class LibbpfObject:
     error once the object is closed.
     """
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, *, pin_root: str | None = None) -> None:
+        """Open ``data`` (ELF bytes); maps declared ``LIBBPF_PIN_BY_NAME`` are pinned
+        (or reused) under ``pin_root`` (libbpf's default: ``/sys/fs/bpf``)."""
         L = lib()
         _log.install()
         self.name = name
@@ -125,6 +127,8 @@ class LibbpfObject:
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
         cname = ffi.new("char[]", c_bytes(name))
         opts.object_name = cname
+        root = ffi.new("char[]", c_bytes(pin_root)) if pin_root is not None else ffi.NULL
+        opts.pin_root_path = root
         # Our own buffer for the verifier log: libbpf then leaves it to us instead of
         # printing it (kernels >= 6.4 keep the log's tail, where the error is, when
         # it overflows).  Dropped after load.

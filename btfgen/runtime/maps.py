@@ -8,20 +8,16 @@ map whose key is ``__u32`` and value ``struct event`` reads as
 from __future__ import annotations
 
 import errno
+import os
 import struct
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.bpfobj import MapPtr, check_int
-from btfgen.runtime.errors import BpfError, MapKeyError, error_class
-from btfgen.runtime.map_types import (
-    LRU_PERCPU_HASH,
-    PERCPU_ARRAY,
-    PERCPU_HASH,
-    PERF_EVENT_ARRAY,
-    RINGBUF,
-)
+from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
+from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.map_types import class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
 
@@ -33,7 +29,68 @@ VT = TypeVar("VT")
 ANY, NOEXIST, EXIST = 0, 1, 2
 BPF_F_LOCK = 4
 
-ARRAY_LIKE = frozenset({2, 3, 8, 12, 14, 15, 16, 17})
+#: What a codec raises on a value it cannot encode.
+ENCODE_ERRORS = (struct.error, TypeError, ValueError, AttributeError, OverflowError)
+
+# Pinning and object ids (libbpf >= 0.x; all in libbpf 1.1).
+ffi.cdef("""
+int bpf_map__pin(struct bpf_map *map, const char *path);
+int bpf_map__unpin(struct bpf_map *map, const char *path);
+int bpf_map__set_pin_path(struct bpf_map *map, const char *path);
+const char *bpf_map__pin_path(const struct bpf_map *map);
+bool bpf_map__is_pinned(const struct bpf_map *map);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
+int bpf_obj_get(const char *pathname);
+int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);
+""")
+
+
+class MapArgumentError(RuntimeBpfError, TypeError, ValueError):
+    """A key or value a map's codec cannot encode (wrong type, size or range)."""
+
+
+def argument_error(map_name: str, what: str, codec: Codec[Any], given: object,
+                   why: BaseException | str) -> MapArgumentError:
+    """``map NAME: key must be int (u32), got str 'x' (reason)``."""
+    shown = repr(given)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return MapArgumentError(f"map {map_name}: {what} must be {codec.describe()}, got "
+                            f"{type(given).__name__} {shown} ({why})")
+
+
+def encode_arg(map_name: str, what: str, codec: Codec[Any], given: object) -> bytes:
+    """``codec.encode(given)``, or :class:`MapArgumentError` naming the map, the
+    argument (``what``: key, value), what it must be and what was given."""
+    try:
+        raw = codec.encode(given)
+    except ENCODE_ERRORS as e:
+        raise argument_error(map_name, what, codec, given, e) from None
+    if len(raw) != codec.size:
+        raise argument_error(map_name, what, codec, given,
+                             f"it encodes to {len(raw)} bytes, not {codec.size}")
+    return raw
+
+
+def object_id(fd: int, what: str) -> int:
+    """The kernel id of the BPF program or map behind ``fd`` (bpf_obj_get_info_by_fd)."""
+    info = ffi.new("uint32_t[2]")  # bpf_prog_info/bpf_map_info start {type, id}
+    size = ffi.new("uint32_t *", 8)
+    rc = int(lib().bpf_obj_get_info_by_fd(fd, info, size))
+    if rc < 0:
+        raise error_class(rc)(f"{what}: get info", rc)
+    return int(info[1])
+
+
+#: The typed wrapper last made for each map handle (what map-in-map lookups return).
+_WRAPPERS: weakref.WeakKeyDictionary[MapPtr, weakref.ref[MapBase]] = weakref.WeakKeyDictionary()
+
+
+def wrapper_of(handle: MapPtr) -> MapBase:
+    """The typed map object made for ``handle`` (``skel.maps.x``), else a plain MapBase."""
+    ref = _WRAPPERS.get(handle)
+    found = ref() if ref is not None else None
+    return found if found is not None else MapBase(handle)
 
 
 class MapBase:
@@ -42,6 +99,8 @@ class MapBase:
     def __init__(self, handle: MapPtr) -> None:
         self._h = handle
         self.name = handle.name
+        if handle not in _WRAPPERS:
+            _WRAPPERS[handle] = weakref.ref(self)
 
     @property
     def fd(self) -> int:
@@ -75,6 +134,61 @@ class MapBase:
     def _loaded(self) -> None:
         self._h.owner.check_loaded()
 
+    @property
+    def id(self) -> int:
+        """The kernel's id of the map (after load)."""
+        self._loaded()
+        return object_id(self.fd, f"map {self.name}")
+
+    # -- pinning (bpffs) --
+    def pin(self, path: str) -> None:
+        """Pin the loaded map at ``path`` on a bpffs (e.g. ``/sys/fs/bpf/NAME``)."""
+        self._loaded()
+        check_int(f"map {self.name}: pin at {path}",
+                  lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
+
+    def unpin(self, path: str | None = None) -> None:
+        """Remove the pin at ``path`` (default: where :meth:`pin` or the object put it)."""
+        self._h.owner.check_open()
+        where = ffi.NULL if path is None else c_bytes(path)
+        check_int(f"map {self.name}: unpin {path or self.pin_path or ''}".rstrip(),
+                  lambda: lib().bpf_map__unpin(self._h.ptr, where))
+
+    @property
+    def pin_path(self) -> str | None:
+        """Where the map is (or will be, at load) pinned; settable before load: load()
+        then reuses the map pinned there if there is one, else creates and pins it."""
+        self._h.owner.check_open()
+        p = lib().bpf_map__pin_path(self._h.ptr)
+        return None if p == ffi.NULL else bytes(ffi.string(p)).decode("utf-8", "surrogateescape")
+
+    @pin_path.setter
+    def pin_path(self, path: str | None) -> None:
+        self._h.owner.check_not_loaded(f"set the pin path of map {self.name}")
+        where = ffi.NULL if path is None else c_bytes(path)
+        check_int(f"map {self.name}: set pin path {path}",
+                  lambda: lib().bpf_map__set_pin_path(self._h.ptr, where))
+
+    @property
+    def pinned(self) -> bool:
+        """True when the map is pinned (by pin(), or at load by a pin path)."""
+        self._h.owner.check_open()
+        return bool(lib().bpf_map__is_pinned(self._h.ptr))
+
+    def reuse_pinned(self, path: str) -> None:
+        """Before load: make load() use the map pinned at ``path`` instead of creating
+        this one (libbpf ``bpf_map__reuse_fd``); it must match in type and sizes."""
+        self._h.owner.check_not_loaded(f"reuse a pinned map for {self.name}")
+        fd = int(lib().bpf_obj_get(c_bytes(path)))
+        if fd < 0:
+            err = ffi.errno
+            raise error_class(err)(f"map {self.name}: open pinned map {path}", err)
+        try:
+            check_int(f"map {self.name}: reuse pinned map {path}",
+                      lambda: lib().bpf_map__reuse_fd(self._h.ptr, fd))
+        finally:
+            os.close(fd)  # libbpf keeps its own duplicate
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -89,6 +203,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
         if key.size != handle.key_size:
             raise TypeError(f"map {self.name}: key codec is {key.size} bytes, map key is "
                             f"{handle.key_size}")
+        self._decode_key = key.decode_key
         self._vbuf_size = self._value_buffer_size()
 
     # -- value encoding (per-CPU maps override) --
@@ -99,23 +214,31 @@ class KeyedMap(MapBase, Generic[K, VT]):
         return self.value_codec.decode(buf)  # type: ignore[no-any-return]
 
     def _encode_value(self, value: VT) -> bytes:
-        return self.value_codec.encode(value)
+        return self._encode(self.value_codec, "value", value)
+
+    def _encode(self, codec: Codec[Any], what: str, given: object) -> bytes:
+        return encode_arg(self.name, what, codec, given)
 
     # -- element operations --
     def _key(self, key: K) -> Any:
-        return ffi.from_buffer(self.key_codec.encode(key))
+        return ffi.from_buffer(self._encode(self.key_codec, "key", key))
 
-    def lookup(self, key: K, default: VT | None = None) -> VT | None:
-        """The value for ``key`` or ``default`` when absent."""
+    def _lookup_raw(self, key: K) -> Any:
+        """The value's bytes (a cffi buffer) for ``key``, or None when absent."""
         self._loaded()
         kb = self._key(key)
         vb = ffi.new("char[]", self._vbuf_size)
         rc = lib().bpf_map__lookup_elem(self._h.ptr, kb, len(kb), vb, self._vbuf_size, 0)
         if rc == -errno.ENOENT:
-            return default
+            return None
         if rc < 0:
             raise error_class(rc)(f"map {self.name}: lookup", rc)
-        return self._decode_value(ffi.buffer(vb))
+        return ffi.buffer(vb)
+
+    def lookup(self, key: K, default: VT | None = None) -> VT | None:
+        """The value for ``key`` or ``default`` when absent."""
+        raw = self._lookup_raw(key)
+        return default if raw is None else self._decode_value(raw)
 
     def __getitem__(self, key: K) -> VT:
         value = self.lookup(key)
@@ -164,7 +287,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
             if rc < 0:
                 raise error_class(rc)(f"map {self.name}: get_next_key", rc)
             raw = bytes(ffi.buffer(nxt))
-            yield self.key_codec.decode(raw)
+            yield self._decode_key(raw)
             cur = ffi.from_buffer(raw)
 
     def __iter__(self) -> Iterator[K]:
@@ -198,6 +321,10 @@ class KeyedMap(MapBase, Generic[K, VT]):
         return opts
 
     def _lookup_batch(self, fn: str, chunk: int) -> list[tuple[K, VT]]:
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"map {self.name}: {fn.removeprefix('bpf_map_')} chunk must be a "
+                             f"positive number of elements, got {chunk!r}")
+        chunk = min(chunk, max(1, self._h.max_entries))
         self._loaded()
         ks, vs = self._h.key_size, self._vbuf_size
         keys = ffi.new("char[]", ks * chunk)
@@ -218,7 +345,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
                 raise error_class(err)(f"map {self.name}: {fn}", err)
             kbuf, vbuf = ffi.buffer(keys), ffi.buffer(vals)
             for i in range(n if rc == 0 or err == errno.ENOENT else 0):
-                out.append((self.key_codec.decode(kbuf, i * ks),
+                out.append((self._decode_key(kbuf, i * ks),
                             self._decode_value(memoryview(vbuf)[i * vs:(i + 1) * vs])))
             if rc < 0:  # ENOENT: that was the last batch
                 return out
@@ -239,7 +366,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
         pairs = list(items)
         if not pairs:
             return
-        keys = ffi.from_buffer(b"".join(self.key_codec.encode(k) for k, _ in pairs))
+        keys = ffi.from_buffer(b"".join(self._encode(self.key_codec, "key", k) for k, _ in pairs))
         vals = ffi.from_buffer(b"".join(self._encode_value(v) for _, v in pairs))
         count = ffi.new("uint32_t *", len(pairs))
         rc = lib().bpf_map_update_batch(self._h.fd, keys, vals, count, self._batch_opts(flags))
@@ -254,7 +381,7 @@ class KeyedMap(MapBase, Generic[K, VT]):
         ks = list(keys)
         if not ks:
             return
-        buf = ffi.from_buffer(b"".join(self.key_codec.encode(k) for k in ks))
+        buf = ffi.from_buffer(b"".join(self._encode(self.key_codec, "key", k) for k in ks))
         count = ffi.new("uint32_t *", len(ks))
         rc = lib().bpf_map_delete_batch(self._h.fd, buf, count, self._batch_opts())
         if rc < 0:
@@ -274,8 +401,22 @@ class ArrayMap(KeyedMap[K, V]):
         return self._h.max_entries
 
     def clear(self) -> None:
-        """Arrays cannot delete elements."""
-        raise BpfError(f"map {self.name}: array elements cannot be deleted", errno.EINVAL)
+        """Set every element to zero (array elements cannot be deleted)."""
+        self._loaded()
+        n, vs, step = self._h.max_entries, self._vbuf_size, 4096
+        zeros = ffi.new("char[]", vs * min(n, step))
+        for start in range(0, n, step):
+            count = min(step, n - start)
+            keys = ffi.from_buffer(struct.pack(f"<{count}I", *range(start, start + count)))
+            cnt = ffi.new("uint32_t *", count)
+            if lib().bpf_map_update_batch(self._h.fd, keys, zeros, cnt, self._batch_opts()) < 0:
+                err = ffi.errno
+                if err not in (errno.EINVAL, errno.ENOTSUP, 524):  # 524: ENOTSUPP (old kernels)
+                    raise error_class(err)(f"map {self.name}: clear", err)
+                for i in range(start, start + count):  # no batch ops: one by one
+                    k = ffi.new("uint32_t *", i)
+                    check_int(f"map {self.name}: clear", lambda: lib().bpf_map__update_elem(
+                        self._h.ptr, k, 4, zeros, vs, ANY))  # noqa: B023 - called at once
 
 
 class _PerCpu(KeyedMap[K, list[V]]):
@@ -296,19 +437,21 @@ class _PerCpu(KeyedMap[K, list[V]]):
         (For list-typed values, a list of ``ncpus`` lists counts as per-CPU.)
         """
         pad = b"\0" * (self.stride - self._h.value_size)
-        enc = self.value_codec.encode
+        codec = self.value_codec
         if isinstance(value, list):
             if len(value) == self.ncpus:
                 try:
-                    return b"".join(enc(v) + pad for v in value)
-                except (TypeError, ValueError, struct.error):
+                    return b"".join(self._encode(codec, "value", v) + pad for v in value)
+                except MapArgumentError:
                     pass  # maybe one list-typed value for every CPU
             try:
-                return (enc(value) + pad) * self.ncpus
-            except (TypeError, ValueError, struct.error):
-                raise ValueError(f"map {self.name}: need {self.ncpus} per-CPU values or one "
-                                 f"value for every CPU, got a list of {len(value)}") from None
-        return (enc(value) + pad) * self.ncpus
+                return (self._encode(codec, "value", value) + pad) * self.ncpus
+            except MapArgumentError:
+                raise MapArgumentError(
+                    f"map {self.name}: value must be {self.ncpus} per-CPU values or one value "
+                    f"for every CPU, each {codec.describe()}; got a list of {len(value)}"
+                ) from None
+        return (self._encode(codec, "value", value) + pad) * self.ncpus
 
 
 class PerCpuHashMap(_PerCpu[K, V], HashMap[K, list[V]]):
@@ -320,19 +463,11 @@ class PerCpuArrayMap(_PerCpu[K, V], ArrayMap[K, list[V]]):
 
 
 def map_kind(map_type: int) -> str:
-    """The runtime class name used for BPF_MAP_TYPE_* ``map_type``."""
-    if map_type == PERF_EVENT_ARRAY:
-        return "PerfEventArray"
-    if map_type == RINGBUF:
-        return "RingBuf"
-    if map_type in (PERCPU_HASH, LRU_PERCPU_HASH):
-        return "PerCpuHashMap"
-    if map_type == PERCPU_ARRAY:
-        return "PerCpuArrayMap"
-    if map_type in ARRAY_LIKE:
-        return "ArrayMap"
-    return "HashMap"
+    """The runtime class name used for BPF_MAP_TYPE_* ``map_type`` (``MapBase`` for
+    types without a class of their own); see :mod:`btfgen.runtime.map_types`."""
+    return class_name(map_type)
 
 
 __all__ = ["ANY", "NOEXIST", "EXIST", "BPF_F_LOCK", "MapBase", "KeyedMap", "HashMap", "ArrayMap",
-           "PerCpuHashMap", "PerCpuArrayMap", "map_kind", "check_int"]
+           "PerCpuHashMap", "PerCpuArrayMap", "MapArgumentError", "encode_arg", "map_kind",
+           "check_int"]

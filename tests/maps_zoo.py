@@ -1,0 +1,131 @@
+"""A BPF object with every map kind the runtime types (queue, stack, bloom filter,
+stack traces, prog array, map-in-map, struct keys, arrays, pinning), generated into
+a skeleton module once per test session.
+
+The program runs on getppid() of one pid (``.rodata target_pid``) and numbers its
+runs with ``.bss seq`` so each test can tell which values it caused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+from conftest import compile_bpf, run_btfgen
+
+MAPS_SRC = r"""
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct key { __u32 pid; __u32 bucket; char tag[8]; };
+
+const volatile __u32 target_pid = 0;
+__u64 seq = 0;
+__s64 last_stackid = -1;
+__u64 tail_hits = 0;
+
+struct { __uint(type, BPF_MAP_TYPE_QUEUE); __uint(max_entries, 64); __type(value, __u64); } fifo SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_STACK); __uint(max_entries, 64); __type(value, __u64); } lifo SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 64); __type(value, __u64); } seen SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_STACK_TRACE); __uint(max_entries, 64); __type(key, __u32);
+         __uint(value_size, 127 * sizeof(__u64)); } stacks SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, struct key);
+         __type(value, __u64); } counts SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 5); __type(key, __u32);
+         __type(value, __u64); } arr SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 3); __type(key, __u32);
+         __type(value, __u32); } pcpu SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, __u32);
+         __type(value, __u64); __uint(pinning, LIBBPF_PIN_BY_NAME); } shared SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PROG_ARRAY); __uint(max_entries, 2); __type(key, __u32);
+         __type(value, __u32); } jmp SEC(".maps");
+struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32);
+               __type(value, __u64); } inner_a SEC(".maps"), inner_b SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, __u32);
+         __array(values, struct inner); } outer SEC(".maps") = { .values = { [0] = &inner_a } };
+
+static __always_inline void set_inner(__u32 slot, __u64 value)
+{
+	__u32 zero = 0;
+	void *in = bpf_map_lookup_elem(&outer, &slot);
+	__u64 *x = in ? bpf_map_lookup_elem(in, &zero) : 0;
+	if (x)
+		*x = value;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int tail_target(void *ctx)
+{
+	__sync_fetch_and_add(&tail_hits, 1);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int handle(void *ctx)
+{
+	if ((bpf_get_current_pid_tgid() >> 32) != target_pid)
+		return 0;
+	__u64 n = __sync_fetch_and_add(&seq, 1);
+	__u64 v = n * 3 + 1;
+	bpf_map_push_elem(&fifo, &v, 0);
+	bpf_map_push_elem(&lifo, &v, 0);
+	__u64 b = n * 7;
+	bpf_map_push_elem(&seen, &b, 0);
+	last_stackid = bpf_get_stackid(ctx, &stacks, 0);
+	struct key k = { .pid = target_pid, .bucket = n % 3, .tag = "b" };
+	k.tag[1] = '0' + n % 3;
+	__u64 one = 1, *c = bpf_map_lookup_elem(&counts, &k);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+	else
+		bpf_map_update_elem(&counts, &k, &one, BPF_NOEXIST);
+	set_inner(0, n + 100);
+	set_inner(1, n + 1100);
+	bpf_tail_call(ctx, &jmp, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+PID = os.getpid()
+
+
+def build(out: Path) -> ModuleType:
+    """Compile MAPS_SRC, generate ``maps_zoo_skel.py`` into ``out``, check it is
+    mypy --strict clean and import it."""
+    obj = compile_bpf(MAPS_SRC, out / "maps_zoo.bpf.o")
+    mod_path = out / "maps_zoo_skel.py"
+    run_btfgen("gen", obj, "-o", mod_path, check=True)
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                        "--cache-dir=/dev/null", str(mod_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    spec = importlib.util.spec_from_file_location(f"maps_zoo_skel_{PID}", mod_path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def bpffs_dir(tag: str) -> Iterator[str]:
+    """A fresh directory on a bpffs (mounting /sys/fs/bpf if missing), removed after."""
+    root = "/sys/fs/bpf"
+    with open("/proc/mounts") as f:
+        mounted = any(line.split()[1] == root and line.split()[2] == "bpf" for line in f)
+    if not mounted:
+        subprocess.run(["mount", "-t", "bpf", "bpf", root], check=True)
+    path = f"{root}/btfgen_{tag}_{PID}"
+    os.mkdir(path)
+    try:
+        yield path
+    finally:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
