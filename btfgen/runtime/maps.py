@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
 from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.hist import HistogramMethods
 from btfgen.runtime.map_types import class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
@@ -193,7 +194,7 @@ class MapBase:
         return f"<{type(self).__name__} {self.name}>"
 
 
-class KeyedMap(MapBase, Generic[K, VT]):
+class KeyedMap(MapBase, HistogramMethods, Generic[K, VT]):
     """Element operations shared by every map with keys; ``VT`` is what lookup gives."""
 
     def __init__(self, handle: MapPtr, key: Codec[K], value: Codec[Any]) -> None:
