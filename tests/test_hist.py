@@ -187,3 +187,65 @@ def test_map_layouts() -> None:
     with pytest.raises(TypeError, match="no field 'buckets'"):
         m.log2_hist(slots_field="buckets")
 
+
+
+MAPS_SRC = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+struct hkey { __u32 disk; __u32 slot; };
+struct hist { __u32 slots[26]; char comm[16]; };
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 40);
+         __type(key, __u32); __type(value, __u64); } dist SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+         __type(key, struct hkey); __type(value, __u64); } bydisk SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64);
+         __type(key, __u32); __type(value, struct hist); } hists SEC(".maps");
+SEC("tp/syscalls/sys_enter_getppid") int nop(void *ctx) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.live
+def test_real_maps_print_as_the_printers(tmp_path: Path, c_printer: Path) -> None:
+    from conftest import compile_bpf
+    from gen_util import generate
+    from runtime_zoo import load_or_skip
+
+    obj = compile_bpf(MAPS_SRC, tmp_path / "hists.bpf.o")
+    mod = generate(obj, tmp_path / "hists_skel.py")
+    skel = load_or_skip(mod.HistsSkel.open_and_load)
+    try:
+        m = skel.maps
+        ncpu = len(m.dist[0])
+        # per-CPU counts, one slot per key: the sum over CPUs is printed
+        want = [0, 3, 10, 0, 7] + [0] * 35
+        for slot, n in enumerate(want):
+            m.dist[slot] = [n // ncpu + (n % ncpu if c == 0 else 0) for c in range(ncpu)]
+        assert m.dist.log2_hist() == {None: want}
+        buf = io.StringIO()
+        m.dist.print_log2_hist("usecs", log2_base="bcc", file=buf)
+        assert buf.getvalue() == _bcc("log2", [want], "usecs", False)[0]
+        m.dist.clear()  # interval output: zeroed
+        assert m.dist.log2_hist() == {None: [0] * 40}
+
+        # bcc's keyed histograms: struct {disk, slot} -> count, one section per disk
+        for disk, slot, n in [(8, 1, 4), (8, 3, 2), (16, 2, 9)]:
+            m.bydisk[mod.Hkey(disk=disk, slot=slot)] = n
+        buf = io.StringIO()
+        m.bydisk.print_log2_hist("usecs", log2_base="bcc", section_header="disk",
+                                 section_print_fn=lambda d: f"sd{d}", bucket_sort_fn=sorted,
+                                 file=buf)
+        b8, b16 = _bcc("log2", [[0, 4, 0, 2], [0, 0, 9]], "usecs", False)
+        assert buf.getvalue() == "\ndisk = sd8\n" + b8 + "\ndisk = sd16\n" + b16
+
+        # libbpf-tools' struct hist per pid, as runqlat -P prints it
+        m.hists[42] = mod.Hist(slots=[1, 5, 0, 2] + [0] * 22, comm=b"sh")
+        buf = io.StringIO()
+        m.hists.print_log2_hist("msecs", log2_base="libbpf", section_header="pid", file=buf)
+        want_c = subprocess.run([str(c_printer), "log2", "msecs", "26", "1", "5", "0", "2"],
+                                capture_output=True, text=True, check=True).stdout
+        assert buf.getvalue() == "\npid = 42\n" + want_c
+        m.hists.clear()
+        assert m.hists.log2_hist() == {}
+    finally:
+        skel.destroy()
