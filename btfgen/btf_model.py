@@ -540,7 +540,7 @@ class Btf:
 
     def align_of(self, type_id: int) -> int:
         """_Alignof() of the type (natural alignment; packing is not inferred here,
-        see :func:`btfgen.layout.type_align`)."""
+        see :func:`btfgen.btf_layout.type_align`)."""
         for _ in range(self.type_count + 1):
             t = self.type(type_id)
             k = t.kind

@@ -32,35 +32,35 @@ class Output:
 
 
 def _cmd_dump(args: argparse.Namespace) -> str | Output:
-    from btfgen.object_reader import read_btf
+    from btfgen.elf.reader import read_btf
 
     btf = read_btf(args.file, args.base)
     if args.format == "raw":
-        from btfgen.dump_raw import iter_raw
+        from btfgen.dump.raw import iter_raw
 
         # Written as it is formatted: the whole text of vmlinux is ~20 MB.
         return Output(iter_raw(btf), built=btf)
     if args.format == "c":
-        from btfgen.dump_c import format_c
+        from btfgen.dump.c import format_c
 
         return format_c(btf)
-    from btfgen.dump_json import format_json
+    from btfgen.dump.json import format_json
 
     return format_json(btf)
 
 
 def _cmd_info(args: argparse.Namespace) -> str:
-    from btfgen.event_types import parse_event_args
-    from btfgen.info import format_info
-    from btfgen.object_reader import read_input
+    from btfgen.discovery.resolve import parse_event_args
+    from btfgen.dump.info import format_info
+    from btfgen.elf.reader import read_input
 
     events = parse_event_args(args.event)
     return format_info(read_input(args.file), events, args.header)
 
 
 def _cmd_gen(args: argparse.Namespace) -> str:
-    from btfgen.event_types import parse_event_args
-    from btfgen.generate import generate_to_file
+    from btfgen.discovery.resolve import parse_event_args
+    from btfgen.gen.module import generate_to_file
 
     generate_to_file(args.file, output=args.output, name=args.name, types=args.type,
                      base=args.base, events=parse_event_args(args.event), header=args.header)
@@ -68,8 +68,8 @@ def _cmd_gen(args: argparse.Namespace) -> str:
 
 
 def _cmd_check(args: argparse.Namespace) -> str:
-    from btfgen.check import StaleModuleError, check_module
-    from btfgen.event_types import parse_event_args
+    from btfgen.discovery.resolve import parse_event_args
+    from btfgen.gen.check import StaleModuleError, check_module
 
     gen_args = [args.file, "-o", args.output]
     gen_args += ["--name", args.name] if args.name else []

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from btfgen.generate import generate_module
+from btfgen.gen.module import generate_module
 
 ROOT = Path(__file__).resolve().parent.parent
 _counter = itertools.count()

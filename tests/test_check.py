@@ -9,7 +9,7 @@ import pytest
 from conftest import compile_bpf, run_btfgen
 
 import btfgen
-from btfgen.check import compare
+from btfgen.gen.check import compare
 
 PROG = r"""
 #include <linux/bpf.h>

@@ -104,7 +104,7 @@ def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
 CASES = ["missing", "empty", "text", "not_bpf", "no_btf", "truncated", "truncated_header",
          "elf_bad_btf_magic", "elf_btf_overrun", "elf_bad_shoff", "raw_bad_version",
          "raw_truncated", "ref_out_of_range", "ref_loop", "count_overrun", "directory"]
-HAVE_GEN = importlib.util.find_spec("btfgen.generate") is not None
+HAVE_GEN = importlib.util.find_spec("btfgen.gen.module") is not None
 
 
 def _check_one_line(stderr: str, path: Path, expect: str) -> None:
@@ -157,7 +157,7 @@ def test_bad_base_names_the_base(bad_inputs: dict[str, tuple[Path, str]], base_c
 def test_internal_error_is_one_line_and_says_bug(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         bad_inputs: dict[str, tuple[Path, str]]) -> None:
-    import btfgen.object_reader as reader
+    import btfgen.elf.reader as reader
 
     def broken(*_args: object) -> None:
         raise ZeroDivisionError("division by zero")

@@ -12,8 +12,9 @@ import pytest
 from btf_builder import BtfBuilder
 from conftest import run_btfgen
 
-from btfgen import cli, dump_raw
+from btfgen import cli
 from btfgen.btf_parse import parse_btf
+from btfgen.dump import raw as dump_raw
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 

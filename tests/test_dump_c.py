@@ -22,9 +22,9 @@ from conftest import ROOT, compile_bpf, run_btfgen
 
 from btfgen.btf_model import Btf, Composite, Kind, Struct, Union
 from btfgen.btf_parse import parse_btf
-from btfgen.dump_c import CWriter, format_c, sanitize
+from btfgen.dump.c import CWriter, format_c, sanitize
+from btfgen.elf.reader import read_btf
 from btfgen.errors import BtfError
-from btfgen.object_reader import read_btf
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

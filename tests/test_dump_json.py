@@ -11,8 +11,8 @@ from btf_builder import BtfBuilder
 from conftest import compile_bpf
 
 from btfgen.btf_parse import parse_btf
-from btfgen.dump_json import format_json
-from btfgen.object_reader import read_btf
+from btfgen.dump.json import format_json
+from btfgen.elf.reader import read_btf
 
 DATA = Path(__file__).resolve().parent / "data"
 

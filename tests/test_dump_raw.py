@@ -14,8 +14,8 @@ from conftest import compile_bpf
 
 from btfgen.btf_model import Btf, Kind
 from btfgen.btf_parse import parse_btf
-from btfgen.dump_raw import format_raw
-from btfgen.object_reader import read_btf
+from btfgen.dump.raw import format_raw
+from btfgen.elf.reader import read_btf
 
 DATA = Path(__file__).resolve().parent / "data"
 VMLINUX = Path("/sys/kernel/btf/vmlinux")

@@ -18,26 +18,26 @@ from conftest import compile_bpf, run_btfgen
 from elftools.elf.elffile import ELFFile
 from event_progs import EVENT_H, EVENT_SIZE, VARIANTS, build_variant
 
-from btfgen.bpf_insn import (
+from btfgen.btf_extend import BtfExtender
+from btfgen.btf_model import Btf, Struct, Union
+from btfgen.discovery.bytecode import (
     HELPER_PERF_EVENT_OUTPUT,
     HELPER_RINGBUF_RESERVE,
     MapValuePtr,
     StackPtr,
     analyze,
 )
-from btfgen.bpf_object import BpfObject
-from btfgen.btf_extend import BtfExtender
-from btfgen.btf_model import Btf, Struct, Union
-from btfgen.errors import BtfgenError
-from btfgen.event_types import (
+from btfgen.discovery.header import HeaderError, HeaderTypes
+from btfgen.discovery.resolve import (
     EventTypeError,
     EventTypes,
     parse_event_args,
     resolve_event_types,
 )
-from btfgen.header_types import HeaderError, HeaderTypes
-from btfgen.info import c_type_name
-from btfgen.object_reader import read_input, read_object_bytes
+from btfgen.dump.info import c_type_name
+from btfgen.elf.model import BpfObject
+from btfgen.elf.reader import read_input, read_object_bytes
+from btfgen.errors import BtfgenError
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,9 @@ import pytest
 from event_progs import EVENT_H, EVENT_SIZE, build_variant, expected_fields
 from runtime_zoo import load_or_skip
 
-from btfgen.event_types import resolve_event_types
-from btfgen.generate import generate_to_file
-from btfgen.object_reader import read_input
+from btfgen.discovery.resolve import resolve_event_types
+from btfgen.elf.reader import read_input
+from btfgen.gen.module import generate_to_file
 
 PID = os.getpid()
 

@@ -74,9 +74,9 @@ def test_layout_padding_is_constant_time_and_exact() -> None:
 
     from btf_builder import BtfBuilder
 
+    from btfgen.btf_layout import CField, RecordSim, _pad, pad_pieces
     from btfgen.btf_parse import parse_btf
-    from btfgen.dump_c import format_c
-    from btfgen.layout import CField, RecordSim, _pad, pad_pieces
+    from btfgen.dump.c import format_c
 
     rng = random.Random(5)
     for _ in range(300):
@@ -109,7 +109,7 @@ def test_elf_names_that_are_not_utf8_match_btf(tmp_path: Path) -> None:
     from conftest import compile_bpf
     from mutate import replace_names
 
-    from btfgen.object_reader import read_input
+    from btfgen.elf.reader import read_input
 
     src = """
 #include <linux/types.h>
@@ -141,8 +141,8 @@ def test_bss_size_that_lies_is_refused_not_allocated(tmp_path: Path) -> None:
     from conftest import compile_bpf
     from mutate import Seed
 
+    from btfgen.elf.reader import read_input
     from btfgen.errors import ObjectError
-    from btfgen.object_reader import read_input
 
     src = "unsigned long long counter;\nint f(void) { return counter++; }\n"
     seed = Seed.from_bytes(compile_bpf(src, tmp_path / "p.bpf.o").read_bytes())

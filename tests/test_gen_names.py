@@ -11,7 +11,7 @@ from btf_builder import BtfBuilder
 from conftest import run_btfgen
 from gen_util import load, mypy_strict, ruff
 
-from btfgen.naming import (
+from btfgen.gen.naming import (
     UniqueNames,
     attr_name,
     class_name,

@@ -12,10 +12,10 @@ import pytest
 from conftest import compile_bpf, run_btfgen
 from gen_util import generate, load, mypy_strict, ruff
 
-from btfgen.generate import render_module, stem_of
-from btfgen.object_reader import read_input
-from btfgen.records import TypeRefs
-from btfgen.type_select import object_roots
+from btfgen.elf.reader import read_input
+from btfgen.gen.model import TypeRefs
+from btfgen.gen.module import render_module, stem_of
+from btfgen.gen.select import object_roots
 
 ZOO = r"""
 #include <linux/types.h>

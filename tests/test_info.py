@@ -9,8 +9,8 @@ from btf_builder import BtfBuilder
 from conftest import compile_bpf, run_btfgen
 
 from btfgen.btf_parse import parse_btf
-from btfgen.info import c_type_name, format_info, show
-from btfgen.object_reader import read_input
+from btfgen.dump.info import c_type_name, format_info, show
+from btfgen.elf.reader import read_input
 
 DATA = Path(__file__).resolve().parent / "data"
 

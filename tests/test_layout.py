@@ -1,4 +1,4 @@
-"""btfgen.layout: the record layout simulator against clang, and the plans
+"""btfgen.btf_layout: the record layout simulator against clang, and the plans
 (packing, padding, gaps) it gives for BTF records."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import pytest
 from btf_builder import INT_SIGNED, BtfBuilder
 from conftest import compile_bpf
 
-from btfgen.btf_model import Btf, Struct, Union
-from btfgen.btf_parse import parse_btf
-from btfgen.layout import (
+from btfgen.btf_layout import (
     CField,
     Gap,
     Pad,
@@ -25,7 +23,9 @@ from btfgen.layout import (
     struct_gaps,
     type_align,
 )
-from btfgen.object_reader import read_btf
+from btfgen.btf_model import Btf, Struct, Union
+from btfgen.btf_parse import parse_btf
+from btfgen.elf.reader import read_btf
 
 _TYPES = {"char": 1, "short": 2, "int": 4, "long": 8, "__int128": 16}
 

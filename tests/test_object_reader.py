@@ -19,14 +19,14 @@ from btf_builder import BtfBuilder
 from conftest import compile_bpf
 from elftools.elf.elffile import ELFFile
 
-from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import Btf, Datasec, Kind, Var
 from btfgen.btf_parse import parse_btf
+from btfgen.dump.info import format_info
+from btfgen.elf.maps import parse_map_def
+from btfgen.elf.model import BpfObject, DataSection, MapDef
+from btfgen.elf.reader import read_btf, read_input, read_object_bytes
+from btfgen.elf.sections import classify_section
 from btfgen.errors import BtfError, BtfgenError, ObjectError
-from btfgen.info import format_info
-from btfgen.map_defs import parse_map_def
-from btfgen.object_reader import read_btf, read_input, read_object_bytes
-from btfgen.sec_defs import classify_section
 
 DATA = Path(__file__).resolve().parent / "data"
 FEATURES = (DATA / "features.bpf.c").read_text()

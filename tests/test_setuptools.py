@@ -97,9 +97,9 @@ def test_btfgen_wheel_has_plugin_entry_points_and_py_typed(btfgen_dist: Path) ->
         names = z.namelist()
         (ep,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = z.read(ep).decode()
-    assert "btfgen/py.typed" in names and "btfgen/setuptools_plugin.py" in names
+    assert "btfgen/py.typed" in names and "btfgen/project/plugin.py" in names
     assert ("[setuptools.finalize_distribution_options]\n"
-            "btfgen = btfgen.setuptools_plugin:finalize_options") in entry_points
+            "btfgen = btfgen.project.plugin:finalize_options") in entry_points
 
 
 def test_wheel_ships_module_generated_into_the_build(sample_wheel: tuple[Path, str, Path]) -> None:

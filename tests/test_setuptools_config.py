@@ -12,9 +12,9 @@ import pytest
 from conftest import compile_bpf
 from setuptools.dist import Distribution
 
-from btfgen.bpf_compile import CompileError, default_cflags, include_dirs, target_arch
-from btfgen.project_config import ConfigError, SkeletonSpec, has_skeletons, load_skeletons
-from btfgen.setuptools_plugin import BuildBtfgen, finalize_options, generate_skeleton
+from btfgen.project.clang import CompileError, default_cflags, include_dirs, target_arch
+from btfgen.project.config import ConfigError, SkeletonSpec, has_skeletons, load_skeletons
+from btfgen.project.plugin import BuildBtfgen, finalize_options, generate_skeleton
 
 SKELETON = '[[tool.btfgen.skeletons]]\nsource = "bpf/p.bpf.c"\nmodule = "pkg.p_skel"\n'
 

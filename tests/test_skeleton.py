@@ -331,7 +331,7 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
         corpus_objects: list[Path], tmp_path: Path) -> None:
     """All 61 libbpf-tools objects: the skeleton imports and libbpf opens it with
     every map, program and global section the generator named."""
-    from btfgen.generate import generate_module
+    from btfgen.gen.module import generate_module
 
     for obj in corpus_objects:
         path = tmp_path / f"c_{obj.name.split('.')[0].replace('-', '_')}_skel.py"
@@ -351,9 +351,9 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
 
 def test_record_type_fallbacks_without_event_types(gen_dir: Path, tmp_path: Path) -> None:
     """``build_skeleton_context`` without ``events``: tag, then map value, then struct event."""
-    from btfgen.object_reader import read_input
-    from btfgen.records import TypeRefs
-    from btfgen.skeleton_context import build_skeleton_context, record_type_id
+    from btfgen.elf.reader import read_input
+    from btfgen.gen.model import TypeRefs
+    from btfgen.gen.skeleton import build_skeleton_context, record_type_id
 
     src = r"""
 #include <linux/types.h>

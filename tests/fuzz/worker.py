@@ -139,12 +139,12 @@ def run_one(data: bytes, header: dict[str, Any], serial: int) -> dict[str, Any]:
         result: dict[str, Any] = {"status": "ok", "errors": {}}
         stage = "dump"
         try:
-            from btfgen.dump_c import format_c
-            from btfgen.dump_json import format_json
-            from btfgen.dump_raw import format_raw
-            from btfgen.generate import generate_module
-            from btfgen.info import format_info
-            from btfgen.object_reader import read_btf, read_input
+            from btfgen.dump.c import format_c
+            from btfgen.dump.info import format_info
+            from btfgen.dump.json import format_json
+            from btfgen.dump.raw import format_raw
+            from btfgen.elf.reader import read_btf, read_input
+            from btfgen.gen.module import generate_module
 
             btf = None
             refused = 0
@@ -207,12 +207,12 @@ def main() -> None:
     os.dup2(2, 1)  # anything the code under test prints must not corrupt the protocol
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
     # Import before limiting memory: the limit is for what an input costs.
-    import btfgen.dump_c  # noqa: F401
-    import btfgen.dump_json  # noqa: F401
-    import btfgen.dump_raw  # noqa: F401
-    import btfgen.generate  # noqa: F401
-    import btfgen.info  # noqa: F401
-    import btfgen.object_reader  # noqa: F401
+    import btfgen.dump.c  # noqa: F401
+    import btfgen.dump.info  # noqa: F401
+    import btfgen.dump.json  # noqa: F401
+    import btfgen.dump.raw  # noqa: F401
+    import btfgen.elf.reader  # noqa: F401
+    import btfgen.gen.module  # noqa: F401
 
     if mem_mb:
         limit = mem_mb << 20

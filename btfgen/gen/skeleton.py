@@ -1,12 +1,12 @@
 """The skeleton part of a generated module: what ``skeleton.py.j2`` renders.
 
-:func:`build_skeleton_context` is called by :mod:`btfgen.generate` for ELF
+:func:`build_skeleton_context` is called by :mod:`btfgen.gen.module` for ELF
 inputs.  It decides the typed attributes of ``<CamelStem>Skel``: one per map
 (runtime class by map type, key/value codecs from BTF), per program, and one
 namespace class per global data section with a typed descriptor per variable.
 
 Perf and ring buffer maps usually carry no record type in BTF (their values
-are fds or nothing).  The generator may pass what :mod:`btfgen.event_types`
+are fds or nothing).  The generator may pass what :mod:`btfgen.discovery.resolve`
 resolved (``events``: anything with ``record_type_id(map_name) -> int``, ids in
 the BTF of ``types``); without it the record type of such a map comes from, in
 order:
@@ -21,7 +21,7 @@ When ``events`` saw the bytecode send records shorter than their type
 (variable-length records), the codec gets that ``min_size``.
 
 Names from BTF are untrusted: every attribute name goes through
-:func:`btfgen.naming.attr_name` and is made unique per namespace.
+:func:`btfgen.gen.naming.attr_name` and is made unique per namespace.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import DeclTag, Kind
-from btfgen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
-from btfgen.records import LINE_NOQA, LINE_WIDTH, GenerateError, TypeRefs
+from btfgen.elf.model import BpfObject, DataSection, MapDef
+from btfgen.gen.model import LINE_NOQA, LINE_WIDTH, GenerateError, TypeRefs
+from btfgen.gen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
+from btfgen.gen.select import find_type
 from btfgen.runtime.map_types import PERF_EVENT_ARRAY, RINGBUF, SIGNATURES, class_name
-from btfgen.type_select import find_type
 
 RECORD_TAG = "btfgen:record="
 
@@ -113,7 +113,7 @@ def record_type_id(obj: BpfObject, m: MapDef) -> int:
 
 def min_record_size(events: Any, map_name: str) -> int | None:
     """The smallest record the bytecode sends to ``map_name``, when ``events``
-    (an :class:`btfgen.event_types.EventTypes`) knows it: below the record
+    (an :class:`btfgen.discovery.resolve.EventTypes`) knows it: below the record
     type's size, records are variable-length and get zero-padded to decode."""
     rec = getattr(events, "maps", {}).get(map_name)
     found = getattr(rec, "size_range", None)
@@ -191,7 +191,7 @@ def build_skeleton_context(obj: BpfObject, types: TypeRefs,
 
     ``events`` (optional) gives perf/ring record types: see the module docstring.
     """
-    from btfgen.generate import stem_of
+    from btfgen.gen.module import stem_of
 
     class_name = types.reserved_prefix or f"{camel(stem_of(obj.path))}Skel"
     top = UniqueNames(SKELETON_API)

@@ -4,7 +4,7 @@ Like ``bpftool btf dump file F format c``: every named struct, union, enum and
 typedef, each declared before it is used by value, with forward declarations
 where a pointer is enough; anonymous records and enums are written inline;
 FUNC, VAR and DATASEC are not declarations of types and are left out.  The
-layout reproduces BTF exactly: :mod:`btfgen.layout` decides packing and
+layout reproduces BTF exactly: :mod:`btfgen.btf_layout` decides packing and
 explicit padding (unnamed bitfields).  Names from BTF are not trusted: ones
 that are not C identifiers (or are keywords) are rewritten, and clashing names
 get a ``___N`` suffix as in bpftool.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from btfgen.btf_layout import Pad, natural_offset, pad_pieces, plan_record
 from btfgen.btf_model import (
     Array,
     Btf,
@@ -37,7 +38,6 @@ from btfgen.btf_model import (
     Volatile,
 )
 from btfgen.errors import BtfError
-from btfgen.layout import Pad, natural_offset, pad_pieces, plan_record
 
 HEADER = """\
 #ifndef __VMLINUX_H__

@@ -21,7 +21,7 @@ Naming contract with the skeleton template: generated record and enum class
 names start with a capital letter and never with the skeleton class name
 (``reserved_prefix``); every other module-level name btfgen emits starts with
 ``_`` and contains ``__`` (``_Event__d``), ends in ``_VALUES`` or is
-``_Factory`` (see :mod:`btfgen.record_methods`).
+``_Factory`` (see :mod:`btfgen.gen.record_methods`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from btfgen.btf_model import (
     Var,
 )
 from btfgen.errors import BtfgenError
-from btfgen.naming import (
+from btfgen.gen.naming import (
     MODULE_NAMES,
     RECORD_API,
     UniqueNames,
@@ -54,7 +54,7 @@ from btfgen.naming import (
     enum_member_name,
     shown,
 )
-from btfgen.value_plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
+from btfgen.gen.plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
 
 #: Import alias of :mod:`btfgen.runtime.codec` inside generated modules.
 CODEC_MODULE = "_codec"
@@ -183,7 +183,7 @@ class RecordClass:
     slots: list[Slot] = field(default_factory=list)
     flex: Flex | None = None
     deps: set[str] = field(default_factory=set)
-    #: Filled by :func:`btfgen.record_code.render_record`.
+    #: Filled by :func:`btfgen.gen.record_code.render_record`.
     structs: list[tuple[str, str]] = field(default_factory=list)
     from_body: list[str] = field(default_factory=list)
     to_body: list[str] = field(default_factory=list)

@@ -14,7 +14,7 @@ A parameter whose field has a default factory defaults to the module's
 ``_Factory.DEFAULT`` sentinel (a one-member enum, so type checkers narrow
 ``x is _Factory.DEFAULT``).  Parameters are named after the fields, so no
 field may shadow what ``__init__`` refers to: class names, builtins and
-``_Factory`` are reserved by :mod:`btfgen.naming`; the one clash left, a field
+``_Factory`` are reserved by :mod:`btfgen.gen.naming`; the one clash left, a field
 called ``self``, renames ``__init__``'s own first parameter, as ``@dataclass``
 does.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from btfgen.records import LINE_WIDTH, RecordClass
+from btfgen.gen.model import LINE_WIDTH, RecordClass
 
 #: The default of a parameter whose field has a default factory.
 _DEFAULT = "_Factory.DEFAULT"

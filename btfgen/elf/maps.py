@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import struct
 
-from btfgen.bpf_object import MapDef
 from btfgen.btf_model import Array, Btf, Datasec, Enum, Enum64, Kind, Member, Ptr, Struct, Var
 from btfgen.btf_parse import quote_name
-from btfgen.elf_image import ElfImage
+from btfgen.elf.image import ElfImage
+from btfgen.elf.model import MapDef
 from btfgen.errors import BtfgenError, ObjectError
 from btfgen.runtime import map_types
 

@@ -86,7 +86,7 @@ def check_module(path: str, output: str, **gen_options: Any) -> CheckResult:
     """Generate the module for ``path`` (with ``gen``'s keyword options) and
     compare it with the file at ``output``.  A missing ``output`` raises
     :class:`StaleModuleError`; bad input raises like ``gen`` does."""
-    from btfgen.generate import generate_module
+    from btfgen.gen.module import generate_module
 
     new = generate_module(path, **gen_options)
     try:

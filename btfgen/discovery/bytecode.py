@@ -22,8 +22,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from btfgen.bpf_object import BpfObject
-from btfgen.elf_image import ElfImage, ElfSymbol, load_elf
+from btfgen.elf.image import ElfImage, ElfSymbol, load_elf
+from btfgen.elf.model import BpfObject
 
 HELPER_MAP_LOOKUP = 1
 HELPER_PERF_EVENT_OUTPUT = 25

@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 from btfgen.btf_model import Btf, BtfType, Datasec, Linkage, Var, VarSecinfo
 from btfgen.btf_parse import quote_name
-from btfgen.elf_image import ElfImage, ElfSymbol
+from btfgen.elf.image import ElfImage, ElfSymbol
+from btfgen.elf.sections import KCONFIG_SEC
 from btfgen.errors import BtfError
-from btfgen.sec_defs import KCONFIG_SEC
 
 KSYMS_SEC = ".ksyms"
 

@@ -22,10 +22,10 @@ from setuptools.command.build import build as _setuptools_build
 from setuptools.errors import CompileError as _SetuptoolsCompileError
 from setuptools.errors import SetupError
 
-from btfgen.bpf_compile import compile_bpf, write_vmlinux_h
 from btfgen.errors import BtfgenError
-from btfgen.output import write_atomic
-from btfgen.project_config import SkeletonSpec, has_skeletons, load_skeletons
+from btfgen.gen.output import write_atomic
+from btfgen.project.clang import compile_bpf, write_vmlinux_h
+from btfgen.project.config import SkeletonSpec, has_skeletons, load_skeletons
 
 __all__ = ["BuildBtfgen", "finalize_options", "COMMAND"]
 
@@ -42,7 +42,7 @@ def generate_skeleton(spec: SkeletonSpec, root: str, temp: str,
                       vmlinux_dir: str | None = None) -> str:
     """Compile (when ``spec`` names a source) in ``temp`` and generate; returns the
     module text.  ``vmlinux_dir`` holds a ``vmlinux.h`` already written this build."""
-    from btfgen.generate import generate_module
+    from btfgen.gen.module import generate_module
 
     if spec.source is not None:
         include: list[str] = []

@@ -11,14 +11,14 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from btfgen.bpf_object import BpfObject, DataSection, GlobalVar, Program
 from btfgen.btf_model import Btf, Datasec, Var
 from btfgen.btf_parse import parse_btf, quote_name
+from btfgen.elf.model import BpfObject, DataSection, GlobalVar, Program
+from btfgen.elf.sections import KCONFIG_SEC, classify_section
 from btfgen.errors import BtfError, BtfgenError, ObjectError
-from btfgen.sec_defs import KCONFIG_SEC, classify_section
 
 if TYPE_CHECKING:
-    from btfgen.elf_image import ElfImage
+    from btfgen.elf.image import ElfImage
 
 # The ELF side (pyelftools and the modules built on it) is imported only when the
 # input is ELF: raw BTF such as vmlinux is dumped without paying for it.
@@ -55,7 +55,7 @@ def read_btf(path: str, base_path: str | None = None) -> Btf:
     data = _read_file(path)
     try:
         if data[:4] == _ELF_MAGIC:
-            from btfgen.elf_image import load_elf
+            from btfgen.elf.image import load_elf
 
             return _elf_btf(load_elf(data), base)
         return _parse_raw(data, base)
@@ -120,9 +120,9 @@ def _elf_btf(elf: ElfImage, base: Btf | None) -> Btf:
 
 def _read_object(path: str, data: bytes, base: Btf | None) -> BpfObject:
     from btfgen.btf_ext import parse_btf_ext
-    from btfgen.datasec_fixup import fixup_datasecs
-    from btfgen.elf_image import load_elf
-    from btfgen.map_defs import btf_maps, legacy_maps, struct_ops_maps
+    from btfgen.elf.datasec import fixup_datasecs
+    from btfgen.elf.image import load_elf
+    from btfgen.elf.maps import btf_maps, legacy_maps, struct_ops_maps
 
     elf = load_elf(data)
     raw = _elf_btf(elf, base)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from btfgen.bpf_object import BpfObject, DataSection, MapDef
 from btfgen.btf_model import (
     Array,
     Btf,
@@ -27,11 +26,12 @@ from btfgen.btf_model import (
     Union,
     Volatile,
 )
+from btfgen.elf.maps import PIN_NAMES, map_flag_names
+from btfgen.elf.model import BpfObject, DataSection, MapDef
 from btfgen.errors import BtfgenError
-from btfgen.map_defs import PIN_NAMES, map_flag_names
 
 if TYPE_CHECKING:
-    from btfgen.event_types import EventTypes
+    from btfgen.discovery.resolve import EventTypes
 
 #: Declarators nested deeper than this are cut short (pointer cycles through
 #: function prototypes are legal BTF).
@@ -178,7 +178,7 @@ def _section_lines(btf: Btf, sec: DataSection) -> list[str]:
 def format_info(obj: BpfObject, events: dict[str, str] | None = None,
                 header: str | None = None) -> str:
     """The ``btfgen info`` text for ``obj``; ``events``/``header`` as ``--event``/``--header``
-    (see :func:`btfgen.event_types.resolve_event_types`)."""
+    (see :func:`btfgen.discovery.resolve.resolve_event_types`)."""
     out = [f"file: {show(obj.path)}"]
     if not obj.is_elf:
         out.append(f"raw BTF: {len(obj.btf)} types ({obj.byteorder}-endian);"
@@ -197,7 +197,7 @@ def format_info(obj: BpfObject, events: dict[str, str] | None = None,
         extra = f" ({p.prog_type}{', sleepable' if p.sleepable else ''})"
         out.append(f"  {show(p.name):<{width}}  {kind}{extra}  SEC(\"{show(p.section)}\")")
 
-    from btfgen.event_types import resolve_event_types
+    from btfgen.discovery.resolve import resolve_event_types
 
     records = resolve_event_types(obj, events, header)
     out.append(f"\nmaps ({len(obj.maps)}):")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from btfgen.bpf_object import BpfObject, MapDef
 from btfgen.btf_model import Btf, BtfType, Kind
-from btfgen.records import GenerateError
+from btfgen.elf.model import BpfObject, MapDef
+from btfgen.gen.model import GenerateError
 
 _KINDS = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
 #: Kinds a bare ``--type NAME`` may name, in order of preference.

@@ -46,7 +46,7 @@ from btfgen.btf_model import (
     Union,
     Volatile,
 )
-from btfgen.elf_image import _PARSE_ERRORS
+from btfgen.elf.image import _PARSE_ERRORS
 
 #: What pyelftools raises on damaged DWARF, found lazily while DIEs are read: it
 #: also hands out None where a damaged file lacks data (hence AttributeError).

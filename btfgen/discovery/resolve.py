@@ -14,7 +14,7 @@ bytecode and DWARF work together, see below):
     ``__btfgen_record__<map>`` of type ``type *`` in section ``.btfgen``, which
     libbpf skips; also ``btf_decl_tag("btfgen:record=CTYPE")`` on the map.
 ``bytecode`` / ``dwarf``
-    :mod:`btfgen.bpf_insn` finds every output-helper call on the map with the
+    :mod:`btfgen.discovery.bytecode` finds every output-helper call on the map with the
     size and where the data comes from.  A map value (its BTF value type), a
     global variable (its type) or, with DWARF, the stack local or the pointer
     local at that place give the type directly ("dwarf" when DWARF named it).
@@ -37,17 +37,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from btfgen.bpf_insn import (
-    U64,
-    BytecodeFacts,
-    EmitSite,
-    GlobalPtr,
-    MapValuePtr,
-    RingbufPtr,
-    StackPtr,
-    analyze,
-)
-from btfgen.bpf_object import BpfObject, MapDef
 from btfgen.btf_extend import BtfExtender
 from btfgen.btf_model import (
     Array,
@@ -64,7 +53,17 @@ from btfgen.btf_model import (
     Union,
     Var,
 )
-from btfgen.dwarf_types import (
+from btfgen.discovery.bytecode import (
+    U64,
+    BytecodeFacts,
+    EmitSite,
+    GlobalPtr,
+    MapValuePtr,
+    RingbufPtr,
+    StackPtr,
+    analyze,
+)
+from btfgen.discovery.dwarf import (
     DWARF_ERRORS,
     Die,
     DwarfConverter,
@@ -73,8 +72,9 @@ from btfgen.dwarf_types import (
     die_size,
     type_of,
 )
+from btfgen.discovery.header import HeaderTypes
+from btfgen.elf.model import BpfObject, MapDef
 from btfgen.errors import BtfgenError, ObjectError
-from btfgen.header_types import HeaderTypes
 
 PERF_EVENT_ARRAY = 4
 RINGBUF = 27
@@ -466,7 +466,7 @@ class _Resolver:
         return out
 
     def _btf_cand(self, tid: int, source: str, why: str) -> Candidate:
-        from btfgen.info import c_type_name
+        from btfgen.dump.info import c_type_name
 
         return Candidate(c_type_name(self.btf, tid), _size(self.btf, tid), source, why,
                          _const(tid))

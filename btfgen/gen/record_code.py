@@ -16,7 +16,7 @@ nobody touched survive.
 
 from __future__ import annotations
 
-from btfgen.records import LINE_WIDTH, Flex, RecordClass, RecordField, Slot
+from btfgen.gen.model import LINE_WIDTH, Flex, RecordClass, RecordField, Slot
 
 _MAX_LITERAL = 64
 

@@ -1,8 +1,8 @@
 """The model of a compiled BPF object: what ``btfgen info`` shows and what the
 generator selects types from.
 
-Produced by :func:`btfgen.object_reader.read_object_bytes` (ELF ``.bpf.o``) or
-:func:`btfgen.object_reader.read_input` (ELF or raw BTF).  Sizes and offsets of
+Produced by :func:`btfgen.elf.reader.read_object_bytes` (ELF ``.bpf.o``) or
+:func:`btfgen.elf.reader.read_input` (ELF or raw BTF).  Sizes and offsets of
 DATASEC variables are already fixed up from the ELF section sizes and symbols,
 as libbpf does when it opens an object.
 """
@@ -16,7 +16,7 @@ from btfgen.btf_ext import BtfExtInfo
 from btfgen.btf_model import Btf
 
 if TYPE_CHECKING:
-    from btfgen.elf_image import ElfImage
+    from btfgen.elf.image import ElfImage
 
 
 @dataclass

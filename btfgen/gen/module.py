@@ -1,11 +1,11 @@
 """``btfgen gen``: object -> selected types -> rendered Python module.
 
-Data flows one way: :func:`btfgen.object_reader.read_input` gives a
-:class:`~btfgen.bpf_object.BpfObject`; :mod:`btfgen.type_select` picks the
-roots; :class:`btfgen.records.TypeRefs` turns them into classes;
-:mod:`btfgen.record_code` and :mod:`btfgen.cdef` write their code; the jinja2
+Data flows one way: :func:`btfgen.elf.reader.read_input` gives a
+:class:`~btfgen.elf.model.BpfObject`; :mod:`btfgen.gen.select` picks the
+roots; :class:`btfgen.gen.model.TypeRefs` turns them into classes;
+:mod:`btfgen.gen.record_code` and :mod:`btfgen.gen.cdef` write their code; the jinja2
 templates in ``btfgen/templates`` render the module.  When
-``btfgen.skeleton_context`` exists and the input is an ELF object, its
+``btfgen.gen.skeleton`` exists and the input is an ELF object, its
 ``build_skeleton_context(obj, refs)`` adds the skeleton class: the returned
 dict is available to ``skeleton.py.j2`` as template variables, and its
 optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
@@ -23,14 +23,10 @@ from typing import Any
 import jinja2
 
 from btfgen import __version__
-from btfgen.bpf_object import BpfObject
-from btfgen.cdef import build_cdef
-from btfgen.naming import camel, doc_text, py_str
-from btfgen.object_reader import read_input
-from btfgen.output import write_atomic
-from btfgen.record_code import field_lines, format_literal, render_record
-from btfgen.record_methods import record_methods, uses_factory
-from btfgen.records import (
+from btfgen.elf.model import BpfObject
+from btfgen.elf.reader import read_input
+from btfgen.gen.cdef import build_cdef
+from btfgen.gen.model import (
     CODEC_MODULE,
     LINE_NOQA,
     LINE_WIDTH,
@@ -39,7 +35,11 @@ from btfgen.records import (
     RecordClass,
     TypeRefs,
 )
-from btfgen.type_select import select_roots
+from btfgen.gen.naming import camel, doc_text, py_str
+from btfgen.gen.output import write_atomic
+from btfgen.gen.record_code import field_lines, format_literal, render_record
+from btfgen.gen.record_methods import record_methods, uses_factory
+from btfgen.gen.select import select_roots
 
 __all__ = ["generate_to_file", "generate_module", "render_module", "default_output", "stem_of",
            "GenerateError"]
@@ -83,9 +83,9 @@ def _environment() -> jinja2.Environment:
 
 
 def _skeleton_builder() -> Any:
-    if importlib.util.find_spec("btfgen.skeleton_context") is None:
+    if importlib.util.find_spec("btfgen.gen.skeleton") is None:
         return None
-    return importlib.import_module("btfgen.skeleton_context").build_skeleton_context
+    return importlib.import_module("btfgen.gen.skeleton").build_skeleton_context
 
 
 def _sorted_imports(lines: list[str]) -> list[str]:
@@ -154,7 +154,7 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
 
 def _allow_long_lines(text: str) -> str:
     """``text``, told to ruff not to count line lengths when some line is longer
-    than :data:`~btfgen.records.LINE_WIDTH`: that happens only for names from
+    than :data:`~btfgen.gen.model.LINE_WIDTH`: that happens only for names from
     BTF too long to fit (a C name in the cdef or a docstring, a class named
     after it), and those lines cannot be wrapped.  Lines that carry their own
     ``# noqa: E501`` (a long argument in the skeleton) do not count."""
@@ -171,7 +171,7 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
     """The text of the module for the object or raw BTF file at ``path``.
 
     ``events`` (``--event MAP=CTYPE``) and ``header`` (``--header``) help
-    :func:`btfgen.event_types.resolve_event_types` find perf/ring record
+    :func:`btfgen.discovery.resolve.resolve_event_types` find perf/ring record
     types; its one-line notes about maps left untyped are appended to
     ``messages``.
     """
@@ -181,7 +181,7 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
     btf = obj.btf
     event_types = None
     if obj.is_elf or events or header:
-        from btfgen.event_types import resolve_event_types
+        from btfgen.discovery.resolve import resolve_event_types
 
         event_types = resolve_event_types(obj, events, header)
         btf = event_types.btf

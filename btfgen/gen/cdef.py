@@ -20,6 +20,7 @@ from typing import Any
 import cffi
 import cffi.model
 
+from btfgen.btf_layout import struct_gaps, type_align
 from btfgen.btf_model import (
     Array,
     Btf,
@@ -33,9 +34,8 @@ from btfgen.btf_model import (
     Struct,
     Union,
 )
-from btfgen.layout import struct_gaps, type_align
-from btfgen.naming import c_identifier, shown
-from btfgen.records import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
+from btfgen.gen.model import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
+from btfgen.gen.naming import c_identifier, shown
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
 CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}

@@ -1,0 +1,1 @@
+"""Record types of perf event arrays and ring buffers: bytecode, DWARF, C headers."""

@@ -1,0 +1,1 @@
+"""``btfgen gen`` and ``btfgen check``: selected types rendered into a Python module."""

@@ -1,0 +1,1 @@
+"""The setuptools build step: ``[tool.btfgen]``, clang, and ``build_btfgen``."""
