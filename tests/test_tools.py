@@ -199,7 +199,7 @@ def hist_rows(lines: list[str]) -> list[tuple[int, int, int]]:
     return [(int(m[1]), int(m[2]), int(m[3])) for m in map(HIST_ROW.match, lines) if m]
 
 
-@pytest.mark.parametrize("extra", [[], ["-P"]])
+@pytest.mark.parametrize("extra", [[], ["-P"], ["-L", "-m"]])
 def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
                            extra: list[str]) -> None:
     w = workload_factory(RUNQ)
@@ -211,13 +211,16 @@ def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
     assert py_total >= 3000, py  # at least one wakeup per message
     print(f"runqlat {extra}: C {c_total}, btfgen {py_total}")
     assert abs(c_total - py_total) <= 0.02 * c_total + 2, (c, py)
-    assert "     usecs               : count    distribution" in py
-    assert [r[:2] for r in py_rows] == [(0 if i == 0 else 1 << i, (2 << i) - 1)
-                                        for i in range(len(py_rows))]
-    if extra:
-        sections = [line for line in py if line.startswith("pid = ")]
-        assert sections == [line for line in c if line.startswith("pid = ")]
+    units = "msecs" if "-m" in extra else "usecs"
+    assert f"     {units}               : count    distribution" in py
+    labels = {(0 if i == 0 else 1 << i, (2 << i) - 1) for i in range(26)}  # libbpf slots
+    assert py_rows and all(r[:2] in labels for r in py_rows)
+    sections = sorted(line for line in py if line.startswith(("pid = ", "tid = ")))
+    assert sections == sorted(line for line in c if line.startswith(("pid = ", "tid = ")))
+    if "-P" in extra:
         assert sections == [f"pid = {w.pid} python"]
+    if "-L" in extra:  # the main thread and the echo thread
+        assert len(sections) == 2 and f"tid = {w.pid} python" in sections
 
 
 TCP = """
