@@ -164,24 +164,28 @@ def test_folded_lines() -> None:
         "f+0x1c [libx.so]"
 
 
-def profile(args: list[str]) -> subprocess.Popen[str]:
+def profile(exe: Path, mode: str, args: list[str]) -> tuple[str, int]:
+    """Run the profile tool (for 2 s, on the pid) while ``exe`` works in ``mode``:
+    its output and the pid."""
     subprocess.run(["make", "-s", "-C", str(ROOT / "examples" / "tools"),
                     f"PYTHON={sys.executable}", "profile_skel.py"], check=True)
-    return subprocess.Popen([sys.executable, "-u", str(ROOT / "examples/tools/profile.py"),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-@pytest.mark.live
-def test_profile_user_stacks_resolve_to_known_functions(busy: Path) -> None:
-    b = Busy(busy, "spin", "2.5")
+    b = Busy(exe, mode, "2.5")
     try:
-        prof = profile(["-f", "-U", "-F", "199", "-p", str(b.p.pid), "2"])
+        prof = subprocess.Popen([sys.executable, "-u", str(ROOT / "examples/tools/profile.py"),
+                                 *args, "-F", "199", "-p", str(b.p.pid), "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)
         b.go()
         out, err = prof.communicate(timeout=60)
     finally:
         b.close()
     assert prof.returncode == 0, err
+    return out, b.p.pid
+
+
+@pytest.mark.live
+def test_profile_user_stacks_resolve_to_known_functions(busy: Path) -> None:
+    out, _ = profile(busy, "spin", ["-f", "-U"])
     lines = out.splitlines()
     counts = {line.rsplit(" ", 1)[0]: int(line.rsplit(" ", 1)[1]) for line in lines}
     mine = {k: v for k, v in counts.items() if k.startswith("busy;")}
@@ -193,18 +197,10 @@ def test_profile_user_stacks_resolve_to_known_functions(busy: Path) -> None:
 
 @pytest.mark.live
 def test_profile_kernel_stacks_show_the_syscall(busy: Path) -> None:
-    b = Busy(busy, "read", "2.0")
-    try:
-        prof = profile(["-d", "-F", "199", "-p", str(b.p.pid), "2"])
-        time.sleep(0.5)
-        b.go()
-        out, err = prof.communicate(timeout=60)
-    finally:
-        b.close()
-    assert prof.returncode == 0, err
-    assert out.startswith(f"Sampling at 199 Hertz of PID {b.p.pid} by user + kernel stack "
+    out, pid = profile(busy, "read", ["-d"])
+    assert out.startswith(f"Sampling at 199 Hertz of PID {pid} by user + kernel stack "
                           "for 2 secs.\n")
-    blocks = [blk for blk in out.split("\n\n") if f"busy ({b.p.pid})" in blk]
+    blocks = [blk for blk in out.split("\n\n") if f"busy ({pid})" in blk]
     assert blocks, out
     reading = [blk for blk in blocks if re.search(r"^    (__x64_sys_read|ksys_read)$", blk, re.M)]
     assert reading, out

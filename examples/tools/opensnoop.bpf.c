@@ -36,11 +36,7 @@ struct {
 	__type(value, struct args_t);
 } start SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct event")));
+PERF_EVENTS_OF(struct event);
 
 /* Keeps struct event in BTF (it only lives on the stack otherwise). */
 struct event _event_type = {};

@@ -18,22 +18,20 @@ A port of libbpf-tools' opensnoop to btfgen: same flags, same output.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from opensnoop_skel import Event, OpensnoopSkel  # noqa: E402
-
-from btfgen.runtime import BpfError, RuntimeBpfError  # noqa: E402
+from toolkit import lost_events, main_of, poll_perf  # noqa: E402
 
 INVALID_UID = 0xFFFFFFFF
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="opensnoop", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -84,34 +82,14 @@ def run(a: argparse.Namespace) -> None:
             if line is not None:
                 print(line)
 
-        def on_lost(cpu: int, n: int) -> None:
-            print(f"Lost {n} events on CPU #{cpu}!", file=sys.stderr)
-
-        pb = skel.maps.events.open_perf_buffer(on_event, on_lost)
+        pb = skel.maps.events.open_perf_buffer(on_event, lost_events)
         skel.attach()
         print(header(a), flush=True)
-        end = time.monotonic() + a.duration if a.duration else None
-        try:
-            while end is None or time.monotonic() < end:
-                pb.poll(100)
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
-        pb.consume()
-        sys.stdout.flush()
+        poll_perf(pb, a.duration)
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    a = parse_args(argv)
-    if a.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        run(a)
-    except (BpfError, RuntimeBpfError, OSError) as e:
-        print(f"opensnoop: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return main_of("opensnoop", parse_args, run, argv)
 
 
 if __name__ == "__main__":

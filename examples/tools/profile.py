@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import os
-import signal
 import sys
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from profile_skel import KeyT, ProfileSkel  # noqa: E402
+from toolkit import main_of  # noqa: E402
 
-from btfgen.runtime import BpfError, RuntimeBpfError  # noqa: E402
 from btfgen.runtime.symbols import Symbol, folded  # noqa: E402
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="profile", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -152,16 +151,7 @@ def run(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    a = parse_args(argv)
-    if a.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        run(a)
-    except (BpfError, RuntimeBpfError, OSError) as e:
-        print(f"profile: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return main_of("profile", parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,21 +14,20 @@ A port of libbpf-tools' runqlat to btfgen: same flags, same output.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runqlat_skel import RunqlatSkel  # noqa: E402
+from toolkit import main_of  # noqa: E402
 
-from btfgen.runtime import BpfError, RuntimeBpfError  # noqa: E402
 from btfgen.runtime.hist import print_log2_hist  # noqa: E402
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="runqlat", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -92,16 +91,7 @@ def run(a: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    a = parse_args(argv)
-    if a.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        run(a)
-    except (BpfError, RuntimeBpfError, OSError) as e:
-        print(f"runqlat: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return main_of("runqlat", parse_args, run, argv)
 
 
 if __name__ == "__main__":

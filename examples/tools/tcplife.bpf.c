@@ -53,11 +53,7 @@ struct {
 	__type(value, struct ident);
 } idents SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct event")));
+PERF_EVENTS_OF(struct event);
 
 struct event _event_type = {};
 

@@ -10,18 +10,16 @@ A port of libbpf-tools' tcplife to btfgen: same flags, same output.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tcplife_skel import Event, TcplifeSkel  # noqa: E402
-
-from btfgen.runtime import BpfError, RuntimeBpfError  # noqa: E402
+from toolkit import lost_events, main_of, poll_perf  # noqa: E402
 
 MAX_PORTS = 1024
 
@@ -37,7 +35,7 @@ def ports(text: str) -> list[int]:
     return out
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="tcplife", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -87,33 +85,15 @@ def run(a: argparse.Namespace) -> None:
             ro.filter_dport = True
             ro.target_dports = a.remoteport + [0] * (MAX_PORTS - len(a.remoteport))
         skel.load()
-        pb = skel.maps.events.open_perf_buffer(
-            lambda cpu, e: print(format_event(e, a)),
-            lambda cpu, n: print(f"lost {n} events on CPU #{cpu}", file=sys.stderr))
+        pb = skel.maps.events.open_perf_buffer(lambda cpu, e: print(format_event(e, a)),
+                                               lost_events)
         skel.attach()
         print(header(a), flush=True)
-        end = time.monotonic() + a.duration if a.duration else None
-        try:
-            while end is None or time.monotonic() < end:
-                pb.poll(100)
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
-        pb.consume()
-        sys.stdout.flush()
+        poll_perf(pb, a.duration)
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    a = parse_args(argv)
-    if a.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        run(a)
-    except (BpfError, RuntimeBpfError, OSError) as e:
-        print(f"tcplife: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 1
-    return 0
+    return main_of("tcplife", parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,15 @@
 #define BTFGEN_TOOLS_BPF_H
 
 #define TASK_COMM_LEN 16
+
+/* The perf event array "events", tagged with its record type for btfgen gen. */
+#define PERF_EVENTS_OF(record)						\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);		\
+		__uint(key_size, sizeof(__u32));			\
+		__uint(value_size, sizeof(__u32));			\
+	} events SEC(".maps")						\
+		__attribute__((btf_decl_tag("btfgen:record=" #record)))
 #define TASK_RUNNING 0
 
 /* floor(log2(v)) for v > 0, 0 for 0: libbpf-tools' slot convention. */
