@@ -223,6 +223,31 @@ def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
         assert len(sections) == 2 and f"tid = {w.pid} python" in sections
 
 
+CGROUP2 = Path("/sys/fs/cgroup/unified")
+
+
+def test_runqlat_cgroup_filter_matches_c(tools: Path, workload_factory: type[Workload]) -> None:
+    base = CGROUP2 if (CGROUP2 / "cgroup.procs").exists() else Path("/sys/fs/cgroup")
+    if not (base / "cgroup.controllers").exists() and not (base / "cgroup.procs").exists():
+        pytest.skip("no cgroup v2 hierarchy mounted (runqlat -c needs one)")
+    cg = base / f"btfgen-runqlat-{os.getpid()}"
+    cg.mkdir()
+    w = workload_factory(RUNQ)
+    try:
+        (cg / "cgroup.procs").write_text(str(w.pid))
+        args = ["-c", str(cg)]
+        c, py = side_by_side(c_tool("runqlat") + args, py_tool(tools, "runqlat") + args,
+                             r"Tracing run queue latency", w)
+        c_total = sum(r[2] for r in hist_rows(c))
+        py_total = sum(r[2] for r in hist_rows(py))
+        print(f"runqlat -c: C {c_total}, btfgen {py_total}")
+        assert py_total >= 3000
+        assert abs(c_total - py_total) <= 0.02 * c_total + 2, (c, py)
+    finally:
+        w.close()  # the cgroup can go once its process has
+        cg.rmdir()
+
+
 TCP = """
 import socket, threading
 srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(64)
