@@ -95,3 +95,55 @@ def test_not_loaded(example: ModuleType) -> None:
             s.progs.xdp_filter.test_run(b"x" * 64)
     finally:
         s.destroy()
+
+
+@pytest.mark.live
+def test_threads_and_fork(example: ModuleType, skel: Any) -> None:
+    # Each call owns its buffers: concurrent runs from threads and a forked child
+    # each get their own packet's verdict and output.
+    import os
+    import threading
+
+    cases = [(example.packet(socket.IPPROTO_UDP, 9), example.XDP_DROP),
+             (example.packet(socket.IPPROTO_UDP, 7), example.XDP_TX),
+             (example.packet(socket.IPPROTO_TCP, 80), example.XDP_PASS)]
+    errors: list[str] = []
+
+    def worker(i: int) -> None:
+        pkt, want = cases[i % 3]
+        for _ in range(200):
+            r = skel.progs.xdp_filter.test_run(pkt)
+            if r.retval != want or len(r.data_out) != len(pkt):
+                errors.append(f"thread {i}: {r.retval} != {want}")
+                return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    pid = os.fork()
+    if pid == 0:
+        pkt, want = cases[1]
+        ok = skel.progs.xdp_filter.test_run(pkt).retval == want
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert skel.progs.xdp_filter.test_run(cases[0][0]).retval == example.XDP_DROP
+
+
+@pytest.mark.live
+def test_ctx_types_from_vmlinux(example: ModuleType, skel: Any, tmp_path: Any) -> None:
+    # An object that does not carry struct __sk_buff: the record comes from the
+    # kernel's own BTF, generated with --type.
+    from conftest import run_btfgen
+    from gen_util import load
+
+    out = tmp_path / "kctx.py"
+    run_btfgen("gen", "/sys/kernel/btf/vmlinux", "--type", "struct __sk_buff", "-o", out,
+               check=True)
+    SkBuff = load(out).SkBuff
+    r = skel.progs.tc_mark.test_run(example.packet(socket.IPPROTO_TCP, 1), ctx=SkBuff(mark=1))
+    assert type(r.ctx_out) is SkBuff and r.ctx_out.mark == 0x42
+    assert r.ctx_out.wire_len == len(example.packet(socket.IPPROTO_TCP, 1))  # set by the kernel
