@@ -12,6 +12,8 @@ import platform
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -197,6 +199,45 @@ int on_task(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+struct kernfs_node { __u64 id; } __attribute__((preserve_access_index));
+struct cgroup { struct kernfs_node *kn; } __attribute__((preserve_access_index));
+struct bpf_iter__cgroup { struct bpf_iter_meta *meta; struct cgroup *cgroup; }
+    __attribute__((preserve_access_index));
+
+SEC("iter/cgroup")
+int on_cgroup(struct bpf_iter__cgroup *ctx)
+{
+	struct cgroup *cg = ctx->cgroup;
+	__u64 id;
+
+	if (!cg)
+		return 0;
+	id = cg->kn->id;
+	bpf_seq_write(ctx->meta->seq, &id, sizeof(id));
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int auto_tp(void *ctx)
+{
+	if (ours())
+		emit(7, 0, 0);
+	return 0;
+}
+
+SEC("sk_lookup")
+int on_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	return SK_PASS;
+}
+
+/* Last: its auto-attach fails (no such binary), for skel.attach()'s rollback. */
+SEC("uprobe//nonexistent/btfgen-test:func")
+int auto_fail(void *ctx)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";
 """
 
@@ -266,7 +307,8 @@ class TaskRec:
 def build_attach_module(out: Path) -> ModuleType:
     """Compile ATTACH_SRC, generate ``attach_skel`` into ``out`` and import it."""
     obj = compile_bpf(ATTACH_SRC, out / "attach.bpf.o", cflags=CFLAGS)
-    run_btfgen("gen", obj, "-o", out / "attach_skel.py", check=True)
+    run_btfgen("gen", obj, "-o", out / "attach_skel.py", "--type", "struct task_rec",
+               check=True)
     sys.path.insert(0, str(out))
     import importlib
     return importlib.import_module("attach_skel")
@@ -283,14 +325,23 @@ def build_target(out: Path) -> Path:
     return exe
 
 
-@pytest.fixture(scope="session")
-def attach_mod(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    return build_attach_module(tmp_path_factory.mktemp("attach"))
+_built: dict[str, Any] = {}
 
 
-@pytest.fixture(scope="session")
-def target_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_target(tmp_path_factory.mktemp("target"))
+def attach_module(factory: pytest.TempPathFactory) -> ModuleType:
+    """The generated ``attach_skel`` module, built once per session."""
+    if "mod" not in _built:
+        _built["mod"] = build_attach_module(factory.mktemp("attach"))
+    mod: ModuleType = _built["mod"]
+    return mod
+
+
+def target_binary(factory: pytest.TempPathFactory) -> Path:
+    """The uprobe/USDT target, built once per session."""
+    if "exe" not in _built:
+        _built["exe"] = build_target(factory.mktemp("target"))
+    exe: Path = _built["exe"]
+    return exe
 
 
 def open_skel(mod: ModuleType, **rodata: int) -> Any:
@@ -299,6 +350,8 @@ def open_skel(mod: ModuleType, **rodata: int) -> Any:
     skel = mod.AttachSkel.open()
     try:
         skel.rodata.target_tgid = rodata.get("target_tgid", os.getpid())
+        for name in ("auto_fail", "on_cgroup"):  # need a target
+            getattr(skel.progs, name).autoattach = False
         load_or_skip(skel.load)
     except BaseException:
         skel.destroy()
@@ -312,3 +365,44 @@ def drain(rb: Any, got: list[Any], want: int, tries: int = 50) -> None:
         if len(got) >= want:
             return
         rb.poll(20)
+
+
+def link_ids(fds: list[int]) -> set[int]:
+    """The kernel ids of the links behind ``fds`` (from /proc/self/fdinfo)."""
+    out = set()
+    for fd in fds:
+        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
+            if line.startswith("link_id:"):
+                out.add(int(line.split()[1]))
+    return out
+
+
+@contextmanager
+def netns_veth(tag: str, addrs: Sequence[str] = ()) -> Iterator[tuple[str, str, str]]:
+    """A veth pair named after ``tag`` and this pid: ``here`` in this namespace, its
+    peer in a new network namespace; ``addrs`` = (here's CIDR, peer's CIDR) if given.
+    Skips the test when namespaces cannot be made."""
+    pid = os.getpid()
+    stem = f"bt{tag[0]}{pid % 100000}"  # interface names: 15 characters at most
+    ns, here, there = f"btfgen-{tag}-{pid}", stem + "a", stem + "b"
+
+    def ip(*args: str) -> None:
+        r = subprocess.run(["ip", *args], capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+    try:
+        ip("netns", "add", ns)
+    except RuntimeError as e:
+        pytest.skip(f"cannot create a network namespace here: {e}")
+    try:
+        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
+        if addrs:
+            ip("addr", "add", addrs[0], "dev", here)
+            ip("-n", ns, "addr", "add", addrs[1], "dev", there)
+        ip("link", "set", here, "up")
+        ip("-n", ns, "link", "set", there, "up")
+        yield ns, here, there
+    finally:
+        subprocess.run(["ip", "link", "del", here], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)

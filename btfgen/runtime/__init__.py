@@ -25,16 +25,18 @@ The runtime never imports the generator.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from btfgen.runtime.bpfobj import LibbpfObject, Link, Program
+    from btfgen.runtime.bpfobj import LibbpfObject
     from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
     from btfgen.runtime.errors import (
         BpfError,
         BpfPermissionError,
         LibbpfMissingError,
         MapKeyError,
+        NotSupportedError,
         RuntimeBpfError,
     )
     from btfgen.runtime.fd_maps import MapOfMaps, ProgArrayMap
+    from btfgen.runtime.link import Link
     from btfgen.runtime.local_storage import LocalStorageMap
     from btfgen.runtime.maps import (
         ANY,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         PerCpuArrayMap,
         PerCpuHashMap,
     )
+    from btfgen.runtime.program import Program
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
     from btfgen.runtime.queue_maps import BloomFilterMap, QueueMap, StackMap
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
@@ -60,11 +63,11 @@ if TYPE_CHECKING:
 # what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
 # buffers, maps and batch machinery it binds later.
 _WHERE = {
-    "LibbpfObject": "bpfobj", "Link": "bpfobj", "Program": "bpfobj",
+    "LibbpfObject": "bpfobj", "Link": "link", "Program": "program",
     "PerfBuffer": "buffers", "PerfEventArray": "buffers", "RingBuf": "buffers",
     "RingBuffer": "buffers", "WithPayload": "buffers",
     "BpfError": "errors", "BpfPermissionError": "errors", "LibbpfMissingError": "errors",
-    "MapKeyError": "errors", "RuntimeBpfError": "errors",
+    "MapKeyError": "errors", "NotSupportedError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
     "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
     "MapArgumentError": "maps", "QueueMap": "queue_maps", "StackMap": "queue_maps",
@@ -95,8 +98,8 @@ __all__ = [
     "QueueMap", "StackMap", "StackTraceMap",
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
-    "MapBase", "MapKeyError", "Namespace", "PerCpuArrayMap", "PerCpuHashMap", "PerfBuffer",
-    "PerfEventArray", "Program", "RawCodec", "ReadOnlyError", "RecordCodec", "RingBuf",
-    "RingBuffer", "RuntimeBpfError", "Skeleton", "TraceLine", "TracePipe", "TracefsError",
-    "WithPayload", "as_codec", "possible_cpus", "trace_pipe", "var",
+    "MapBase", "MapKeyError", "Namespace", "NotSupportedError", "PerCpuArrayMap",
+    "PerCpuHashMap", "PerfBuffer", "PerfEventArray", "Program", "RawCodec", "ReadOnlyError",
+    "RecordCodec", "RingBuf", "RingBuffer", "RuntimeBpfError", "Skeleton", "TraceLine",
+    "TracePipe", "TracefsError", "WithPayload", "as_codec", "possible_cpus", "trace_pipe", "var",
 ]

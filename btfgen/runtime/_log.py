@@ -41,8 +41,12 @@ if os.environ.get("BTFGEN_LIBBPF_DEBUG"):
 _LEVELS = {LIBBPF_WARN: logging.WARNING, LIBBPF_INFO: logging.INFO, LIBBPF_DEBUG: logging.DEBUG}
 
 
+_local = threading.local()
+
+
 def _print_line(level: int, fmt: Any, ap: Any) -> int:
-    py_level = _LEVELS.get(level, logging.DEBUG)
+    py_level = logging.DEBUG if getattr(_local, "demoted", 0) else _LEVELS.get(level,
+                                                                                logging.DEBUG)
     if py_level == logging.DEBUG and not logger.isEnabledFor(logging.DEBUG):
         return 0  # libbpf's debug output is large: not even formatted unless shown
     buf = ffi.new("char[]", LINE_MAX)
@@ -65,6 +69,17 @@ def install() -> None:
         cb = ffi.callback("int(int, const char *, void *)", _print_line)
         lib().libbpf_set_print(cb)
         _installed.append(cb)  # keep the callback alive
+
+
+@contextmanager
+def demoted() -> Iterator[None]:
+    """Log libbpf's messages inside the block at DEBUG: for calls whose failure is
+    expected and handled (e.g. creating a qdisc that may exist)."""
+    _local.demoted = getattr(_local, "demoted", 0) + 1
+    try:
+        yield
+    finally:
+        _local.demoted -= 1
 
 
 @contextmanager

@@ -13,12 +13,15 @@ names are re-exported here.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import weakref
 from typing import Any
 
 from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.errors import BpfError
+from btfgen.runtime.errors import BpfError, NotSupportedError
 from btfgen.runtime.link import Link
 from btfgen.runtime.map_types import PERF_EVENT_ARRAY
 from btfgen.runtime.native import (
@@ -39,6 +42,10 @@ __all__ = ["LibbpfObject", "Link", "MapPtr", "Native", "ObjectCore", "Program", 
 KERNEL_LOG_SIZE = 1 << 20
 #: Verifier log lines quoted in the exception message (all are in ``.verifier_log``).
 VERIFIER_TAIL = 20
+#: BPF_PROG_TYPE_TRACING, _EXT, _LSM: the programs that need BPF trampolines.
+TRAMPOLINE_PROG_TYPES = (26, 28, 29)
+#: The kernel's internal "not supported" errno, as BPF returns it.
+ENOTSUPP = 524
 
 
 class MapPtr:
@@ -194,10 +201,31 @@ class LibbpfObject:
                 e.log.extend(["-- kernel log (verifier) --", *e.verifier_log])
                 e.strerror = f"{e.strerror}\nkernel log (last lines):\n" + "\n".join(
                     e.verifier_log[-VERIFIER_TAIL:])
+            refused = self._trampoline_refused(e)
+            if refused is not None:
+                raise refused from e
             raise
         finally:
             self._kernel_log = None  # libbpf only uses it during load
         self.core.loaded = True
+
+    def _trampoline_refused(self, e: BpfError) -> NotSupportedError | None:
+        """One sentence for a kernel without BPF trampolines (fentry/fexit/LSM refused
+        to root with EPERM or ENOTSUPP), naming the program that failed; else None."""
+        if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, ENOTSUPP) or os.geteuid() != 0:
+            return None
+        for line in e.log:
+            m = re.match(r"libbpf: prog '(.+)': BPF program load failed", line)
+            prog = self.programs.get(m.group(1)) if m else None
+            if (prog is not None and prog.type in TRAMPOLINE_PROG_TYPES
+                    and not prog.section.startswith("iter")):  # iterators need no trampoline
+                err = NotSupportedError(
+                    f"program {prog.name} ({prog.section}): this kernel refuses fentry, fexit, "
+                    f"fmod_ret, freplace and LSM programs ({os.strerror(e.errno)}); set its "
+                    "autoload = False to load the others")
+                err.log, err.verifier_log = e.log, e.verifier_log
+                return err
+        return None
 
     def _fix_perf_array_sizes(self) -> None:
         """Give perf event arrays 4-byte keys and values before they are created.

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import RuntimeBpfError
-from btfgen.runtime.native import Native, ObjectCore, c_bytes, c_name, check_int, check_ptr
+from btfgen.runtime.native import (
+    Native,
+    ObjectCore,
+    c_bytes,
+    c_name,
+    check_int,
+    check_ptr,
+    take,
+)
 
 if TYPE_CHECKING:
     from btfgen.runtime.program import Program
@@ -129,7 +137,7 @@ class FdPart(Part):
         return self._fd
 
     def close(self) -> None:
-        fd, self._fd = self._fd, -1
+        fd = take(self, "_fd", -1)
         if fd >= 0:
             os.close(fd)
 
@@ -149,7 +157,7 @@ class DetachPart(Part):
         return self._detach is not None
 
     def close(self) -> None:
-        detach, self._detach = self._detach, None
+        detach = take(self, "_detach")
         if detach is not None and self._pid == os.getpid():
             detach()
 

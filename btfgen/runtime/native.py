@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,6 +60,19 @@ def check_int(what: str, call: Callable[[], int]) -> int:
 _FOREIGN_FREE = {"bpf_link__destroy": "bpf_link__fd", "perf_buffer__free": "perf_buffer__epoll_fd"}
 
 
+#: Makes "take the pointer, leave None" one step: two threads closing the same
+#: native never both free it.
+_TAKE = threading.Lock()
+
+
+def take(obj: Any, attr: str, empty: Any = None) -> Any:
+    """``obj.attr``, replaced by ``empty`` in the same step (under a lock)."""
+    with _TAKE:
+        value = getattr(obj, attr)
+        setattr(obj, attr, empty)
+    return value
+
+
 class Native:
     """A libbpf pointer and the function that frees it, freed at most once.
 
@@ -81,8 +95,8 @@ class Native:
         if self._busy:  # e.g. destroy() from a callback inside perf_buffer__poll
             self._close_pending = True
             return
-        if self.ptr is not None:
-            ptr, self.ptr = self.ptr, None
+        ptr = take(self, "ptr")
+        if ptr is not None:
             if self._pid != os.getpid() and self._free in _FOREIGN_FREE:
                 close_fd(int(getattr(lib(), _FOREIGN_FREE[self._free])(ptr)))
             else:
@@ -132,9 +146,10 @@ def free_object(state: dict[str, Any]) -> None:
     while natives:
         try:
             natives.pop().close()
-        except OSError:
-            pass  # a detach the kernel already did (interface gone...): nothing left to free
-    ptr, state["ptr"] = state["ptr"], None
+        except (OSError, IndexError):
+            pass  # a detach the kernel already did, or another thread took the last one
+    with _TAKE:
+        ptr, state["ptr"] = state["ptr"], None
     if ptr is not None:
         lib().bpf_object__close(ptr)
 

@@ -84,6 +84,9 @@ BARE_SECTIONS = frozenset({
 BPF_XDP = 37
 #: XDP attach modes (``attach_xdp(mode=...)``) -> XDP_FLAGS_*.
 XDP_MODES = {"skb": 2, "generic": 2, "drv": 4, "native": 4, "hw": 8, "offload": 8}
+#: cgroup iterator walks (``attach_iter(order=...)``) -> enum bpf_cgroup_iter_order.
+CGROUP_ITER_ORDERS = {"self": 1, "descendants_pre": 2, "descendants_post": 3,
+                      "ancestors_up": 4}
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27
 
@@ -207,6 +210,7 @@ class Program:
 
     def attach(self) -> Link:
         """Attach as the section name says (``tp/...``, ``uprobe/...``); returns the link."""
+        self._core.check_loaded()
         if self.section in BARE_SECTIONS or self.section.startswith(MANUAL_PREFIXES):
             raise RuntimeBpfError(
                 f"program {self.name}: section {self.section!r} names no target libbpf can "
@@ -253,6 +257,7 @@ class Program:
     def attach_kprobe(self, func: str, *, offset: int = 0, retprobe: bool = False,
                       cookie: int = 0) -> Link:
         """kprobe (or kretprobe) on kernel function ``func`` + ``offset``."""
+        self._core.check_loaded()
         _require_kprobes(self.name)
         opts = ffi.new("struct bpf_kprobe_opts *")
         opts.sz = ffi.sizeof("struct bpf_kprobe_opts")
@@ -265,6 +270,7 @@ class Program:
 
     def attach_kprobe_multi(self, pattern: str, *, retprobe: bool = False) -> Link:
         """kprobe.multi on every kernel function matching the glob ``pattern``."""
+        self._core.check_loaded()
         _require_kprobes(self.name)
         opts = ffi.new("struct bpf_kprobe_multi_opts *")
         opts.sz = ffi.sizeof("struct bpf_kprobe_multi_opts")
@@ -387,10 +393,12 @@ class Program:
         return self._add(DetachPart(detach), f"socket fd {fd}")
 
     def attach_iter(self, *, map: Any = None, pid: int | None = None,
-                    cgroup: str | os.PathLike[str] | int | None = None) -> Link:
+                    cgroup: str | os.PathLike[str] | int | None = None,
+                    order: str = "self") -> Link:
         """BPF iterator (``SEC("iter/...")``); ``map`` for map iterators (a map or fd),
-        ``pid`` to walk one process, ``cgroup`` (path or id) for cgroup iterators.
-        ``link.read()`` runs it."""
+        ``pid`` to walk one process, ``cgroup`` (path or id) for cgroup iterators,
+        walked in ``order``: ``"self"``, ``"descendants_pre"``, ``"descendants_post"``
+        or ``"ancestors_up"``.  ``link.read()`` runs it."""
         info = ffi.new("union bpf_iter_link_info *")
         keep: list[int] = []
         if map is not None:
@@ -398,6 +406,10 @@ class Program:
         if pid is not None:
             info.task.pid = pid
         if cgroup is not None:
+            if order not in CGROUP_ITER_ORDERS:
+                raise ValueError(f"attach_iter: order must be one of "
+                                 f"{', '.join(CGROUP_ITER_ORDERS)}, not {order!r}")
+            info.cgroup.order = CGROUP_ITER_ORDERS[order]
             if isinstance(cgroup, int):
                 info.cgroup.cgroup_id = cgroup
             else:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib, libc
 from btfgen.runtime.link import DetachPart, Part
 from btfgen.runtime.native import check_int
@@ -70,7 +71,8 @@ def attach_tc(prog_name: str, prog_fd: int, interface: int | str, *, direction: 
     key = (os.fstat(netns).st_ino, idx)
     try:
         with _lock:
-            rc = int(lib().bpf_tc_hook_create(_hook(idx, point)))
+            with _log.demoted():  # "exists" is a warning to libbpf, fine for us
+                rc = int(lib().bpf_tc_hook_create(_hook(idx, point)))
             if rc < 0 and rc != -errno.EEXIST:
                 check_int(f"program {prog_name}: create clsact qdisc on ifindex {idx}",
                           lambda: rc)
