@@ -8,10 +8,14 @@ runs with ``.bss seq`` so each test can tell which values it caused.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -30,9 +34,12 @@ __u64 seq = 0;
 __s64 last_stackid = -1;
 __u64 tail_hits = 0;
 
-struct { __uint(type, BPF_MAP_TYPE_QUEUE); __uint(max_entries, 64); __type(value, __u64); } fifo SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_STACK); __uint(max_entries, 64); __type(value, __u64); } lifo SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 64); __type(value, __u64); } seen SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_QUEUE); __uint(max_entries, 64);
+         __type(value, __u64); } fifo SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_STACK); __uint(max_entries, 64);
+         __type(value, __u64); } lifo SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_BLOOM_FILTER); __uint(max_entries, 64);
+         __type(value, __u64); } seen SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_STACK_TRACE); __uint(max_entries, 64); __type(key, __u32);
          __uint(value_size, 127 * sizeof(__u64)); } stacks SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 64); __type(key, struct key);
@@ -97,9 +104,12 @@ char LICENSE[] SEC("license") = "GPL";
 PID = os.getpid()
 
 
-def build(out: Path) -> ModuleType:
-    """Compile MAPS_SRC, generate ``maps_zoo_skel.py`` into ``out``, check it is
-    mypy --strict clean and import it."""
+@functools.cache
+def build() -> ModuleType:
+    """Compile MAPS_SRC, generate ``maps_zoo_skel.py`` (once per test session), check it
+    is mypy --strict clean and import it."""
+    out = Path(tempfile.mkdtemp(prefix=f"btfgen_maps_zoo_{PID}_"))
+    atexit.register(shutil.rmtree, out, True)
     obj = compile_bpf(MAPS_SRC, out / "maps_zoo.bpf.o")
     mod_path = out / "maps_zoo_skel.py"
     run_btfgen("gen", obj, "-o", mod_path, check=True)

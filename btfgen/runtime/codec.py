@@ -261,12 +261,19 @@ class RecordCodec(Codec[R]):
 _FROZEN: dict[type, type] = {}
 
 
+_SCALARS = (int, bytes, float, bool)
+_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
 def _compared(value: object) -> object:
     """``value`` as something hashable and ordered: lists as tuples, records as
     tuples of their compared fields (recursively)."""
-    if isinstance(value, list):
-        return tuple(_compared(v) for v in value)
-    names = _compare_names(type(value))
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls is list:
+        return tuple(_compared(v) for v in value)  # type: ignore[attr-defined]
+    names = _compare_names(cls)
     if names is None:
         return value
     return tuple(_compared(getattr(value, n)) for n in names)
@@ -274,9 +281,14 @@ def _compared(value: object) -> object:
 
 def _compare_names(cls: type) -> tuple[str, ...] | None:
     """The fields ``__eq__`` compares, for a dataclass (None for other types)."""
-    if not dataclasses.is_dataclass(cls):
-        return None
-    return tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+    try:
+        return _NAMES[cls]
+    except KeyError:
+        pass
+    names = (tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+             if dataclasses.is_dataclass(cls) else None)
+    _NAMES[cls] = names
+    return names
 
 
 def frozen_record(record: R) -> R:
@@ -305,8 +317,15 @@ def _make_frozen(cls: type) -> type:
         raise TypeError(f"{cls.__name__} is not a generated record class")
     slot_names = tuple(f.name for f in dataclasses.fields(cls))
 
-    def key(self: object) -> object:
-        return tuple(_compared(getattr(self, n)) for n in names)
+    def key(obj: object) -> object:
+        try:
+            return obj._btfgen_key  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        found = tuple(_compared(getattr(obj, n)) for n in names)
+        if type(obj) is frozen:  # a snapshot: compute once
+            object.__setattr__(obj, "_btfgen_key", found)
+        return found
 
     def __init__(self: object, *args: object, **kwargs: object) -> None:
         plain = cls(*args, **kwargs)
@@ -331,8 +350,9 @@ def _make_frozen(cls: type) -> type:
         return method
 
     frozen = type(cls.__name__, (cls,), {
-        "__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__,
-        "__doc__": cls.__doc__, "_slot_names": slot_names, "__init__": __init__,
+        "__slots__": ("_btfgen_key",), "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__, "__doc__": cls.__doc__, "_slot_names": slot_names,
+        "__init__": __init__,
         "__setattr__": __setattr__, "__delattr__": __setattr__, "__reduce__": __reduce__,
         "__copy__": lambda self: self, "__deepcopy__": lambda self, memo: self,
         "__hash__": lambda self: hash(key(self)),

@@ -10,6 +10,7 @@ or maps; ``lookup_id`` gives the id itself (for programs or maps from elsewhere)
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from btfgen.runtime.bpfobj import MapPtr, Program
@@ -29,25 +30,33 @@ class _FdValueMap(KeyedMap[K, T]):
 
     #: What a value is, for messages.
     VALUE = "object"
+    #: What a value must be, and how the user names one.
+    KIND: type = object
+    SPELLED = ""
 
     def __init__(self, handle: MapPtr, key: Codec[K]) -> None:
         super().__init__(handle, key, IntCodec("<I"))
+        self._by_id: dict[int, T] = {}
 
-    def _fd_of(self, value: Any) -> int:
-        raise NotImplementedError
-
-    def _object_with_id(self, ident: int) -> T | None:
+    def _candidates(self) -> Iterable[tuple[str, Any, T]]:
+        """(name, object with an fd, value to return) for each object of the owner."""
         raise NotImplementedError
 
     def _encode_value(self, value: T) -> bytes:
-        fd = self._fd_of(value)
+        if not isinstance(value, self.KIND):
+            raise MapArgumentError(f"map {self.name}: value must be a {self.VALUE} "
+                                   f"({self.SPELLED}), got {type(value).__name__}")
+        fd = int(value.fd)  # type: ignore[attr-defined]
         if fd < 0:
-            raise MapArgumentError(f"map {self.name}: value {value!r} is not loaded (no fd)")
+            raise MapArgumentError(f"map {self.name}: {self.VALUE} {value!r} is not loaded")
         return _U32.pack(fd)
 
     def _decode_value(self, buf: Any) -> T:
         ident = _U32.unpack_from(buf)[0]
-        found = self._object_with_id(ident)
+        if ident not in self._by_id:  # ids never change: look them up once
+            self._by_id = {object_id(h.fd, f"{self.VALUE} {name}"): v
+                           for name, h, v in self._candidates() if h.fd >= 0}
+        found = self._by_id.get(ident)
         if found is None:
             raise RuntimeBpfError(
                 f"map {self.name}: holds {self.VALUE} id {ident}, which is not one of object "
@@ -63,41 +72,23 @@ class _FdValueMap(KeyedMap[K, T]):
 class ProgArrayMap(_FdValueMap[int, Program]):
     """BPF_MAP_TYPE_PROG_ARRAY: ``jmp[i] = skel.progs.handler`` for ``bpf_tail_call``."""
 
-    VALUE = "program"
+    VALUE, KIND, SPELLED = "program", Program, "skel.progs.<name>"
 
     def __init__(self, handle: MapPtr) -> None:
         super().__init__(handle, IntCodec("<I"))
 
-    def _fd_of(self, value: Any) -> int:
-        if not isinstance(value, Program):
-            raise MapArgumentError(f"map {self.name}: value must be a Program "
-                                   f"(skel.progs.<name>), got {type(value).__name__}")
-        return value.fd
-
-    def _object_with_id(self, ident: int) -> Program | None:
-        for p in self._h.owner.programs.values():
-            if p.fd >= 0 and object_id(p.fd, f"program {p.name}") == ident:
-                return p
-        return None
+    def _candidates(self) -> Iterable[tuple[str, Any, Program]]:
+        return ((p.name, p, p) for p in self._h.owner.programs.values())
 
 
 class MapOfMaps(_FdValueMap[K, MapBase]):
     """BPF_MAP_TYPE_ARRAY_OF_MAPS / HASH_OF_MAPS: ``outer[k] = skel.maps.inner``; lookup
     gives the same typed map object back for maps of this object."""
 
-    VALUE = "map"
+    VALUE, KIND, SPELLED = "map", MapBase, "skel.maps.<name>"
 
-    def _fd_of(self, value: Any) -> int:
-        if not isinstance(value, MapBase):
-            raise MapArgumentError(f"map {self.name}: value must be a map (skel.maps.<name>), "
-                                   f"got {type(value).__name__}")
-        return value.fd
-
-    def _object_with_id(self, ident: int) -> MapBase | None:
-        for m in self._h.owner.maps.values():
-            if m.fd >= 0 and object_id(m.fd, f"map {m.name}") == ident:
-                return wrapper_of(m)
-        return None
+    def _candidates(self) -> Iterable[tuple[str, Any, MapBase]]:
+        return ((m.name, m, wrapper_of(m)) for m in self._h.owner.maps.values())
 
 
 __all__ = ["ProgArrayMap", "MapOfMaps"]

@@ -100,7 +100,8 @@ class MapBase:
     def __init__(self, handle: MapPtr) -> None:
         self._h = handle
         self.name = handle.name
-        if handle not in _WRAPPERS:
+        ref = _WRAPPERS.get(handle)
+        if ref is None or ref() is None:
             _WRAPPERS[handle] = weakref.ref(self)
 
     @property
@@ -273,7 +274,7 @@ class KeyedMap(MapBase, HistogramMethods, Generic[K, VT]):
         self.delete(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.lookup(key) is not None  # type: ignore[arg-type]
+        return self._lookup_raw(key) is not None  # type: ignore[arg-type]
 
     def keys(self) -> Iterator[K]:
         """Iterate over the keys (get_next_key order)."""
@@ -325,8 +326,8 @@ class KeyedMap(MapBase, HistogramMethods, Generic[K, VT]):
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"map {self.name}: {fn.removeprefix('bpf_map_')} chunk must be a "
                              f"positive number of elements, got {chunk!r}")
-        chunk = min(chunk, max(1, self._h.max_entries))
         self._loaded()
+        chunk = min(chunk, max(1, self._h.max_entries))
         ks, vs = self._h.key_size, self._vbuf_size
         keys = ffi.new("char[]", ks * chunk)
         vals = ffi.new("char[]", vs * chunk)
