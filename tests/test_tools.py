@@ -208,7 +208,7 @@ def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
                          r"Tracing run queue latency", w)
     c_rows, py_rows = hist_rows(c), hist_rows(py)
     c_total, py_total = sum(r[2] for r in c_rows), sum(r[2] for r in py_rows)
-    assert py_total >= 3000, py  # at least one wakeup per message
+    assert py_total >= 2000, py  # ~one wakeup per message (3000), fewer if already awake
     print(f"runqlat {extra}: C {c_total}, btfgen {py_total}")
     assert abs(c_total - py_total) <= 0.02 * c_total + 2, (c, py)
     units = "msecs" if "-m" in extra else "usecs"
@@ -241,7 +241,7 @@ def test_runqlat_cgroup_filter_matches_c(tools: Path, workload_factory: type[Wor
         c_total = sum(r[2] for r in hist_rows(c))
         py_total = sum(r[2] for r in hist_rows(py))
         print(f"runqlat -c: C {c_total}, btfgen {py_total}")
-        assert py_total >= 3000
+        assert py_total >= 2000
         assert abs(c_total - py_total) <= 0.02 * c_total + 2, (c, py)
     finally:
         w.close()  # the cgroup can go once its process has
