@@ -58,9 +58,16 @@ def _bcc_stars(val: int, val_max: int, width: int) -> str:
 
 
 def _c_stars(val: int, val_max: int, width: int) -> str:
-    # trace_helpers.c print_stars(): integer arithmetic, the "+" after the padding.
-    n = min(val, val_max) * width // val_max
+    # trace_helpers.c print_stars(): unsigned 32-bit arithmetic (a count above ~107
+    # million wraps the product, as in C), the "+" after the padding.
+    n = ((min(val, val_max) * width) & 0xFFFFFFFF) // val_max
     return "*" * n + " " * (width - n) + ("+" if val > val_max else "")
+
+
+def _c_int(val: int) -> int:
+    """An unsigned int count as C's ``%d`` prints it."""
+    val &= 0xFFFFFFFF
+    return val - (1 << 32) if val >= 1 << 31 else val
 
 
 def _extent(vals: Sequence[int]) -> tuple[int, int, int]:
@@ -104,7 +111,8 @@ def format_log2_hist(slots: Sequence[int], val_type: str = "value", *, log2_base
                 continue
             strip_leading_zero = False
         low, high = slot_range(i, log2_base=log2_base)
-        lines.append(f"{low:{width}d} -> {high:<{width}d} : {val:<8d} |"
+        shown = _c_int(val) if log2_base == "libbpf" else val
+        lines.append(f"{low:{width}d} -> {high:<{width}d} : {shown:<8d} |"
                      f"{stars_fn(val, val_max, stars)}|")
     return lines
 
@@ -121,7 +129,7 @@ def format_linear_hist(slots: Sequence[int], val_type: str = "value", *, step: i
     lines = [f"     {val_type:<13} : count     distribution"]
     if style == "libbpf":  # trace_helpers.c starts at the first non-zero slot
         for i in range(idx_min, idx_max + 1):
-            lines.append(f"        {base + i * step:<10d} : {vals[i]:<8d} |"
+            lines.append(f"        {_c_int(base + i * step):<10d} : {_c_int(vals[i]):<8d} |"
                          f"{_c_stars(vals[i], val_max, STARS_MAX)}|")
         return lines
     for i in range(idx_max + 1):
