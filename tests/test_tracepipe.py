@@ -122,3 +122,23 @@ def test_blocked_iteration_ends_on_interrupt_without_threads(tmp_path: Path) -> 
 def test_bad_instance_name() -> None:
     with pytest.raises(ValueError, match="not a plain name"):
         trace_pipe(instance="../x")
+
+
+@pytest.mark.live
+def test_close_from_another_thread_ends_a_blocked_read() -> None:
+    name = f"btfgen-close-{os.getpid()}"
+    pipe = trace_pipe(instance=name)
+    got: list[object] = []
+    reader = threading.Thread(target=lambda: got.extend(pipe))  # blocks: nothing printed
+    reader.start()
+    time.sleep(0.3)
+    t = time.monotonic()
+    pipe.close()
+    reader.join(timeout=5)
+    assert not reader.is_alive() and time.monotonic() - t < 1.0
+    assert got == [] and pipe.closed
+    for _ in range(50):  # the reader removes the instance as it lets go of the fd
+        if not os.path.exists(f"/sys/kernel/tracing/instances/{name}"):
+            break
+        time.sleep(0.02)
+    assert not os.path.exists(f"/sys/kernel/tracing/instances/{name}")

@@ -23,6 +23,7 @@ import errno
 import os
 import re
 import select
+import threading
 import time
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -74,6 +75,11 @@ class TracePipe:
     def __init__(self, instance: str | None = None) -> None:
         self._fd: int | None = None
         self._instance_dir: str | None = None
+        # close() from another thread than a reader's: the reader in select()/read()
+        # keeps the fd (its number must not be reused under it) and closes it after.
+        self._lock = threading.Lock()
+        self._readers = 0
+        self._deferred: int | None = None
         root = _tracing_dir()
         if instance is not None:
             if not instance or "/" in instance or instance in (".", ".."):
@@ -145,25 +151,39 @@ class TracePipe:
             line = self._take_line()
             if line is not None:
                 return line
-            fd = self._fd
-            if fd is None:
-                return None
             left = POLL_SLICE_S if deadline is None else min(POLL_SLICE_S,
                                                               deadline - time.monotonic())
             if left <= 0:
                 return None
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
+            with self._lock:
+                fd = self._fd
+                if fd is None:
+                    return None
+                self._readers += 1
             try:
-                chunk = os.read(fd, 65536)
-            except BlockingIOError:
-                continue
-            except OSError as e:
-                if e.errno == errno.EINTR:
-                    continue
-                raise
-            self._pending += chunk
+                self._pending += self._read_some(fd, left)
+            finally:
+                with self._lock:
+                    self._readers -= 1
+                    deferred = self._deferred if not self._readers else None
+                    if deferred is not None:
+                        self._deferred = None
+                if deferred is not None:
+                    self._release(deferred)
+
+    @staticmethod
+    def _read_some(fd: int, wait: float) -> bytes:
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            return b""
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return b""
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                return b""
+            raise
 
     def __iter__(self) -> Iterator[TraceLine]:
         while True:
@@ -173,10 +193,19 @@ class TracePipe:
             yield line
 
     def close(self) -> None:
-        """Close the pipe (and remove the private instance); idempotent."""
-        fd, self._fd = self._fd, None
+        """Close the pipe (and remove the private instance); idempotent.  From another
+        thread, a blocked read() returns None within ``POLL_SLICE_S``."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is not None and self._readers:
+                self._deferred, fd = fd, None  # the reader closes it
         if fd is not None:
-            os.close(fd)
+            self._release(fd)
+        elif self._deferred is None:
+            self._remove_instance()
+
+    def _release(self, fd: int) -> None:
+        os.close(fd)
         self._remove_instance()
 
     def __enter__(self) -> TracePipe:
@@ -186,7 +215,8 @@ class TracePipe:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_lock"):
+            self.close()
 
 
 def trace_pipe(instance: str | None = None) -> TracePipe:
