@@ -147,3 +147,37 @@ def test_ctx_types_from_vmlinux(example: ModuleType, skel: Any, tmp_path: Any) -
     r = skel.progs.tc_mark.test_run(example.packet(socket.IPPROTO_TCP, 1), ctx=SkBuff(mark=1))
     assert type(r.ctx_out) is SkBuff and r.ctx_out.mark == 0x42
     assert r.ctx_out.wire_len == len(example.packet(socket.IPPROTO_TCP, 1))  # set by the kernel
+
+
+@pytest.mark.live
+def test_ctrl_c_interrupts_a_long_run(example: ModuleType) -> None:
+    # A long repeat loop in the kernel ends on SIGINT as KeyboardInterrupt (not an
+    # EINTR error, not a hang); a signal with a Python handler restarts the run.
+    code = f"""
+import signal, socket, sys, time
+sys.path.insert(0, {str(EXAMPLES)!r})
+import test_pktfilter as t
+skel = t.PktfilterSkel.open_and_load()
+pkt = t.packet(socket.IPPROTO_UDP, 9)
+hits = []
+signal.signal(signal.SIGALRM, lambda *a: hits.append(2))
+signal.setitimer(signal.ITIMER_REAL, 0.02)
+t0 = time.monotonic()
+r = skel.progs.xdp_filter.test_run(pkt, repeat=3_000_000)
+assert r.retval == t.XDP_DROP and hits == [2], (r, hits, time.monotonic() - t0)
+print("ok", flush=True)
+try:
+    skel.progs.xdp_filter.test_run(pkt, repeat=1 << 30)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+    p = subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", code],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "ok"
+    import time
+    time.sleep(0.5)
+    p.send_signal(2)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert out.strip() == "interrupted"

@@ -109,9 +109,14 @@ def prog_test_run(prog_fd: int, name: str, data: bytes | bytearray | memoryview 
     opts.repeat = repeat
     opts.flags = flags
     opts.cpu = cpu
-    rc = lib().bpf_prog_test_run_opts(prog_fd, opts)
-    if rc < 0:
+    while True:
+        rc = lib().bpf_prog_test_run_opts(prog_fd, opts)
         err = ffi.errno or -rc
+        # A signal stops the kernel's repeat loop with EINTR: the Python handler runs
+        # here (Ctrl-C raises KeyboardInterrupt), otherwise the run starts over (PEP 475).
+        if rc >= 0 or err != errno.EINTR:
+            break
+    if rc < 0:
         hint = ""
         if err == errno.ENOSPC:
             hint = f" (data_out_size={out_size} is too small for the output packet)"
