@@ -199,7 +199,7 @@ def hist_rows(lines: list[str]) -> list[tuple[int, int, int]]:
     return [(int(m[1]), int(m[2]), int(m[3])) for m in map(HIST_ROW.match, lines) if m]
 
 
-@pytest.mark.parametrize("extra", [[], ["-P"], ["-L", "-m"]])
+@pytest.mark.parametrize("extra", [[], ["-P"], ["-L", "-m"], ["--pidnss"]])
 def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
                            extra: list[str]) -> None:
     w = workload_factory(RUNQ)
@@ -215,12 +215,16 @@ def test_runqlat_matches_c(tools: Path, workload_factory: type[Workload],
     assert f"     {units}               : count    distribution" in py
     labels = {(0 if i == 0 else 1 << i, (2 << i) - 1) for i in range(26)}  # libbpf slots
     assert py_rows and all(r[:2] in labels for r in py_rows)
-    sections = sorted(line for line in py if line.startswith(("pid = ", "tid = ")))
-    assert sections == sorted(line for line in c if line.startswith(("pid = ", "tid = ")))
+    heads = ("pid = ", "tid = ", "pidns = ")
+    sections = sorted(line for line in py if line.startswith(heads))
+    assert sections == sorted(line for line in c if line.startswith(heads))
     if "-P" in extra:
         assert sections == [f"pid = {w.pid} python"]
     if "-L" in extra:  # the main thread and the echo thread
         assert len(sections) == 2 and f"tid = {w.pid} python" in sections
+    if "--pidnss" in extra:
+        inum = os.stat(f"/proc/{w.pid}/ns/pid").st_ino
+        assert sections == [f"pidns = {inum} python"]
 
 
 CGROUP2 = Path("/sys/fs/cgroup/unified")
