@@ -178,6 +178,14 @@ def test_perf_event_cpu_clock_one_link_per_cpu(attach_mod: ModuleType) -> None:
         one = skel.progs.on_perf.attach_perf_event((1, 0), period=1_000_000, cpus=[cpus[0]])
         time.sleep(0.1)
         assert len(one.parts) == 1 and counts[cpus[0]] > after[0]
+        one.destroy()
+        before = sum(counts[c] for c in cpus)
+        mine = skel.progs.on_perf.attach_perf_event("task-clock", freq=1000, pid=PID)
+        assert len(mine.parts) == 1  # one event following this process on any CPU
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end:
+            pass  # run: task-clock only ticks while this process is on a CPU
+        assert sum(counts[c] for c in cpus) - before > 50
         with pytest.raises(ValueError, match="unknown event 'bogus'"):
             skel.progs.on_perf.attach_perf_event("bogus")
         with pytest.raises(ValueError, match="not both"):

@@ -235,7 +235,7 @@ class Program:
         opts.retprobe = retprobe
         fname = ffi.new("char[]", c_bytes(func)) if func is not None else ffi.NULL
         opts.func_name = fname
-        ensure_tracefs()
+        _uprobe_tracefs()
         kind = "uretprobe" if retprobe else "uprobe"
         where = f"{path}:{func or ''}{'+' + hex(offset) if offset else ''}"
         return self._attach(f"{kind} {where}", lambda p: lib().bpf_program__attach_uprobe_opts(
@@ -248,7 +248,7 @@ class Program:
         opts = ffi.new("struct bpf_usdt_opts *")
         opts.sz = ffi.sizeof("struct bpf_usdt_opts")
         opts.usdt_cookie = cookie
-        ensure_tracefs()
+        _uprobe_tracefs()
         return self._attach(f"usdt {path}:{provider}:{name}",
                             lambda p: lib().bpf_program__attach_usdt(
                                 p, pid, c_bytes(path), c_bytes(provider), c_bytes(name), opts),
@@ -465,6 +465,13 @@ def ifindex(interface: int | str) -> int:
     if not idx:
         raise RuntimeBpfError(f"no network interface named {interface!r}")
     return idx
+
+
+def _uprobe_tracefs() -> None:
+    """libbpf makes uprobes through the uprobe PMU; only without it (old kernels)
+    does it fall back to tracefs's uprobe_events."""
+    if not os.path.isdir("/sys/bus/event_source/devices/uprobe"):
+        ensure_tracefs()
 
 
 def _require_kprobes(prog: str) -> None:
