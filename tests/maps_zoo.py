@@ -9,6 +9,7 @@ runs with ``.bss seq`` so each test can tell which values it caused.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import importlib.util
 import os
@@ -16,11 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from conftest import compile_bpf, run_btfgen
+from runtime_zoo import load_or_skip
 
 MAPS_SRC = r"""
 #include <linux/types.h>
@@ -56,6 +59,8 @@ struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(
                __type(value, __u64); } inner_a SEC(".maps"), inner_b SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, __u32);
          __array(values, struct inner); } outer SEC(".maps") = { .values = { [0] = &inner_a } };
+struct { __uint(type, BPF_MAP_TYPE_HASH_OF_MAPS); __uint(max_entries, 4); __type(key, __u32);
+         __array(values, struct inner); } outer_by_id SEC(".maps");
 
 static __always_inline void set_inner(__u32 slot, __u64 value)
 {
@@ -109,7 +114,7 @@ def build() -> ModuleType:
     """Compile MAPS_SRC, generate ``maps_zoo_skel.py`` (once per test session), check it
     is mypy --strict clean and import it."""
     out = Path(tempfile.mkdtemp(prefix=f"btfgen_maps_zoo_{PID}_"))
-    atexit.register(shutil.rmtree, out, True)
+    at_exit_of_this_process(lambda: shutil.rmtree(out, True))
     obj = compile_bpf(MAPS_SRC, out / "maps_zoo.bpf.o")
     mod_path = out / "maps_zoo_skel.py"
     run_btfgen("gen", obj, "-o", mod_path, check=True)
@@ -122,6 +127,45 @@ def build() -> ModuleType:
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def open_skel(mod: ModuleType, **kw: Any) -> Any:
+    """``MapsZooSkel.open(**kw)`` filtered on this process; its pinned-by-name map
+    goes under a directory of this test session (never /sys/fs/bpf itself)."""
+    kw.setdefault("pin_root", session_pin_root())
+    skel = mod.MapsZooSkel.open(**kw)  # type: ignore[attr-defined]
+    skel.rodata.target_pid = PID
+    return skel
+
+
+@contextlib.contextmanager
+def loaded(*, attach: bool = False) -> Iterator[Any]:
+    """A loaded skeleton of the maps zoo (its ``handle`` program attached if asked),
+    destroyed after; skips the test when the kernel refuses BPF to this process."""
+    skel = open_skel(build())
+    try:
+        load_or_skip(skel.load)
+        if attach:
+            skel.progs.handle.attach()
+        yield skel
+    finally:
+        skel.destroy()
+
+
+@functools.cache
+def session_pin_root() -> str:
+    """A bpffs directory for this test session, emptied and removed at exit."""
+    gen = bpffs_dir("session")
+    path = next(gen)
+    at_exit_of_this_process(gen.close)
+    return path
+
+
+def at_exit_of_this_process(cleanup: Callable[[], object]) -> None:
+    """``atexit.register(cleanup)``, skipped in forked children (tests fork): only the
+    process that made a temp dir or pin removes it."""
+    owner = os.getpid()
+    atexit.register(lambda: cleanup() if os.getpid() == owner else None)
 
 
 def bpffs_dir(tag: str) -> Iterator[str]:

@@ -7,8 +7,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import PID, build
-from runtime_zoo import load_or_skip
+from maps_zoo import build, loaded
 
 from btfgen.runtime import MapArgumentError
 from btfgen.runtime._libbpf import ffi
@@ -22,14 +21,9 @@ def mod() -> ModuleType:
 
 
 @pytest.fixture
-def skel(mod: ModuleType) -> Iterator[Any]:
-    s = mod.MapsZooSkel.open()
-    s.rodata.target_pid = PID
-    try:
-        load_or_skip(s.load)
+def skel() -> Iterator[Any]:
+    with loaded(attach=False) as s:
         yield s
-    finally:
-        s.destroy()
 
 
 @pytest.mark.live
@@ -65,6 +59,25 @@ def test_wrong_key_or_value_names_map_argument_and_type(skel: Any, call: Any,
     assert str(e.value).startswith(message), str(e.value)
     assert "\n" not in str(e.value)
     assert isinstance(e.value, TypeError) and isinstance(e.value, ValueError)
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.arr.update(5, 1), "map arr: update (index out of range: the array has 5 "
+     "elements): Argument list too long"),
+    (lambda m: m.arr.update(1, 1, 1), "map arr: update (array elements always exist: flags "
+     "cannot be NOEXIST): File exists"),
+    (lambda m: m.counts.update(m.counts.key_codec.cls(pid=9), 1, 2),
+     "map counts: update (no such key and flags is EXIST): No such file or directory"),
+    (lambda m: [m.fifo.push(i) for i in range(65)], "map fifo: push (the map is full: "
+     "max_entries 64; push(value, overwrite=True) makes room): Argument list too long"),
+    (lambda m: [m.counts.update(m.counts.key_codec.cls(pid=i), i) for i in range(65)],
+     "map counts: update (the map is full: max_entries 64): Argument list too long"),
+])
+def test_kernel_refusals_say_what_they_mean(skel: Any, call: Any, message: str) -> None:
+    with pytest.raises(OSError) as e:
+        call(skel.maps)
+    assert str(e.value) == message
 
 
 @pytest.mark.live

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import PID, bpffs_dir, build
+from maps_zoo import PID, bpffs_dir, build, loaded, open_skel
 from runtime_zoo import load_or_skip
 
 from btfgen.runtime import (
@@ -36,21 +36,10 @@ def mod() -> ModuleType:
     return build()
 
 
-def open_skel(mod: ModuleType, **kw: Any) -> Any:
-    skel = mod.MapsZooSkel.open(**kw)
-    skel.rodata.target_pid = PID
-    return skel
-
-
 @pytest.fixture
-def skel(mod: ModuleType) -> Iterator[Any]:
-    s = open_skel(mod)
-    try:
-        load_or_skip(s.load)
-        s.progs.handle.attach()
+def skel() -> Iterator[Any]:
+    with loaded(attach=True) as s:
         yield s
-    finally:
-        s.destroy()
 
 
 def fire(n: int) -> None:
@@ -64,7 +53,8 @@ def test_generated_classes(skel: Any) -> None:
     assert kinds == {"fifo": QueueMap, "lifo": StackMap, "seen": BloomFilterMap,
                      "stacks": StackTraceMap, "counts": HashMap, "arr": ArrayMap,
                      "pcpu": PerCpuArrayMap, "shared": HashMap, "jmp": ProgArrayMap,
-                     "inner_a": ArrayMap, "inner_b": ArrayMap, "outer": MapOfMaps}
+                     "inner_a": ArrayMap, "inner_b": ArrayMap, "outer": MapOfMaps,
+                     "outer_by_id": MapOfMaps}
 
 
 def test_queue_and_stack_give_what_bpf_pushed_in_order(skel: Any) -> None:
@@ -162,6 +152,12 @@ def test_map_in_map_inner_set_by_object(skel: Any) -> None:
     assert dict(outer.items()) == {0: a, 1: b}
     with pytest.raises(TypeError, match="map outer: value must be a map"):
         outer[1] = skel.progs.handle
+    by_id = skel.maps.outer_by_id  # HASH_OF_MAPS: keys come and go
+    by_id[70] = b
+    by_id[71] = a
+    assert dict(by_id.items()) == {70: b, 71: a}
+    del by_id[70]
+    assert list(by_id) == [71] and by_id.lookup(70) is None
 
 
 def test_struct_keys_work_with_dict_and_sorted(mod: ModuleType, skel: Any) -> None:
@@ -229,7 +225,7 @@ def test_pinning_by_name_shares_the_map_between_two_skeletons(mod: ModuleType) -
         assert os.path.exists(f"{pin_dir}/shared")  # pins outlive their skeletons
 
 
-def test_pin_unpin_and_reuse_pinned(mod: ModuleType) -> None:
+def test_pin_unpin_and_reuse_pinned(mod: ModuleType, tmp_path: Path) -> None:
     for pin_dir in bpffs_dir("pin"):
         path = f"{pin_dir}/counts"
         with open_skel(mod, pin_root=pin_dir) as first:
@@ -243,12 +239,20 @@ def test_pin_unpin_and_reuse_pinned(mod: ModuleType) -> None:
                 assert second.maps.arr[3] == 33 and second.maps.arr.id == first.maps.arr.id
             first.maps.arr.unpin()
             assert not os.path.exists(path)
+            with pytest.raises(OSError) as e:
+                first.maps.arr.pin(str(tmp_path / "arr"))
+            assert str(e.value) == (f"map arr: pin at {tmp_path}/arr (its directory is not on a "
+                                    "bpffs: pin under /sys/fs/bpf, or mount one: mount -t bpf "
+                                    "bpf DIR): Invalid argument")
         with open_skel(mod, pin_root=pin_dir) as third:
             with pytest.raises(OSError, match=f"map arr: open pinned map {path}: No such file"):
                 third.maps.arr.reuse_pinned(path)
             load_or_skip(third.load)
             with pytest.raises(RuntimeBpfError, match="after load"):
                 third.maps.arr.reuse_pinned(path)
+            with pytest.raises(RuntimeBpfError, match=r"map arr has no pin path; say which pin "
+                                                      r"to remove: unpin\(path\)"):
+                third.maps.arr.unpin()
 
 
 def test_skeleton_open_keyword_reaches_libbpf(mod: ModuleType, tmp_path: Path) -> None:

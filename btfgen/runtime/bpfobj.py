@@ -19,7 +19,7 @@ import re
 import weakref
 from typing import Any
 
-from btfgen.runtime import _log
+from btfgen.runtime import _log, registry
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import BpfError, NotSupportedError
 from btfgen.runtime.link import Link
@@ -146,6 +146,7 @@ class LibbpfObject:
                         lambda: L.bpf_object__open_mem(self._data, len(self._data), opts))
         #: The state programs, maps, links and buffers share (never references them back).
         self.core = ObjectCore(ptr, name)
+        registry.remember(self.core, self)
         self._finalizer = weakref.finalize(self, free_object, self.core.state)
         self.programs: dict[str, Program] = {}
         prog = L.bpf_object__next_program(ptr, ffi.NULL)

@@ -251,8 +251,12 @@ class RecordCodec(Codec[R]):
         return value.to_bytes()
 
     def decode_key(self, buf: Buffer, offset: int = 0) -> R:
-        """A :func:`frozen <frozen_record>` snapshot of the record at ``offset``."""
-        return frozen_record(self.cls.from_bytes(buf, offset))
+        """A :func:`frozen <frozen_record>` snapshot of the record at ``offset`` (for
+        record classes that are not dataclasses: the record as decoded)."""
+        record = self.cls.from_bytes(buf, offset)
+        if _compare_names(self.cls) is None:
+            return record
+        return frozen_record(record)
 
     def describe(self) -> str:
         return self.cls.__name__

@@ -13,11 +13,12 @@ import struct
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from btfgen.runtime.bpfobj import MapPtr, Program
+from btfgen.runtime.bpfobj import LibbpfObject, MapPtr, Program
 from btfgen.runtime.codec import IntCodec
 from btfgen.runtime.errors import RuntimeBpfError
 from btfgen.runtime.maps import KeyedMap, MapArgumentError, MapBase, object_id, wrapper_of
 from btfgen.runtime.protocols import Codec
+from btfgen.runtime.registry import object_of
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -41,6 +42,12 @@ class _FdValueMap(KeyedMap[K, T]):
     def _candidates(self) -> Iterable[tuple[str, Any, T]]:
         """(name, object with an fd, value to return) for each object of the owner."""
         raise NotImplementedError
+
+    def _object(self) -> LibbpfObject:
+        obj = object_of(self._h.owner)
+        if obj is None:
+            raise self._h.owner.closed_error()
+        return obj
 
     def _encode_value(self, value: T) -> bytes:
         if not isinstance(value, self.KIND):
@@ -78,7 +85,7 @@ class ProgArrayMap(_FdValueMap[int, Program]):
         super().__init__(handle, IntCodec("<I"))
 
     def _candidates(self) -> Iterable[tuple[str, Any, Program]]:
-        return ((p.name, p, p) for p in self._h.owner.programs.values())
+        return ((p.name, p, p) for p in self._object().programs.values())
 
 
 class MapOfMaps(_FdValueMap[K, MapBase]):
@@ -88,7 +95,7 @@ class MapOfMaps(_FdValueMap[K, MapBase]):
     VALUE, KIND, SPELLED = "map", MapBase, "skel.maps.<name>"
 
     def _candidates(self) -> Iterable[tuple[str, Any, MapBase]]:
-        return ((m.name, m, wrapper_of(m)) for m in self._h.owner.maps.values())
+        return ((m.name, m, wrapper_of(m)) for m in self._object().maps.values())
 
 
 __all__ = ["ProgArrayMap", "MapOfMaps"]

@@ -16,9 +16,9 @@ from typing import Any, Generic, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
-from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.errors import BpfError, MapKeyError, RuntimeBpfError, error_class
 from btfgen.runtime.hist import HistogramMethods
-from btfgen.runtime.map_types import class_name
+from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
 
@@ -71,6 +71,25 @@ def encode_arg(map_name: str, what: str, codec: Codec[Any], given: object) -> by
         raise argument_error(map_name, what, codec, given,
                              f"it encodes to {len(raw)} bytes, not {codec.size}")
     return raw
+
+
+def on_bpffs(path: str) -> bool:
+    """Whether the directory of ``path`` is on a BPF filesystem (per /proc/mounts)."""
+    where = os.path.dirname(os.path.realpath(path))
+    best, kind = "", ""
+    try:
+        with open("/proc/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                inside = where == mnt or where.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
+    except OSError:
+        return True  # cannot tell: let libbpf's own message stand
+    return kind == "bpf"
 
 
 def object_id(fd: int, what: str) -> int:
@@ -146,14 +165,24 @@ class MapBase:
     def pin(self, path: str) -> None:
         """Pin the loaded map at ``path`` on a bpffs (e.g. ``/sys/fs/bpf/NAME``)."""
         self._loaded()
-        check_int(f"map {self.name}: pin at {path}",
-                  lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
+        try:
+            check_int(f"map {self.name}: pin at {path}",
+                      lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
+        except BpfError as e:
+            if e.errno != errno.EINVAL or on_bpffs(path):
+                raise
+            raise type(e)(f"map {self.name}: pin at {path} (its directory is not on a bpffs: "
+                          "pin under /sys/fs/bpf, or mount one: mount -t bpf bpf DIR)",
+                          e.errno) from None
 
     def unpin(self, path: str | None = None) -> None:
         """Remove the pin at ``path`` (default: where :meth:`pin` or the object put it)."""
         self._h.owner.check_open()
+        if path is None and self.pin_path is None:
+            raise RuntimeBpfError(f"map {self.name} has no pin path; say which pin to remove: "
+                                  "unpin(path)")
         where = ffi.NULL if path is None else c_bytes(path)
-        check_int(f"map {self.name}: unpin {path or self.pin_path or ''}".rstrip(),
+        check_int(f"map {self.name}: unpin {path or self.pin_path}",
                   lambda: lib().bpf_map__unpin(self._h.ptr, where))
 
     @property
@@ -255,7 +284,17 @@ class KeyedMap(MapBase, HistogramMethods, Generic[K, VT]):
         vb = ffi.from_buffer(self._encode_value(value))
         rc = lib().bpf_map__update_elem(self._h.ptr, kb, len(kb), vb, len(vb), flags)
         if rc < 0:
-            raise error_class(rc)(f"map {self.name}: update", rc)
+            raise error_class(rc)(f"map {self.name}: update{self._update_hint(rc, flags)}", rc)
+
+    def _update_hint(self, rc: int, flags: int) -> str:
+        """What a failed update's errno means for this map, in parentheses."""
+        if rc == -errno.E2BIG:
+            return f" (the map is full: max_entries {self._h.max_entries})"
+        if rc == -errno.EEXIST and flags & NOEXIST:
+            return " (the key exists and flags is NOEXIST)"
+        if rc == -errno.ENOENT and flags & EXIST:
+            return " (no such key and flags is EXIST)"
+        return ""
 
     def __setitem__(self, key: K, value: VT) -> None:
         self.update(key, value)
@@ -402,9 +441,19 @@ class ArrayMap(KeyedMap[K, V]):
     def __len__(self) -> int:
         return self._h.max_entries
 
+    def _update_hint(self, rc: int, flags: int) -> str:
+        if rc == -errno.E2BIG:
+            return f" (index out of range: the array has {self._h.max_entries} elements)"
+        if rc == -errno.EEXIST and flags & NOEXIST:
+            return " (array elements always exist: flags cannot be NOEXIST)"
+        return super()._update_hint(rc, flags)
+
     def clear(self) -> None:
-        """Set every element to zero (array elements cannot be deleted)."""
+        """ARRAY and PERCPU_ARRAY: set every element to zero (their elements cannot be
+        deleted); array-like maps of fds (DEVMAP, SOCKMAP, ...): delete every element."""
         self._loaded()
+        if self._h.map_type not in (ARRAY, PERCPU_ARRAY):
+            return super().clear()
         n, vs, step = self._h.max_entries, self._vbuf_size, 4096
         zeros = ffi.new("char[]", vs * min(n, step))
         for start in range(0, n, step):

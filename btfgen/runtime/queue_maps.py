@@ -23,6 +23,8 @@ V = TypeVar("V")
 class _ValueMap(MapBase, Generic[V]):
     """A keyless map: values go through ``value`` (a codec)."""
 
+    _FULL_HINT = ""
+
     def __init__(self, handle: MapPtr, value: Codec[V]) -> None:
         super().__init__(handle)
         if value.size != handle.value_size:
@@ -38,10 +40,14 @@ class _ValueMap(MapBase, Generic[V]):
         vb = self._value(value)
         rc = lib().bpf_map__update_elem(self._h.ptr, ffi.NULL, 0, vb, len(vb), flags)
         if rc < 0:
-            raise error_class(rc)(f"map {self.name}: push", rc)
+            full = (f" (the map is full: max_entries {self._h.max_entries}"
+                    f"{self._FULL_HINT})" if rc == -errno.E2BIG else "")
+            raise error_class(rc)(f"map {self.name}: push{full}", rc)
 
 
 class _QueueLike(_ValueMap[V]):
+    _FULL_HINT = "; push(value, overwrite=True) makes room"
+
     def push(self, value: V, *, overwrite: bool = False) -> None:
         """Add ``value``; when the map is full, BpfError (E2BIG), or with
         ``overwrite=True`` the value pop() would give next is dropped to make room."""

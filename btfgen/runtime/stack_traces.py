@@ -5,8 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from btfgen.runtime._libbpf import lib
-from btfgen.runtime.bpfobj import MapPtr, check_int
+from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.codec import Buffer, Codec, IntCodec
 from btfgen.runtime.errors import RuntimeBpfError
 from btfgen.runtime.maps import KeyedMap
@@ -62,9 +61,7 @@ class StackTraceMap(KeyedMap[int, list[int]], StackSymbolizer):
         if size <= 0 or size % 8:
             raise ValueError(f"map {self.name}: value_size must be a positive multiple of 8 "
                              f"(8 bytes per frame), got {size}")
-        check_int(f"map {self.name}: set value_size",
-                  lambda: lib().bpf_map__set_value_size(self._h.ptr, size))
-        self._h.value_size = int(lib().bpf_map__value_size(self._h.ptr))
+        self._h.value_size = size
         self.value_codec = StackCodec(self._h.value_size)
         self._vbuf_size = self._value_buffer_size()
 
