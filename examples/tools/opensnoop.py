@@ -26,16 +26,13 @@ from collections.abc import Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from opensnoop_skel import Event, OpensnoopSkel  # noqa: E402
-from toolkit import lost_events, main_of, poll_perf  # noqa: E402
+from toolkit import lost_events, main_of, parser, poll_perf  # noqa: E402
 
 INVALID_UID = 0xFFFFFFFF
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="opensnoop", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[4:15]))
+    ap = parser("opensnoop", __doc__)
     ap.add_argument("-d", "--duration", type=float, default=0, help="duration to trace")
     ap.add_argument("-e", "--extended-fields", action="store_true", help="print extended fields")
     ap.add_argument("-n", "--name", help="trace process names containing this")

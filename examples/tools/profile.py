@@ -26,16 +26,13 @@ from collections.abc import Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from profile_skel import KeyT, ProfileSkel  # noqa: E402
-from toolkit import main_of  # noqa: E402
+from toolkit import main_of, parser  # noqa: E402
 
 from btfgen.runtime.symbols import Symbol, folded  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="profile", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[4:14]))
+    ap = parser("profile", __doc__)
     ap.add_argument("-p", "--pid", type=int, default=-1, help="profile process with this PID")
     ap.add_argument("-L", "--tid", type=int, default=-1, help="profile thread with this TID")
     ap.add_argument("-U", "--user-stacks-only", action="store_true",

@@ -22,16 +22,13 @@ from collections.abc import Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runqlat_skel import RunqlatSkel  # noqa: E402
-from toolkit import main_of  # noqa: E402
+from toolkit import main_of, parser  # noqa: E402
 
 from btfgen.runtime.hist import print_log2_hist  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="runqlat", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[4:11]))
+    ap = parser("runqlat", __doc__)
     ap.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
     ap.add_argument("-m", "--milliseconds", action="store_true", help="millisecond histogram")
     ap.add_argument("--pidnss", action="store_true", help="print a histogram per PID namespace")

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tcplife_skel import Event, TcplifeSkel  # noqa: E402
-from toolkit import lost_events, main_of, poll_perf  # noqa: E402
+from toolkit import lost_events, main_of, parser, poll_perf  # noqa: E402
 
 MAX_PORTS = 1024
 
@@ -36,10 +36,7 @@ def ports(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(
-        prog="tcplife", description=__doc__.splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[4:7]))
+    ap = parser("tcplife", __doc__)
     ap.add_argument("-p", "--pid", type=int, default=0, help="process ID to trace")
     ap.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 only")
     ap.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 only")

@@ -14,6 +14,15 @@ from typing import Any
 from btfgen.runtime import BpfError, RuntimeBpfError
 
 
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """An argument parser whose description is the docstring's first line and whose
+    epilog is its indented example lines, as the C tools' --help shows them."""
+    examples = [line for line in doc.splitlines() if line.startswith("    ")]
+    return argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="EXAMPLES:\n" + "\n".join(examples))
+
+
 def main_of(name: str, parse_args: Callable[[Sequence[str] | None], argparse.Namespace],
             run: Callable[[argparse.Namespace], None],
             argv: Sequence[str] | None = None) -> int:
