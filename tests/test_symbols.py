@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,20 +164,22 @@ def test_folded_lines() -> None:
 
 
 def profile(exe: Path, mode: str, args: list[str]) -> tuple[str, int]:
-    """Run the profile tool (for 2 s, on the pid) while ``exe`` works in ``mode``:
-    its output and the pid."""
+    """Run the profile tool (2 s, on the pid) while ``exe`` works in ``mode``: its
+    output and the pid."""
     subprocess.run(["make", "-s", "-C", str(ROOT / "examples" / "tools"),
                     f"PYTHON={sys.executable}", "profile_skel.py"], check=True)
-    b = Busy(exe, mode, "2.5")
+    # The work lasts longer than loading and sampling can take on a busy machine; it
+    # is killed once the profile is printed (symbolized while it still lived).
+    b = Busy(exe, mode, "30")
     try:
+        b.go()
         prof = subprocess.Popen([sys.executable, "-u", str(ROOT / "examples/tools/profile.py"),
                                  *args, "-F", "199", "-p", str(b.p.pid), "2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        b.go()
         out, err = prof.communicate(timeout=60)
     finally:
-        b.close()
+        b.p.kill()
+        b.p.wait()
     assert prof.returncode == 0, err
     return out, b.p.pid
 
