@@ -216,3 +216,27 @@ def test_speed_is_measured_not_asserted() -> None:
     # The speed of 100,000 resolves is measured in benchmarks/bench_symbols.py.
     assert (ROOT / "benchmarks" / "bench_symbols.py").exists()
     assert os.path.exists("/proc/kallsyms")
+
+
+def test_fast_symbol_table_read_equals_pyelftools() -> None:
+    # The one-pass unpacking of 64-bit symbol tables finds what pyelftools' own
+    # symbol iteration finds (libc: .dynsym with IFUNCs; libpython-sized tables).
+    from elftools.elf.elffile import ELFFile
+
+    from btfgen.runtime import symbols
+
+    libs = sorted({m for m in UserSymbols(os.getpid()).modules if ".so" in m})
+    assert libs
+    for path in libs:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for sec in elf.iter_sections():
+                if sec["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                    continue
+                fast: dict[int, tuple[int, str]] = {}
+                slow: dict[int, tuple[int, str]] = {}
+                symbols._add_functions(elf, sec, fast)
+                for sym in sec.iter_symbols():
+                    if sym["st_info"]["type"] in ("STT_FUNC", "STT_LOOS"):
+                        symbols._add(slow, sym["st_value"], sym["st_size"], sym.name)
+                assert fast == slow, (path, sec.name)
