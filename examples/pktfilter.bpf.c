@@ -3,6 +3,7 @@
  *  - XDP: drop UDP to port 9 (discard); answer UDP to port 7 (echo) by swapping
  *    the MAC addresses and sending it back (XDP_TX); pass the rest.
  *  - tc: mark TCP packets with 0x42 (skb->mark), shoot UDP to port 9.
+ *  - socket filter: keep UDP datagrams whole, drop the rest.
  * Both count verdicts in a per-CPU array. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -86,6 +87,17 @@ int tc_mark(struct __sk_buff *skb)
 	}
 	count(V_PASS);
 	return TC_ACT_OK;
+}
+
+SEC("socket")
+int sock_udp_only(struct __sk_buff *skb)
+{
+	__u8 proto;
+
+	/* a socket filter sees the packet from its network header */
+	if (bpf_skb_load_bytes(skb, offsetof(struct iphdr, protocol), &proto, 1) < 0)
+		return 0;
+	return proto == IPPROTO_UDP ? skb->len : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

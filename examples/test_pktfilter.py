@@ -85,3 +85,9 @@ def test_tc_shoots_discard_and_keeps_ctx(bpf_skel: Any) -> None:
                                         ctx=SkBuff(mark=7, priority=3))
     assert r.retval == TC_ACT_SHOT
     assert (r.ctx_out.mark, r.ctx_out.priority) == (7, 3)
+
+
+def test_socket_filter_keeps_udp_only(bpf_skel: Any) -> None:
+    udp, tcp = packet(socket.IPPROTO_UDP, 53), packet(socket.IPPROTO_TCP, 53)
+    assert bpf_skel.progs.sock_udp_only.test_run(udp).retval == len(udp) - 14  # without Ethernet
+    assert bpf_skel.progs.sock_udp_only.test_run(tcp).retval == 0

@@ -53,7 +53,7 @@ def test_example_tests_pass_through_the_plugin(example: ModuleType) -> None:
                         str(EXAMPLES / "test_pktfilter.py")], capture_output=True, text=True,
                        cwd=str(EXAMPLES))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "6 passed" in r.stdout
+    assert "7 passed" in r.stdout
 
 
 @pytest.mark.live
