@@ -19,6 +19,7 @@ cannot be resolved raises: it is ``[unknown]`` (the process may have exited).
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 from bisect import bisect_right
@@ -63,23 +64,16 @@ class KernelSymbols:
     """
 
     def __init__(self, path: str = "/proc/kallsyms") -> None:
-        rows: list[tuple[int, str, str | None]] = []
         with open(path, "rb") as f:
-            for raw in f:
-                parts = raw.split()
-                if len(parts) < 3 or parts[1] not in _TEXT_TYPES:
-                    continue
-                addr = int(parts[0], 16)
-                if not addr:
-                    continue
-                module = parts[3][1:-1].decode() if len(parts) > 3 else None
-                rows.append((addr, parts[2].decode(errors="replace"), module))
+            data = f.read()
+        rows = sorted((int(a, 16), n, m) for a, n, m in _KALLSYMS_TEXT.findall(data)
+                      if int(a, 16))
         if not rows:
             raise PermissionError(f"{path}: no symbol addresses visible (needs root, or "
                                   "kernel.kptr_restrict=0)")
-        rows.sort(key=lambda r: r[0])
         self._addrs = [r[0] for r in rows]
-        self._syms = [Symbol(r[1], 0, r[2]) for r in rows]
+        self._names = [r[1].decode(errors="replace") for r in rows]
+        self._modules = [r[2].decode(errors="replace") if r[2] else None for r in rows]
 
     def __len__(self) -> int:
         return len(self._addrs)
@@ -89,19 +83,19 @@ class KernelSymbols:
         i = bisect_right(self._addrs, addr) - 1
         if i < 0:
             return UNKNOWN_SYMBOL
-        sym = self._syms[i]
-        return Symbol(sym.name, addr - self._addrs[i], sym.module)
+        return Symbol(self._names[i], addr - self._addrs[i], self._modules[i])
 
     def address(self, name: str) -> int | None:
         """The address of the (first) symbol called ``name``, or None."""
-        for a, s in zip(self._addrs, self._syms, strict=True):
-            if s.name == name:
-                return a
-        return None
+        try:
+            return self._addrs[self._names.index(name)]
+        except ValueError:
+            return None
 
 
-#: kallsyms types of code: text, weak (global and local).
-_TEXT_TYPES = frozenset({b"t", b"T", b"w", b"W"})
+#: A code line of kallsyms (text and weak symbols, global or local): address, name,
+#: and the module for symbols of loaded modules.
+_KALLSYMS_TEXT = re.compile(rb"^([0-9a-f]+) [tTwW] ([^\t\n]+)(?:\t\[([^\]\n]+)\])?$", re.M)
 
 _kernel: KernelSymbols | None = None
 _kernel_lock = threading.Lock()
