@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -254,13 +255,13 @@ def test_runqlat_cgroup_filter_matches_c(tools: Path, workload_factory: type[Wor
 
 TCP = """
 import socket, threading
-srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(64)
+srv = socket.socket(FAMILY); srv.bind((HOST, 0)); srv.listen(64)
 def serve():
     for _ in range(10):
         c, _ = srv.accept(); c.sendall(b'x' * 5000); c.recv(100); c.close()
 t = threading.Thread(target=serve); t.start()
 for i in range(10):
-    c = socket.create_connection(srv.getsockname()); c.sendall(b'y' * (1000 + i))
+    c = socket.create_connection(srv.getsockname()[:2]); c.sendall(b'y' * (1000 + i))
     n = 0
     while n < 5000:
         n += len(c.recv(10000))
@@ -269,9 +270,16 @@ t.join()
 """
 
 
-def test_tcplife_matches_c(tools: Path, workload_factory: type[Workload]) -> None:
-    w = workload_factory(TCP)
-    args = ["-p", str(w.pid)]
+TCP4 = "FAMILY, HOST = socket.AF_INET, '127.0.0.1'\n" + TCP
+TCP6 = "FAMILY, HOST = socket.AF_INET6, '::1'\n" + TCP
+
+
+@pytest.mark.parametrize("family", ["-4", "-6"])
+def test_tcplife_matches_c(tools: Path, workload_factory: type[Workload], family: str) -> None:
+    if family == "-6" and not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    w = workload_factory("import socket\n" + (TCP4 if family == "-4" else TCP6))
+    args = [family, "-w", "-p", str(w.pid)] if family == "-6" else ["-p", str(w.pid)]
     c, py = side_by_side(c_tool("tcplife") + args, py_tool(tools, "tcplife") + args,
                          r"RPORT", w, settle=1.0)
     assert c[0] == py[0]
@@ -282,10 +290,11 @@ def test_tcplife_matches_c(tools: Path, workload_factory: type[Workload]) -> Non
     assert sum(sessions(py).values()) == 20, py
     assert sessions(py) == sessions(c)
     assert any(re.search(r" 4\.88\s+0\.98 ", line) for line in py), py  # 5000 out, 1000 in
+    assert all((" ::1 " in line) == (family == "-6") for line in py[1:])
 
 
 def test_tcplife_wide_and_port_filter(tools: Path, workload_factory: type[Workload]) -> None:
-    w = workload_factory(TCP)
+    w = workload_factory("import socket\n" + TCP4)
     args = ["-w", "-T", "-p", str(w.pid), "-D", "1,2,3"]  # ports nobody uses: no sessions
     c, py = side_by_side(c_tool("tcplife") + args, py_tool(tools, "tcplife") + args,
                          r"RPORT", w, settle=1.0)
