@@ -38,7 +38,7 @@ calls = {
     "pin": lambda: m.arr.pin("/sys/fs/bpf/x"), "unpin": lambda: m.shared.unpin(),
     "pin_path": lambda: m.shared.pin_path, "set_pin_path": lambda: setattr(m.arr, "pin_path", "/x"),
     "pinned": lambda: m.shared.pinned, "reuse": lambda: m.arr.reuse_pinned("/sys/fs/bpf/x"),
-    "id": lambda: m.arr.id, "items": lambda: list(m.counts.items()),
+    "id": lambda: m.arr.id, "items": lambda: list(m.counts.items()), "handle": lambda: m.arr.handle,
 }
 out = {}
 for name, call in calls.items():

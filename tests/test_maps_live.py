@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -48,7 +49,11 @@ def fire(n: int) -> None:
 
 
 def test_generated_classes(skel: Any) -> None:
+    from btfgen.runtime.libbpf import ffi, lib
+
     m = skel.maps
+    assert lib.bpf_map__fd(m.fifo.handle) == m.fifo.fd > 0
+    assert ffi.typeof(m.stacks.handle) is ffi.typeof("struct bpf_map *")
     kinds = {name: type(getattr(m, name)) for name in vars(m)}
     assert kinds == {"fifo": QueueMap, "lifo": StackMap, "seen": BloomFilterMap,
                      "stacks": StackTraceMap, "counts": HashMap, "arr": ArrayMap,
@@ -259,3 +264,32 @@ def test_skeleton_open_keyword_reaches_libbpf(mod: ModuleType, tmp_path: Path) -
     with open_skel(mod, pin_root=str(tmp_path)) as skel:
         assert skel.maps.shared.pin_path == f"{tmp_path}/shared"
         assert skel.maps.arr.pin_path is None
+
+
+def test_queue_shared_by_threads_and_a_forked_child(skel: Any) -> None:
+    q = skel.maps.fifo
+    pid = os.fork()
+    if pid == 0:  # the child's fds name the same map
+        code = 0
+        try:
+            for v in range(1000, 1040):
+                q.push(v)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got: list[list[int]] = [[] for _ in range(4)]
+
+    def pop_until_empty(out: list[int]) -> None:
+        while (v := q.pop()) is not None:
+            out.append(v)
+
+    threads = [threading.Thread(target=pop_until_empty, args=(g,)) for g in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    popped = [v for g in got for v in g]
+    assert sorted(popped) == list(range(1000, 1040))  # each exactly once
+    assert all(g == sorted(g) for g in got)  # FIFO order within each thread

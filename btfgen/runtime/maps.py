@@ -8,16 +8,16 @@ map whose key is ``__u32`` and value ``struct event`` reads as
 from __future__ import annotations
 
 import errno
-import os
 import struct
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
-from btfgen.runtime.errors import BpfError, MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.bpfobj import MapPtr, check_int
+from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
 from btfgen.runtime.hist import HistogramMethods
+from btfgen.runtime.map_pinning import Pinnable
 from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
@@ -33,17 +33,8 @@ BPF_F_LOCK = 4
 #: What a codec raises on a value it cannot encode.
 ENCODE_ERRORS = (struct.error, TypeError, ValueError, AttributeError, OverflowError)
 
-# Pinning and object ids (libbpf >= 0.x; all in libbpf 1.1).
-ffi.cdef("""
-int bpf_map__pin(struct bpf_map *map, const char *path);
-int bpf_map__unpin(struct bpf_map *map, const char *path);
-int bpf_map__set_pin_path(struct bpf_map *map, const char *path);
-const char *bpf_map__pin_path(const struct bpf_map *map);
-bool bpf_map__is_pinned(const struct bpf_map *map);
-int bpf_map__reuse_fd(struct bpf_map *map, int fd);
-int bpf_obj_get(const char *pathname);
-int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);
-""")
+# Object ids (all in libbpf 1.1).
+ffi.cdef("int bpf_obj_get_info_by_fd(int bpf_fd, void *info, uint32_t *info_len);")
 
 
 class MapArgumentError(RuntimeBpfError, TypeError, ValueError):
@@ -73,25 +64,6 @@ def encode_arg(map_name: str, what: str, codec: Codec[Any], given: object) -> by
     return raw
 
 
-def on_bpffs(path: str) -> bool:
-    """Whether the directory of ``path`` is on a BPF filesystem (per /proc/mounts)."""
-    where = os.path.dirname(os.path.realpath(path))
-    best, kind = "", ""
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mnt = parts[1].replace("\\040", " ")
-                inside = where == mnt or where.startswith(mnt.rstrip("/") + "/")
-                if inside and len(mnt) >= len(best):
-                    best, kind = mnt, parts[2]
-    except OSError:
-        return True  # cannot tell: let libbpf's own message stand
-    return kind == "bpf"
-
-
 def object_id(fd: int, what: str) -> int:
     """The kernel id of the BPF program or map behind ``fd`` (bpf_obj_get_info_by_fd)."""
     info = ffi.new("uint32_t[2]")  # bpf_prog_info/bpf_map_info start {type, id}
@@ -113,8 +85,8 @@ def wrapper_of(handle: MapPtr) -> MapBase:
     return found if found is not None else MapBase(handle)
 
 
-class MapBase:
-    """What every map has: name, type, sizes, fd."""
+class MapBase(Pinnable):
+    """What every map has: name, type, sizes, fd, id, pinning."""
 
     def __init__(self, handle: MapPtr) -> None:
         self._h = handle
@@ -127,6 +99,11 @@ class MapBase:
     def fd(self) -> int:
         """The map's fd (valid after load)."""
         return self._h.fd
+
+    @property
+    def handle(self) -> Any:
+        """The ``struct bpf_map *`` in :mod:`btfgen.runtime.libbpf`'s ffi (the way down)."""
+        return self._h.handle
 
     @property
     def map_type(self) -> int:
@@ -152,73 +129,11 @@ class MapBase:
         """sizeof the value (per CPU for per-CPU maps)."""
         return self._h.value_size
 
-    def _loaded(self) -> None:
-        self._h.owner.check_loaded()
-
     @property
     def id(self) -> int:
         """The kernel's id of the map (after load)."""
         self._loaded()
         return object_id(self.fd, f"map {self.name}")
-
-    # -- pinning (bpffs) --
-    def pin(self, path: str) -> None:
-        """Pin the loaded map at ``path`` on a bpffs (e.g. ``/sys/fs/bpf/NAME``)."""
-        self._loaded()
-        try:
-            check_int(f"map {self.name}: pin at {path}",
-                      lambda: lib().bpf_map__pin(self._h.ptr, c_bytes(path)))
-        except BpfError as e:
-            if e.errno != errno.EINVAL or on_bpffs(path):
-                raise
-            raise type(e)(f"map {self.name}: pin at {path} (its directory is not on a bpffs: "
-                          "pin under /sys/fs/bpf, or mount one: mount -t bpf bpf DIR)",
-                          e.errno) from None
-
-    def unpin(self, path: str | None = None) -> None:
-        """Remove the pin at ``path`` (default: where :meth:`pin` or the object put it)."""
-        self._h.owner.check_open()
-        if path is None and self.pin_path is None:
-            raise RuntimeBpfError(f"map {self.name} has no pin path; say which pin to remove: "
-                                  "unpin(path)")
-        where = ffi.NULL if path is None else c_bytes(path)
-        check_int(f"map {self.name}: unpin {path or self.pin_path}",
-                  lambda: lib().bpf_map__unpin(self._h.ptr, where))
-
-    @property
-    def pin_path(self) -> str | None:
-        """Where the map is (or will be, at load) pinned; settable before load: load()
-        then reuses the map pinned there if there is one, else creates and pins it."""
-        self._h.owner.check_open()
-        p = lib().bpf_map__pin_path(self._h.ptr)
-        return None if p == ffi.NULL else bytes(ffi.string(p)).decode("utf-8", "surrogateescape")
-
-    @pin_path.setter
-    def pin_path(self, path: str | None) -> None:
-        self._h.owner.check_not_loaded(f"set the pin path of map {self.name}")
-        where = ffi.NULL if path is None else c_bytes(path)
-        check_int(f"map {self.name}: set pin path {path}",
-                  lambda: lib().bpf_map__set_pin_path(self._h.ptr, where))
-
-    @property
-    def pinned(self) -> bool:
-        """True when the map is pinned (by pin(), or at load by a pin path)."""
-        self._h.owner.check_open()
-        return bool(lib().bpf_map__is_pinned(self._h.ptr))
-
-    def reuse_pinned(self, path: str) -> None:
-        """Before load: make load() use the map pinned at ``path`` instead of creating
-        this one (libbpf ``bpf_map__reuse_fd``); it must match in type and sizes."""
-        self._h.owner.check_not_loaded(f"reuse a pinned map for {self.name}")
-        fd = int(lib().bpf_obj_get(c_bytes(path)))
-        if fd < 0:
-            err = ffi.errno
-            raise error_class(err)(f"map {self.name}: open pinned map {path}", err)
-        try:
-            check_int(f"map {self.name}: reuse pinned map {path}",
-                      lambda: lib().bpf_map__reuse_fd(self._h.ptr, fd))
-        finally:
-            os.close(fd)  # libbpf keeps its own duplicate
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
