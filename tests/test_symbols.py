@@ -240,3 +240,27 @@ def test_fast_symbol_table_read_equals_pyelftools() -> None:
                     if sym["st_info"]["type"] in ("STT_FUNC", "STT_LOOS"):
                         symbols._add(slow, sym["st_value"], sym["st_size"], sym.name)
                 assert fast == slow, (path, sec.name)
+
+
+def test_corrupt_files_resolve_unknown(busy: Path, tmp_path: Path) -> None:
+    # Truncated, garbled and non-ELF files never raise: their addresses are [unknown].
+    import random
+
+    from btfgen.runtime.symbols import ElfSymbols
+
+    whole = busy.read_bytes()
+    assert len(ElfSymbols(str(busy))) > 0
+    rng = random.Random(7)
+    cases = {"empty": b"", "text": b"not an ELF file\n", "half": whole[:len(whole) // 2],
+             "header": whole[:64]}
+    for i in range(400):  # the ELF header, section headers (at the end), program headers, anywhere
+        data = bytearray(whole)
+        lo, hi = [(0, 64), (len(whole) - 2048, len(whole)), (64, 1024), (0, len(whole))][i % 4]
+        for _ in range(rng.randrange(1, 12)):
+            data[rng.randrange(lo, hi)] = rng.randrange(256)
+        cases[f"garbled{i}"] = bytes(data)
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        syms = ElfSymbols(str(path))
+        assert syms.resolve(0x1000) is None or isinstance(syms.resolve(0x1000)[0], str), name

@@ -117,7 +117,6 @@ class ElfSymbols:
     """Function symbols of one ELF file, and how file offsets map to its addresses."""
 
     def __init__(self, path: str) -> None:
-        from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
         self.path = path
@@ -139,8 +138,11 @@ class ElfSymbols:
                                 self.build_id = str(note["n_desc"])
                     if sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
                         _add_functions(elf, sec, funcs)
-        except (OSError, ELFError, ValueError):
-            pass  # unreadable or not ELF: everything in it is [unknown]
+        except Exception:
+            # Unreadable, not ELF, or corrupt: pyelftools raises ELFError, construct's
+            # ArrayError, struct.error, OverflowError, MemoryError (a garbage size)...
+            # on hostile headers.  What was read stays, the rest is [unknown].
+            pass
         starts = sorted(funcs)
         self._starts = starts
         self._ends = [s + funcs[s][0] for s in starts]
