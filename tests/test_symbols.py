@@ -159,6 +159,7 @@ def test_folded_lines() -> None:
     frames = [Symbol("leaf"), Symbol("mid;dle"), Symbol("main")]  # innermost first
     assert folded(frames, comm="app", count=3) == "app;main;mid:dle;leaf 3"
     assert folded(["b", "a"]) == "a;b"
+    assert folded([Symbol("evil\nmain 9")], count=1) == "evil main 9 1"
     assert Symbol("f", 0x1C, "/usr/lib/libx.so").format(offset=True, module=True) == \
         "f+0x1c [libx.so]"
 

@@ -345,11 +345,12 @@ def folded(frames: Sequence[Symbol | str], *, comm: str | None = None, count: in
     ``frames`` is innermost first (as stacks come from BPF); the line lists the
     outermost first.  ``prefix`` frames go right after ``comm`` (e.g. a user stack
     before a ``"-"`` and the kernel stack, as profile does); semicolons inside
-    names become colons so they cannot split a frame.
+    names become colons and line breaks spaces (names come from untrusted ELF files),
+    so they cannot split a frame or a line.
     """
     names = [*([comm] if comm is not None else []), *prefix,
              *(str(f) for f in reversed(frames))]
-    line = ";".join(n.replace(";", ":") for n in names)
+    line = ";".join(n.replace(";", ":").replace("\n", " ").replace("\r", " ") for n in names)
     return line if count is None else f"{line} {count}"
 
 
