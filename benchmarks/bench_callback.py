@@ -125,9 +125,9 @@ def micro(n: int, reps: int) -> dict[str, list[float]]:
 def live(n: int, reps: int) -> list[float] | str:
     """CPU per received event of the runtime's perf buffer path (seconds/event)."""
     root = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(root / "tests"))
+    sys.path.insert(0, str(root))
     try:
-        from runtime_zoo import ZOO_SRC, Event, open_zoo  # type: ignore[import-not-found]
+        from tests.helpers.runtime_zoo import ZOO_SRC, Event, open_zoo
     except ImportError as e:
         return f"skipped ({e})"
     with tempfile.TemporaryDirectory() as tmp:

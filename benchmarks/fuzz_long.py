@@ -5,7 +5,7 @@ and clang-19, and a raw BTF blob; the mutation engine is ``tests/mutate.py``
 and every input goes through the bounded worker of ``tests/fuzz/`` (every
 stage in process, 1 GiB address space and 10 s per input by default).  Prints
 statistics as it goes and at the end; findings (inputs and verdicts) are
-written to ``--out`` to be minimised and kept in ``tests/regressions/``.
+written to ``--out`` to be minimised and kept in ``tests/fuzz/regressions/``.
 
 Run: ``.venv/bin/python benchmarks/fuzz_long.py [--seconds 1800] [--seed N]
 [--hypothesis 2000] [--out fuzz-findings]``; exit status 1 if anything was found.
@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from conftest import compile_bpf  # noqa: E402
-from corpus import extract_corpus  # noqa: E402
-from fuzz.harness import Stats, Worker, fuzz_loop, save_findings  # noqa: E402
-from mutate import Seed  # noqa: E402
-from runtime_zoo import ZOO_SRC  # noqa: E402
-from test_fuzz_mutation import KINDS_SRC, _raw_seed  # noqa: E402
+from tests.fuzz.harness import Stats, Worker, fuzz_loop, save_findings  # noqa: E402
+from tests.fuzz.test_fuzz_mutation import KINDS_SRC, _raw_seed  # noqa: E402
+from tests.helpers.build import compile_bpf  # noqa: E402
+from tests.helpers.corpus import extract_corpus  # noqa: E402
+from tests.helpers.mutate import Seed  # noqa: E402
+from tests.helpers.runtime_zoo import ZOO_SRC  # noqa: E402
 
 
 def seeds(tmp: Path) -> list[tuple[str, Seed]]:
@@ -43,8 +43,9 @@ def seeds(tmp: Path) -> list[tuple[str, Seed]]:
 
 
 def hypothesis_phase(worker: Worker, examples: int, stats: Stats) -> None:
-    from fuzz.strategies import btf_blobs
     from hypothesis import HealthCheck, given, settings
+
+    from tests.fuzz.strategies import btf_blobs
 
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))

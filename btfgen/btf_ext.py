@@ -3,7 +3,9 @@
 btfgen keeps the section's bytes as they are; this module checks the layout the
 way libbpf does when it opens an object (header, sub-section bounds and
 alignment, record sizes, per-section record counts and names) and summarises
-how many records each ELF section has.
+how many records each ELF section has, and the root types of the CO-RE
+relocations (the kernel types the program reads).  It is btfgen's one reader
+of ``.BTF.ext``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class BtfExtInfo:
     func_info: dict[str, int] = field(default_factory=dict)
     line_info: dict[str, int] = field(default_factory=dict)
     core_relo: dict[str, int] = field(default_factory=dict)
+    #: The root type id of every CO-RE relocation, in file order.
+    core_relo_type_ids: list[int] = field(default_factory=list)
 
 
 def parse_btf_ext(data: bytes, btf: Btf, byteorder: str) -> BtfExtInfo:
@@ -63,17 +67,23 @@ def parse_btf_ext(data: bytes, btf: Btf, byteorder: str) -> BtfExtInfo:
                 f"bad .BTF.ext: {kind} ({off}+{length}) overruns the section"
                 f" ({len(body)} bytes after the header)"
             )
-        getattr(info, kind).update(_parse_info(body[off:off + length], kind, btf, e))
+        counts, ids = _parse_info(body[off:off + length], kind, btf, e)
+        getattr(info, kind).update(counts)
+        if kind == "core_relo":
+            info.core_relo_type_ids = ids
     return info
 
 
-def _parse_info(blob: bytes, kind: str, btf: Btf, e: str) -> dict[str, int]:
+def _parse_info(blob: bytes, kind: str, btf: Btf, e: str) -> tuple[dict[str, int], list[int]]:
+    """Record counts per ELF section, and the second word of every record
+    (the root type id, for CO-RE relocations)."""
     if len(blob) < 4:
         raise ObjectError(f"bad .BTF.ext: {kind} too short for its record size")
     rec_size = struct.unpack_from(e + "I", blob)[0]
     if rec_size < _MIN_RECORD[kind] or rec_size % 4:
         raise ObjectError(f"bad .BTF.ext: {kind} record size {rec_size} invalid")
     counts: dict[str, int] = {}
+    ids: list[int] = []
     pos = 4
     while pos < len(blob):
         if pos + 8 > len(blob):
@@ -86,9 +96,10 @@ def _parse_info(blob: bytes, kind: str, btf: Btf, e: str) -> dict[str, int]:
             raise ObjectError(
                 f"bad .BTF.ext: {kind} count {num} overruns the section"
             )
+        ids += [struct.unpack_from(e + "I", blob, pos + i * rec_size + 4)[0] for i in range(num)]
         pos += num * rec_size
         counts[_string(btf, name_off, kind)] = num
-    return counts
+    return counts, ids
 
 
 def _string(btf: Btf, off: int, kind: str) -> str:

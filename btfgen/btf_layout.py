@@ -76,13 +76,15 @@ class CField:
 
     ``size``/``align`` are those of the declared type in bytes; ``width`` is
     the bitfield width (None for an ordinary member); unnamed bitfields do not
-    contribute to the record's alignment.
+    contribute to the record's alignment.  ``min_align`` is an ``aligned(N)``
+    on the member: it raises an ordinary member's alignment, also in a packed record.
     """
 
     size: int
     align: int
     width: int | None = None
     named: bool = True
+    min_align: int = 0
 
 
 class RecordSim:
@@ -98,6 +100,10 @@ class RecordSim:
         self.unfilled = 0  # bits of the last byte not used by the last bitfield
         self.align = 1
 
+    def _align_of(self, f: CField) -> int:
+        """The alignment of ordinary member ``f`` in this record."""
+        return max(1 if self.packed else f.align, f.min_align)
+
     @property
     def next_bit(self) -> int:
         """Where the next bitfield could start."""
@@ -108,7 +114,7 @@ class RecordSim:
         if self.is_union:
             return 0
         if f.width is None:
-            return natural_offset(self.data_bits, 8 * (1 if self.packed else f.align))
+            return natural_offset(self.data_bits, 8 * self._align_of(f))
         start = self.next_bit
         if f.width == 0:
             return natural_offset(start, 8 * f.align)
@@ -130,7 +136,7 @@ class RecordSim:
             self.data_bits = data
             self.unfilled = data - end
         if f.width is None:
-            self.align = max(self.align, 1 if self.packed else f.align)
+            self.align = max(self.align, self._align_of(f))
         elif f.named and not (self.packed and f.width):
             self.align = max(self.align, f.align)
         return off

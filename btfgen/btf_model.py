@@ -392,7 +392,6 @@ BtfType = typing.Union[
     Const, Restrict, TypeTag, Func, FuncProto, Var, Datasec, Float, DeclTag,
 ]
 Composite = typing.Union[Struct, Union]
-Modifier = typing.Union[Typedef, Volatile, Const, Restrict, TypeTag]
 
 #: Kinds that are transparent for layout: they add no storage of their own.
 MODIFIER_KINDS = frozenset(

@@ -46,7 +46,7 @@ from btfgen.btf_model import (
     VarSecinfo,
     Volatile,
 )
-from btfgen.errors import BtfError
+from btfgen.errors import BtfError, quote_name
 
 BTF_MAGIC = 0xEB9F
 HEADER_SIZE = 24
@@ -56,21 +56,6 @@ MAX_STR_OFFSET = 0x7FFFFFFF
 
 _INT_SIZES = frozenset({1, 2, 4, 8, 16})
 _ENUM_SIZES = frozenset({1, 2, 4, 8})
-
-def quote_name(name: str) -> str:
-    """A BTF name quoted for a one-line message: its bytes that are not UTF-8
-    and its control characters come out escaped."""
-    out = []
-    for ch in name:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape keeps it
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch.isprintable() and ch not in "'\\":
-            out.append(ch)
-        else:
-            out.append(repr(ch)[1:-1] if ch != "'" else "\\'")
-    return "'" + "".join(out) + "'"
-
 
 def byteorder_of(data: bytes) -> str:
     """'little' or 'big' from the BTF magic; raises BtfError if it is neither."""

@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import shlex
 import sys
 from collections.abc import Iterable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from btfgen import __version__
 from btfgen.errors import BtfgenError
+from btfgen.version import __version__
+
+if TYPE_CHECKING:
+    from btfgen.gen.options import GenOptions
 
 
 class Output:
@@ -58,30 +60,30 @@ def _cmd_info(args: argparse.Namespace) -> str:
     return format_info(read_input(args.file), events, args.header)
 
 
-def _cmd_gen(args: argparse.Namespace) -> str:
+def _gen_options(args: argparse.Namespace) -> GenOptions:
     from btfgen.discovery.resolve import parse_event_args
+    from btfgen.gen.options import GenOptions
+
+    return GenOptions(name=args.name, types=tuple(args.type), base=args.base,
+                      events=parse_event_args(args.event), header=args.header)
+
+
+def _cmd_gen(args: argparse.Namespace) -> str:
     from btfgen.gen.module import generate_to_file
 
-    generate_to_file(args.file, output=args.output, name=args.name, types=args.type,
-                     base=args.base, events=parse_event_args(args.event), header=args.header)
+    _, messages = generate_to_file(args.file, _gen_options(args), args.output)
+    for line in messages:
+        print(f"btfgen: {args.file}: {line}", file=sys.stderr)
     return ""
 
 
 def _cmd_check(args: argparse.Namespace) -> str:
-    from btfgen.discovery.resolve import parse_event_args
     from btfgen.gen.check import StaleModuleError, check_module
 
-    gen_args = [args.file, "-o", args.output]
-    gen_args += ["--name", args.name] if args.name else []
-    gen_args += [a for t in args.type for a in ("--type", t)]
-    gen_args += ["--base", args.base] if args.base else []
-    gen_args += [a for e in args.event for a in ("--event", e)]
-    gen_args += ["--header", args.header] if args.header else []
-    fix = "btfgen gen " + shlex.join(gen_args)
+    options = _gen_options(args)
+    fix = options.command_line(args.file, args.output)
     try:
-        result = check_module(args.file, args.output, name=args.name, types=args.type,
-                              base=args.base, events=parse_event_args(args.event),
-                              header=args.header)
+        result = check_module(args.file, args.output, options)
     except StaleModuleError as e:
         missing = StaleModuleError(f"{e} -- create it with: {fix}")
         missing.path = e.path

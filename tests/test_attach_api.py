@@ -9,9 +9,9 @@ import socket
 from types import ModuleType
 
 import pytest
-from attach_progs import attach_module, open_skel
 
 from btfgen.runtime.errors import BpfError, RuntimeBpfError
+from tests.helpers.attach_progs import attach_module, open_skel
 
 pytestmark = pytest.mark.live
 BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT = 2, 5

@@ -13,14 +13,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import netns_veth, target_binary
-from conftest import ROOT
-from runtime_zoo import load_or_skip
+
+from tests.helpers.attach_progs import netns_veth, target_binary
+from tests.helpers.build import ROOT
+from tests.helpers.runtime_zoo import load_or_skip
 
 pytestmark = pytest.mark.live
 EXAMPLES = ROOT / "examples"
 PID = os.getpid()
-PY = str(ROOT / ".venv" / "bin" / "python")
+PY = sys.executable
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import attach_module, netns_veth, open_skel
 
 from btfgen.runtime import BpfError
 from btfgen.runtime.errors import RuntimeBpfError
+from tests.helpers.attach_progs import attach_module, netns_veth, open_skel
 
 pytestmark = pytest.mark.live
 PID = os.getpid()

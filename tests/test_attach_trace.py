@@ -18,13 +18,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from attach_progs import attach_module, drain, link_ids, open_skel, target_binary
-from conftest import compile_bpf
 
 from btfgen.runtime import BpfError, Link
 from btfgen.runtime.errors import NotSupportedError, RuntimeBpfError
 from btfgen.runtime.perf_event import online_cpus
 from btfgen.runtime.system import kprobes_available
+from tests.helpers.attach_progs import attach_module, drain, link_ids, open_skel, target_binary
+from tests.helpers.build import compile_bpf
 
 pytestmark = pytest.mark.live
 PID = os.getpid()
@@ -394,7 +394,7 @@ def test_link_pin_and_open_pinned(attach_mod: ModuleType) -> None:
 
 
 def all_link_ids() -> set[int]:
-    from bpf_leaks import bpftool_ids
+    from tests.helpers.bpf_leaks import bpftool_ids
     return bpftool_ids("link")
 
 

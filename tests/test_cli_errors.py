@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from btf_builder import BtfBuilder
-from conftest import compile_bpf, run_btfgen
 from elftools.elf.elffile import ELFFile
 
 from btfgen import cli
+from tests.helpers.btf_builder import BtfBuilder
+from tests.helpers.build import compile_bpf, run_btfgen
 
 SRC = """
 #include <linux/types.h>

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from btf_builder import BtfBuilder
-from conftest import run_btfgen
 
 from btfgen import cli
 from btfgen.btf_parse import parse_btf
 from btfgen.dump import raw as dump_raw
+from tests.helpers.btf_builder import BtfBuilder
+from tests.helpers.build import run_btfgen
 
 VMLINUX = Path("/sys/kernel/btf/vmlinux")
 

@@ -25,12 +25,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from event_progs import EVENT_H, EVENT_SIZE, build_variant, expected_fields
-from runtime_zoo import load_or_skip
 
 from btfgen.discovery.resolve import resolve_event_types
 from btfgen.elf.reader import read_input
 from btfgen.gen.module import generate_to_file
+from btfgen.gen.options import GenOptions
+from tests.helpers.event_progs import EVENT_H, EVENT_SIZE, build_variant, expected_fields
+from tests.helpers.runtime_zoo import load_or_skip
+
+pytestmark = pytest.mark.live
 
 PID = os.getpid()
 
@@ -58,7 +61,7 @@ def generate(obj: Path, dest: Path, **kw: Any) -> ModuleType:
     """Generate the module for ``obj`` into ``dest`` and import it."""
     stem = obj.name.removesuffix(".bpf.o")
     out = dest / f"{stem}_skel.py"
-    generate_to_file(str(obj), output=str(out), **kw)
+    generate_to_file(str(obj), GenOptions(**kw), str(out))
     spec = importlib.util.spec_from_file_location(f"evlive_{stem}_{dest.name}", out)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

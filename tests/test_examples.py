@@ -20,8 +20,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT
-from runtime_zoo import load_or_skip
+
+from tests.helpers.build import ROOT
+from tests.helpers.lint import mypy_strict, ruff
+from tests.helpers.runtime_zoo import load_or_skip
 
 EXAMPLES = ROOT / "examples"
 PID = os.getpid()
@@ -32,7 +34,7 @@ COMM = Path("/proc/self/comm").read_bytes().strip()[:15]
 def examples() -> dict[str, ModuleType]:
     """Build the examples and import their consumer modules."""
     r = subprocess.run(["make", "-s", "-C", str(EXAMPLES),
-                        f"PYTHON={ROOT / '.venv' / 'bin' / 'python'}"],
+                        f"PYTHON={sys.executable}"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     sys.path.insert(0, str(EXAMPLES))
@@ -50,6 +52,8 @@ def poll_until(pb: Any, done: Callable[[], bool], tries: int = 100) -> None:
     assert done(), "records did not arrive"
 
 
+@pytest.mark.slow
+@pytest.mark.live
 def test_execsnoop_records(examples: dict[str, ModuleType]) -> None:
     mod = examples["execsnoop"]
     skel_mod = sys.modules["execsnoop_skel"]
@@ -89,6 +93,7 @@ def test_execsnoop_records(examples: dict[str, ModuleType]) -> None:
     assert "/bin/true arg-1" in mod.format_event(got[1])
 
 
+@pytest.mark.live
 def test_opensnoop_records_and_filters(examples: dict[str, ModuleType], tmp_path: Path) -> None:
     mod = examples["opensnoop"]
     with load_or_skip(lambda: mod.open_tracer(pid=PID)) as skel:
@@ -170,6 +175,7 @@ for i in range(int(sys.argv[1])):
 """
 
 
+@pytest.mark.live
 def test_pktsample_struct_plus_packet_bytes(examples: dict[str, ModuleType],
                                             veth_pair: tuple[str, str, str]) -> None:
     mod = examples["pktsample"]
@@ -212,8 +218,10 @@ def test_pktsample_struct_plus_packet_bytes(examples: dict[str, ModuleType],
     assert "proto=0x0800" in mod.format_sample(got[-1]) or got
 
 
+@pytest.mark.slow
+@pytest.mark.live
 def test_make_demo_prints_typed_events() -> None:
-    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(EXAMPLES / "demo.py")],
+    r = subprocess.run([sys.executable, str(EXAMPLES / "demo.py")],
                        capture_output=True, text=True, timeout=60)
     if r.returncode and "refuse" in r.stderr:
         pytest.skip(r.stderr.strip())
@@ -222,13 +230,12 @@ def test_make_demo_prints_typed_events() -> None:
     assert "Event(seq=" in r.stdout and "4 events for 4 commands" in r.stdout
 
 
+@pytest.mark.slow
 def test_example_scripts_pass_ruff_and_mypy(examples: dict[str, ModuleType]) -> None:
     files = [str(EXAMPLES / f) for f in ("execsnoop.py", "opensnoop.py", "pktsample.py",
                                          "demo.py")]
-    r = subprocess.run([str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", *files],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = ruff(files)
     assert r.returncode == 0, r.stdout + r.stderr
     env = dict(os.environ, MYPYPATH=str(EXAMPLES))
-    r = subprocess.run([str(ROOT / ".venv/bin/mypy"), "--strict", "--no-incremental", *files],
-                       capture_output=True, text=True, cwd=ROOT, env=env)
+    r = mypy_strict(files, follow_imports="normal", env=env)
     assert r.returncode == 0, r.stdout + r.stderr

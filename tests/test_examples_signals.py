@@ -6,9 +6,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
-from conftest import ROOT
+import pytest
+
+from tests.helpers.build import ROOT
+
+pytestmark = pytest.mark.live
 
 EXAMPLES = ROOT / "examples"
 
@@ -21,7 +26,7 @@ def bpftool_prog_names() -> list[str]:
 
 def test_ctrl_c_stops_the_tracer_and_frees_everything() -> None:
     subprocess.run(["make", "-s", "-C", str(EXAMPLES)], check=True, capture_output=True)
-    p = subprocess.Popen([str(ROOT / ".venv/bin/python"), str(EXAMPLES / "opensnoop.py"), "-p",
+    p = subprocess.Popen([sys.executable, str(EXAMPLES / "opensnoop.py"), "-p",
                           str(os.getpid())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     assert p.stdout is not None

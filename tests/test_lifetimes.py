@@ -19,9 +19,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from attach_progs import attach_module, link_ids, open_skel, target_binary
-from bpf_leaks import bpftool_ids
-from conftest import ROOT
+
+from tests.helpers.attach_progs import attach_module, link_ids, open_skel, target_binary
+from tests.helpers.bpf_leaks import bpftool_ids
+from tests.helpers.build import ROOT
 
 pytestmark = pytest.mark.live
 PID = os.getpid()

@@ -7,12 +7,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import build, loaded
 
 from btfgen.runtime import MapArgumentError
 from btfgen.runtime._libbpf import ffi
 from btfgen.runtime.map_types import CLASS_NAMES, NAMES, class_name
 from btfgen.runtime.maps import map_kind
+from tests.helpers.maps_zoo import build, loaded
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_unknown_map_types_are_mapbase_in_runtime_and_generator() -> None:
 
 
 def test_generator_gives_unknown_types_mapbase(bpf_compile: Any, tmp_path: Any) -> None:
-    from gen_util import generate
+    from tests.helpers.gen import generate
 
     src = r"""
 #include <linux/types.h>

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from maps_zoo import build, session_pin_root
+
+from tests.helpers.maps_zoo import build, session_pin_root
 
 pytestmark = pytest.mark.live
 

@@ -8,9 +8,9 @@ import pickle
 from types import ModuleType
 
 import pytest
-from maps_zoo import build
 
 from btfgen.runtime.codec import RecordCodec, frozen_record
+from tests.helpers.maps_zoo import build
 
 
 @pytest.fixture(scope="module")

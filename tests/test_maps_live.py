@@ -12,8 +12,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from maps_zoo import PID, bpffs_dir, build, loaded, open_skel
-from runtime_zoo import load_or_skip
 
 from btfgen.runtime import (
     ArrayMap,
@@ -28,6 +26,8 @@ from btfgen.runtime import (
     possible_cpus,
 )
 from btfgen.runtime.errors import RuntimeBpfError
+from tests.helpers.maps_zoo import PID, bpffs_dir, build, loaded, open_skel
+from tests.helpers.runtime_zoo import load_or_skip
 
 pytestmark = pytest.mark.live
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compile_bpf, run_btfgen
-from maps_zoo import PID
-from runtime_zoo import load_or_skip
-from test_skeleton import import_module
 
 from btfgen.runtime import LocalStorageMap, RuntimeBpfError
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.gen import load
+from tests.helpers.maps_zoo import PID
+from tests.helpers.runtime_zoo import load_or_skip
 
 pytestmark = pytest.mark.live
 
@@ -63,7 +63,7 @@ def skel(tmp_path_factory: pytest.TempPathFactory) -> Any:
     d: Path = tmp_path_factory.mktemp("storage")
     obj = compile_bpf(STORAGE_SRC, d / "storage.bpf.o")
     run_btfgen("gen", obj, "-o", d / f"storage_skel_{PID}.py", check=True)
-    mod = import_module(d / f"storage_skel_{PID}.py")
+    mod = load(d / f"storage_skel_{PID}.py")
     s = mod.StorageSkel.open()
     s.rodata.target_pid = PID
     try:

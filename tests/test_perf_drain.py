@@ -20,13 +20,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import compile_bpf, run_btfgen
-from gen_util import load
-from plain_record import PLAIN_C, plain_expected
-from runtime_zoo import load_or_skip
 
 from btfgen.runtime import drain, records_fast
 from btfgen.runtime.batch import c_type_of
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.gen import load
+from tests.helpers.plain_record import PLAIN_C, plain_expected
+from tests.helpers.runtime_zoo import load_or_skip
+
+pytestmark = pytest.mark.live
 
 SRC = r"""
 #include <linux/types.h>

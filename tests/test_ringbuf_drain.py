@@ -18,15 +18,17 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from bpf_leaks import fd_ids, still_alive
-from conftest import compile_bpf, run_btfgen
-from gen_util import load
-from plain_record import PLAIN_C, PLAIN_SIZE, plain_expected
-from runtime_zoo import load_or_skip
 
 from btfgen.runtime import drain
 from btfgen.runtime.buffers import RingBuf, WithPayload
 from btfgen.runtime.codec import RecordCodec
+from tests.helpers.bpf_leaks import fd_ids, still_alive
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.gen import load
+from tests.helpers.plain_record import PLAIN_C, PLAIN_SIZE, plain_expected
+from tests.helpers.runtime_zoo import load_or_skip
+
+pytestmark = pytest.mark.live
 
 SRC = r"""
 #include <linux/types.h>

@@ -18,10 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import compile_bpf, run_btfgen
-from runtime_zoo import ZOO_SRC
+
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.runtime_zoo import ZOO_SRC
+
+pytestmark = pytest.mark.live
 
 TESTS = Path(__file__).resolve().parent
+CHECKOUT = TESTS.parent  # on sys.path of the harness: it imports tests.helpers
 
 HARNESS = r'''
 import errno, gc, importlib.util, json, os, signal, subprocess, sys, threading, time
@@ -32,7 +36,7 @@ spec.loader.exec_module(mod)
 from btfgen.runtime import BpfPermissionError, BpfError
 
 sys.path.insert(0, sys.argv[3])
-from bpf_leaks import fd_ids, still_alive
+from tests.helpers.bpf_leaks import fd_ids, still_alive
 
 PID = os.getpid()
 
@@ -271,7 +275,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def run_scenario(harness: tuple[Path, Path], name: str) -> dict[str, Any]:
     script, module = harness
-    r = subprocess.run([sys.executable, str(script), name, str(module), str(TESTS)],
+    r = subprocess.run([sys.executable, str(script), name, str(module), str(CHECKOUT)],
                        capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, f"scenario {name} died ({r.returncode}):\n{r.stderr[-3000:]}"

@@ -19,9 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bpf_leaks import fd_ids, still_alive
-from conftest import compile_bpf
-from runtime_zoo import ZOO_SRC, Event, expected, load_or_skip, open_zoo
 
 from btfgen.runtime import (
     EXIST,
@@ -34,6 +31,11 @@ from btfgen.runtime import (
 from btfgen.runtime.bpfobj import LibbpfObject
 from btfgen.runtime.buffers import PerfEventArray, RingBuf
 from btfgen.runtime.system import tracefs_available
+from tests.helpers.bpf_leaks import fd_ids, still_alive
+from tests.helpers.build import compile_bpf
+from tests.helpers.runtime_zoo import ZOO_SRC, Event, expected, load_or_skip, open_zoo
+
+pytestmark = pytest.mark.live
 
 PID = os.getpid()
 
@@ -325,9 +327,9 @@ def test_cleanup_at_interpreter_exit(zoo_obj: bytes, tmp_path: Path) -> None:
     obj.write_bytes(zoo_obj)
     code = f"""
 import os, sys, json
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from runtime_zoo import open_zoo
-from bpf_leaks import fd_ids
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from tests.helpers.runtime_zoo import open_zoo
+from tests.helpers.bpf_leaks import fd_ids
 o, maps = open_zoo(open({str(obj)!r}, 'rb').read(), os.getpid())
 maps["events"].open_perf_buffer(lambda c, r: None)
 print(json.dumps({{k: sorted(v) for k, v in fd_ids().items()}}), flush=True)
@@ -374,8 +376,8 @@ def test_not_root_gives_one_clear_sentence(zoo_obj: bytes, tmp_path: Path) -> No
     obj.write_bytes(zoo_obj)
     code = f"""
 import os, sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from runtime_zoo import open_zoo
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from tests.helpers.runtime_zoo import open_zoo
 from btfgen.runtime import BpfPermissionError
 from btfgen.runtime._libbpf import lib
 data = open({str(obj)!r}, 'rb').read()

@@ -5,17 +5,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT, compile_bpf, run_btfgen
-from runtime_zoo import ZOO_SRC, load_or_skip
 
 from btfgen.runtime import ReadOnlyError, possible_cpus
+from tests.helpers.build import compile_bpf, run_btfgen
+from tests.helpers.lint import mypy_strict, ruff
+from tests.helpers.runtime_zoo import ZOO_SRC, load_or_skip
 
 PID = os.getpid()
 
@@ -74,13 +74,12 @@ def zoo_mod(gen_dir: Path) -> ModuleType:
     return import_module(gen_dir / "zoo_skel.py")
 
 
+@pytest.mark.slow
 def test_generated_module_passes_ruff_and_mypy_strict(gen_dir: Path) -> None:
     files = [str(gen_dir / "zoo_skel.py"), str(gen_dir / "odd_skel.py")]
-    r = subprocess.run([str(ROOT / ".venv/bin/ruff"), "check", "--no-cache", *files],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = ruff(files)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = subprocess.run([str(ROOT / ".venv/bin/mypy"), "--strict", "--no-incremental", *files],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = mypy_strict(files, follow_imports="normal")
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -117,6 +116,7 @@ def check_event(mod: ModuleType, rec: Any, seq: int) -> None:
     assert rec.big == -seq * 1000000007
 
 
+@pytest.mark.live
 def test_skeleton_live(zoo_mod: ModuleType) -> None:
     skel = zoo_mod.ZooSkel.open()
     try:
@@ -160,6 +160,7 @@ def test_skeleton_live(zoo_mod: ModuleType) -> None:
         skel.destroy()
 
 
+@pytest.mark.live
 def test_open_from_path_and_bytes_and_open_and_load(zoo_mod: ModuleType, gen_dir: Path) -> None:
     obj = gen_dir / "zoo.bpf.o"
     for src in (obj, str(obj), obj.read_bytes()):
@@ -171,6 +172,7 @@ def test_open_from_path_and_bytes_and_open_and_load(zoo_mod: ModuleType, gen_dir
     assert skel.obj.closed
 
 
+@pytest.mark.live
 def test_untrusted_names_become_safe_attributes(gen_dir: Path) -> None:
     mod = import_module(gen_dir / "odd_skel.py")
     with mod.OddSkel.open() as skel:
@@ -302,6 +304,7 @@ def check_rich(mod: ModuleType, r: Any, s: int) -> None:
     assert r.tiny == [-1, sx(s, 8), sx(-s, 8)]
 
 
+@pytest.mark.live
 def test_typezoo_every_field_live(tmp_path: Path) -> None:
     compile_bpf(TYPEZOO_SRC, tmp_path / "typezoo.bpf.o")
     run_btfgen("gen", tmp_path / "typezoo.bpf.o", "-o", tmp_path / "typezoo_skel.py", check=True)
@@ -327,6 +330,8 @@ def test_typezoo_every_field_live(tmp_path: Path) -> None:
         assert len(list(skel.maps.by_rec)) == n
 
 
+@pytest.mark.slow
+@pytest.mark.live
 def test_corpus_skeletons_open_with_every_map_program_and_section(
         corpus_objects: list[Path], tmp_path: Path) -> None:
     """All 61 libbpf-tools objects: the skeleton imports and libbpf opens it with
@@ -335,7 +340,7 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
 
     for obj in corpus_objects:
         path = tmp_path / f"c_{obj.name.split('.')[0].replace('-', '_')}_skel.py"
-        path.write_text(generate_module(str(obj)))
+        path.write_text(generate_module(str(obj)).text)
         mod = import_module(path)
         skel_cls = next(v for k, v in vars(mod).items()
                         if k.endswith("Skel") and not k.startswith("_"))
@@ -349,11 +354,13 @@ def test_corpus_skeletons_open_with_every_map_program_and_section(
                     assert sec.size == len(sec.read_bytes())
 
 
-def test_record_type_fallbacks_without_event_types(gen_dir: Path, tmp_path: Path) -> None:
-    """``build_skeleton_context`` without ``events``: tag, then map value, then struct event."""
+def test_record_types_come_from_the_one_resolver(gen_dir: Path, tmp_path: Path) -> None:
+    """The skeleton types perf/ring maps with what ``resolve_event_types`` found:
+    a decl tag wins; a map nothing types gets bytes (a ``struct event`` is never guessed)."""
+    from btfgen.discovery.resolve import resolve_event_types
     from btfgen.elf.reader import read_input
     from btfgen.gen.model import TypeRefs
-    from btfgen.gen.skeleton import build_skeleton_context, record_type_id
+    from btfgen.gen.skeleton import build_skeleton_context
 
     src = r"""
 #include <linux/types.h>
@@ -369,11 +376,12 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } plain 
 char LICENSE[] SEC("license") = "GPL";
 """
     obj = read_input(str(compile_bpf(src, tmp_path / "fb.bpf.o")))
-    maps = {m.name: m for m in obj.maps}
-    assert obj.btf.type(record_type_id(obj, maps["tagged"])).name == "other"
-    assert obj.btf.type(record_type_id(obj, maps["plain"])).name == "event"
-    ctx = build_skeleton_context(obj, TypeRefs(obj.btf, obj.byteorder, "FbSkel"))
+    events = resolve_event_types(obj)
+    assert obj.btf.type(events.record_type_id("tagged")).name == "other"
+    assert events.record_type_id("plain") == 0
+    ctx = build_skeleton_context(obj, TypeRefs(obj.btf, obj.byteorder, "FbSkel"), events)
     lines = {a.name: " ".join(a.lines) for a in ctx["skel"]["maps"]}
-    assert "_rt.RingBuf[Other]" in lines["tagged"] and "_rt.RingBuf[Event]" in lines["plain"]
+    assert "_rt.RingBuf[Other]" in lines["tagged"] and "_rt.RingBuf[bytes]" in lines["plain"]
     zoo = read_input(str(gen_dir / "zoo.bpf.o"))
-    assert zoo.btf.type(record_type_id(zoo, zoo.maps[0])).name == "event"
+    zoo_events = resolve_event_types(zoo)
+    assert zoo.btf.type(zoo_events.record_type_id(zoo.maps[0].name)).name == "event"

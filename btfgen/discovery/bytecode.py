@@ -549,7 +549,3 @@ def analyze(obj: BpfObject, elf: ElfImage | None = None) -> BytecodeFacts:
     depth = {f: (-low + 7) // 8 * 8 for f, low in an.frame_low.items()}
     return BytecodeFacts(sites, depth)
 
-
-def find_emit_sites(obj: BpfObject, elf: ElfImage | None = None) -> list[EmitSite]:
-    """Every output-helper call on a map in ``obj``'s programs, in code order."""
-    return analyze(obj, elf).sites

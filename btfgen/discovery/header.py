@@ -21,6 +21,7 @@ from typing import Any
 from pycparser import c_ast, c_parser
 
 from btfgen.btf_extend import BtfExtender
+from btfgen.btf_layout import CField, RecordSim, natural_offset
 from btfgen.btf_model import (
     Array,
     Const,
@@ -381,10 +382,8 @@ class HeaderTypes:
         tid = self.ext.add(rec)
         self._done[id(t)] = tid
         decls = list(t.decls)
-        packed = any(d.name == _PACKED for d in decls)
-        align = 1
-        bit = 0
-        size_bits = 0
+        sim = RecordSim(is_union, packed=any(d.name == _PACKED for d in decls))
+        align = 1  # aligned(N) on the record
         for i, d in enumerate(decls):
             name = d.name or ""
             if name == _PACKED:
@@ -397,34 +396,16 @@ class HeaderTypes:
             mtid = self._type(d.type, depth + 1)
             msize, malign = self._size_align(mtid) if mtid else (0, 1)
             nxt = decls[i + 1].name if i + 1 < len(decls) else None
-            if nxt and nxt.startswith(_MALIGN):
-                malign = max(malign, int(nxt[len(_MALIGN):-2]))
-            elif packed:
-                malign = 1
+            attr = int(nxt[len(_MALIGN):-2]) if nxt and nxt.startswith(_MALIGN) else 0
             width = self._const(d.bitsize) if d.bitsize is not None else None
-            if is_union:
-                bit = 0
-            if width is not None:
-                unit = max(self._size_align(mtid)[1], 1) * 8
-                if width == 0:
-                    bit = -(-bit // unit) * unit
-                    continue
-                if not packed and bit // unit != (bit + width - 1) // unit:
-                    bit = -(-bit // unit) * unit
-                off, bit = bit, bit + width
-                if name:
-                    align = max(align, malign)
-                    rec.kind_flag = True
-            else:
-                bit = -(-bit // (malign * 8)) * (malign * 8)
-                off, bit = bit, bit + msize * 8
-                align = max(align, malign)
-            size_bits = max(size_bits, bit)
-            if name or width is None:
+            off = sim.add(CField(msize, max(malign, 1), width, bool(name), attr))
+            if width is not None and name:
+                rec.kind_flag = True
+            if (name or width is None) and width != 0:
                 rec.members.append(Member(name, self.ext.name_off(name) if name else 0, mtid,
                                           off, width or 0))
-        size = -(-size_bits // 8)
-        size = -(-size // align) * align
+        align = max(align, sim.align)
+        size = natural_offset(sim.data_bits // 8, align)
         rec.size = size
         if not rec.kind_flag:
             for m in rec.members:

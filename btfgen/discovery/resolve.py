@@ -33,10 +33,10 @@ generator handles them like BTF types.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from btfgen.btf_c import c_type_name, find_c_type
 from btfgen.btf_extend import BtfExtender
 from btfgen.btf_model import (
     Array,
@@ -84,7 +84,6 @@ ANNOTATION_PREFIX = "__btfgen_record__"
 RECORD_TAG = "btfgen:record="
 #: Types of libbpf's own BPF headers (usdt.bpf.h ...): never a tool's records.
 _LIBBPF_INTERNAL = ("__bpf_usdt",)
-SOURCES = ("--event", "map BTF", "annotation", "bytecode", "dwarf", "header")
 
 
 class EventTypeError(BtfgenError):
@@ -116,7 +115,7 @@ class MapRecord:
     map_type: int
     #: The record type in :attr:`EventTypes.btf` (0: unknown or ambiguous, records are bytes).
     type_id: int = 0
-    #: One of :data:`SOURCES`, "" when unresolved.
+    #: "--event", "map BTF", "annotation", "bytecode", "dwarf" or "header"; "" when unresolved.
     source: str = ""
     #: How the source found it, for ``btfgen info``.
     detail: str = ""
@@ -185,23 +184,6 @@ def parse_event_args(specs: list[str]) -> dict[str, str]:
 
 # -- BTF helpers ---------------------------------------------------------------------
 
-def _lookup_btf(btf: Btf, spec: str) -> BtfType | None:
-    words = spec.split()
-    kinds = {"struct": (Kind.STRUCT,), "union": (Kind.UNION,), "enum": (Kind.ENUM, Kind.ENUM64)}
-    if len(words) == 2 and words[0] in kinds:
-        for kind in kinds[words[0]]:
-            found = btf.find(words[1], kind)
-            if found:
-                return found[0]
-        return None
-    if len(words) == 1:
-        for kind in (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.INT):
-            found = btf.find(words[0], kind)
-            if found:
-                return found[0]
-    return None
-
-
 def _is_record(btf: Btf, type_id: int) -> bool:
     try:
         return isinstance(btf.skip_modifiers(type_id), (Struct, Union))
@@ -249,27 +231,8 @@ def _reachable(btf: Btf, roots: list[int], *, by_value_only: bool = False) -> se
 
 def core_relo_type_ids(obj: BpfObject) -> list[int]:
     """The root types of the object's CO-RE relocations (kernel types)."""
-    data, e = obj.btf_ext, "<" if obj.byteorder == "little" else ">"
-    if len(data) < 32:
-        return []
-    try:
-        hdr_len = struct.unpack_from(e + "I", data, 4)[0]
-        if hdr_len < 32:
-            return []
-        off, length = struct.unpack_from(e + "II", data, 24)
-        blob = data[hdr_len + off:hdr_len + off + length]
-        rec = struct.unpack_from(e + "I", blob)[0]
-        ids, pos = [], 4
-        while rec >= 16 and pos + 8 <= len(blob):
-            num = struct.unpack_from(e + "I", blob, pos + 4)[0]
-            pos += 8
-            for i in range(num):
-                if pos + i * rec + 8 <= len(blob):
-                    ids.append(struct.unpack_from(e + "I", blob, pos + i * rec + 4)[0])
-            pos += num * rec
-        return ids
-    except struct.error:
-        return []
+    info = obj.btf_ext_info
+    return list(info.core_relo_type_ids) if info is not None else []
 
 
 def btf_record_pool(obj: BpfObject) -> list[BtfType]:
@@ -358,7 +321,7 @@ class _Resolver:
 
     # sources
     def from_event(self, m: MapDef, spec: str) -> tuple[int, str]:
-        t = _lookup_btf(self.btf, spec)
+        t = find_c_type(self.btf, spec)
         if t is not None:
             return t.id, "in the object's BTF"
         die = self.dwarf.named.get(spec)
@@ -389,7 +352,7 @@ class _Resolver:
             if isinstance(t, DeclTag) and t.type_id in map_vars and t.component_idx == -1 \
                     and t.name.startswith(RECORD_TAG):
                 spec = t.name[len(RECORD_TAG):].strip()
-                found = _lookup_btf(self.btf, spec)
+                found = find_c_type(self.btf, spec)
                 if found is not None:
                     return found.id, f'btf_decl_tag("{RECORD_TAG}{spec}")'
         return 0, ""
@@ -465,8 +428,6 @@ class _Resolver:
         return out
 
     def _btf_cand(self, tid: int, source: str, why: str) -> Candidate:
-        from btfgen.dump.info import c_type_name
-
         return Candidate(c_type_name(self.btf, tid), _size(self.btf, tid), source, why,
                          _const(tid))
 

@@ -10,105 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from btfgen.btf_c import c_type_name
 from btfgen.btf_model import (
-    Array,
     Btf,
-    BtfType,
-    Const,
-    Enum,
-    Enum64,
-    FuncProto,
-    Fwd,
-    Ptr,
-    Restrict,
-    Struct,
-    TypeTag,
-    Union,
-    Volatile,
 )
 from btfgen.elf.maps import PIN_NAMES, map_flag_names
 from btfgen.elf.model import BpfObject, DataSection, MapDef
-from btfgen.errors import BtfgenError
+from btfgen.errors import BtfgenError, show
 
 if TYPE_CHECKING:
     from btfgen.discovery.resolve import EventTypes
-
-#: Declarators nested deeper than this are cut short (pointer cycles through
-#: function prototypes are legal BTF).
-_MAX_DEPTH = 32
-
-
-def show(name: str) -> str:
-    """``name`` with non-printable characters (and undecodable bytes) escaped."""
-    out = []
-    for ch in name:
-        if ch.isprintable() and not 0xDC80 <= ord(ch) <= 0xDCFF:
-            out.append(ch)
-        elif 0xDC80 <= ord(ch) <= 0xDCFF:
-            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
-
-
-def c_type_name(btf: Btf, type_id: int) -> str:
-    """How C spells type ``type_id`` in a cast: ``struct event``, ``u32``,
-    ``char[16]``, ``const char *``, ``int (*)(void *)``."""
-    try:
-        return _decl(btf, type_id, "", 0).strip()
-    except BtfgenError:
-        return f"<type id {type_id}>"
-
-
-def _join(base: str, inner: str) -> str:
-    if not inner:
-        return base
-    if inner.startswith(("[", "(")) and not inner.startswith("(*"):
-        return base + inner
-    return f"{base} {inner}"
-
-
-def _decl(btf: Btf, type_id: int, inner: str, depth: int) -> str:
-    if depth > _MAX_DEPTH:
-        return _join("...", inner)
-    t = btf.type(type_id)
-    if isinstance(t, Ptr):
-        target = btf.type(t.type_id)
-        star = "*" + inner
-        if isinstance(target, (Array, FuncProto)):
-            star = f"({star})"
-        return _decl(btf, t.type_id, star, depth + 1)
-    if isinstance(t, Array):
-        return _decl(btf, t.type_id, f"{inner}[{t.nelems}]", depth + 1)
-    if isinstance(t, FuncProto):
-        params = ", ".join(
-            "..." if p.type_id == 0 else c_type_name_depth(btf, p.type_id, depth + 1)
-            for p in t.params
-        ) or "void"
-        return _decl(btf, t.return_type_id, f"{inner}({params})", depth + 1)
-    if isinstance(t, (Const, Volatile, Restrict)):
-        qual = {Const: "const", Volatile: "volatile", Restrict: "restrict"}[type(t)]
-        if isinstance(btf.type(t.type_id), Ptr):
-            return _decl(btf, t.type_id, f"{qual} {inner}".rstrip(), depth + 1)
-        return f"{qual} {_decl(btf, t.type_id, inner, depth + 1)}"
-    if isinstance(t, TypeTag):
-        return _decl(btf, t.type_id, inner, depth + 1)
-    return _join(_base_name(btf, t), inner)
-
-
-def c_type_name_depth(btf: Btf, type_id: int, depth: int) -> str:
-    """:func:`c_type_name` continuing an outer declarator's depth count."""
-    return _decl(btf, type_id, "", depth).strip()
-
-
-def _base_name(btf: Btf, t: BtfType) -> str:
-    if t.name:
-        return show(btf.c_spelling(t.id))
-    if isinstance(t, (Struct, Union, Fwd, Enum, Enum64)):
-        # an anonymous type: its keyword and a placeholder for the body
-        return btf.c_spelling(t.id).rstrip() + " {...}"
-    return "void"
-
 
 def _key_value(btf: Btf, type_id: int, size: int) -> str:
     if type_id:

@@ -20,10 +20,9 @@ import dataclasses
 from collections.abc import Callable
 
 from btfgen.btf_model import Btf, BtfType, Datasec, Linkage, Var, VarSecinfo
-from btfgen.btf_parse import quote_name
 from btfgen.elf.image import ElfImage, ElfSymbol
 from btfgen.elf.sections import KCONFIG_SEC
-from btfgen.errors import BtfError
+from btfgen.errors import BtfError, quote_name
 
 KSYMS_SEC = ".ksyms"
 

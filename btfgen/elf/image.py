@@ -22,8 +22,6 @@ from elftools.elf.sections import SymbolTableSection
 from btfgen.errors import ObjectError
 
 EM_BPF = 247
-SHF_WRITE = 0x1
-SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
 
 #: Everything pyelftools (and its bundled construct) is known to raise on garbage.
@@ -48,10 +46,6 @@ class ElfSection:
     @property
     def executable(self) -> bool:
         return bool(self.flags & SHF_EXECINSTR)
-
-    @property
-    def writable(self) -> bool:
-        return bool(self.flags & SHF_WRITE)
 
 
 @dataclass

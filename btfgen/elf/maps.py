@@ -12,10 +12,9 @@ from __future__ import annotations
 import struct
 
 from btfgen.btf_model import Array, Btf, Datasec, Enum, Enum64, Kind, Member, Ptr, Struct, Var
-from btfgen.btf_parse import quote_name
 from btfgen.elf.image import ElfImage
 from btfgen.elf.model import MapDef
-from btfgen.errors import BtfgenError, ObjectError
+from btfgen.errors import BtfgenError, ObjectError, quote_name
 from btfgen.runtime import map_types
 
 #: BPF_MAP_TYPE_* names in enum order (one table, shared with the runtime).

@@ -12,10 +12,10 @@ import struct
 from typing import TYPE_CHECKING
 
 from btfgen.btf_model import Btf, Datasec, Var
-from btfgen.btf_parse import parse_btf, quote_name
+from btfgen.btf_parse import parse_btf
 from btfgen.elf.model import BpfObject, DataSection, GlobalVar, Program
 from btfgen.elf.sections import KCONFIG_SEC, classify_section
-from btfgen.errors import BtfError, BtfgenError, ObjectError
+from btfgen.errors import BtfError, BtfgenError, ObjectError, quote_name
 
 if TYPE_CHECKING:
     from btfgen.elf.image import ElfImage

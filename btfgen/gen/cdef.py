@@ -34,8 +34,9 @@ from btfgen.btf_model import (
     Struct,
     Union,
 )
+from btfgen.errors import show
 from btfgen.gen.model import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
-from btfgen.gen.naming import c_identifier, shown
+from btfgen.gen.naming import c_identifier
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
 CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}
@@ -454,7 +455,7 @@ class CdefBuilder:
             if problem is None:
                 return text, packed
             errors.append(problem)
-        raise GenerateError(f"cannot declare {shown(c.c_spelling)} (class {c.name})"
+        raise GenerateError(f"cannot declare {show(c.c_spelling)} (class {c.name})"
                             " for cffi:"
                             f" {errors[-1]}")
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from btfgen.errors import BtfgenError
+from btfgen.gen.module import generate_module
+from btfgen.gen.options import GenOptions
 
 __all__ = ["CheckResult", "StaleModuleError", "check_module", "compare"]
 
@@ -82,13 +83,11 @@ def compare(old: str, new: str) -> CheckResult:
                        excerpt=[_shorten(d) for d in diff[:EXCERPT_LINES]])
 
 
-def check_module(path: str, output: str, **gen_options: Any) -> CheckResult:
-    """Generate the module for ``path`` (with ``gen``'s keyword options) and
-    compare it with the file at ``output``.  A missing ``output`` raises
+def check_module(path: str, output: str, options: GenOptions | None = None) -> CheckResult:
+    """Generate the module for ``path`` (with ``gen``'s options) and compare it
+    with the file at ``output``.  A missing ``output`` raises
     :class:`StaleModuleError`; bad input raises like ``gen`` does."""
-    from btfgen.gen.module import generate_module
-
-    new = generate_module(path, **gen_options)
+    new = generate_module(path, options).text
     try:
         with open(output, "rb") as f:
             old = f.read().decode("utf-8", "surrogateescape")

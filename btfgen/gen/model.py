@@ -43,16 +43,14 @@ from btfgen.btf_model import (
     Union,
     Var,
 )
-from btfgen.errors import BtfgenError
+from btfgen.errors import BtfgenError, quote_name, show
 from btfgen.gen.naming import (
     MODULE_NAMES,
     RECORD_API,
     UniqueNames,
     attr_name,
-    camel,
     class_name,
     enum_member_name,
-    shown,
 )
 from btfgen.gen.plans import BitMember, BitRun, Plan, RecordPlan, Scalar, ScalarPlan, int_code
 
@@ -429,7 +427,7 @@ class TypeRefs:
             flush()
             bits = base_bits + m.bit_offset
             if bits % 8:
-                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{show(rec.c_spelling)}: member {quote_name(m.name)}"
                                     " is not byte-aligned")
             off = bits // 8
             if not m.name:
@@ -442,7 +440,7 @@ class TypeRefs:
                 continue
             plan = self._plan(m.type_id, off, f"{rec.name}_{m.name}")
             if off + plan.size > rec.size:
-                raise GenerateError(f"{shown(rec.c_spelling)}: member {m.name!r}"
+                raise GenerateError(f"{show(rec.c_spelling)}: member {quote_name(m.name)}"
                                     " ends past the end")
             rec.deps.update(plan.deps())
             rec.fields.append(RecordField(cname, plan.hint, plan.default))
@@ -602,7 +600,3 @@ class TypeRefs:
                     leaf = f.c_name.rsplit(".", 1)[-1]
                     f.attr = uniq.add(attr_name(leaf, class_names))
 
-
-def camel_stem(stem: str) -> str:
-    """``probe`` -> ``Probe``; the skeleton class is ``f"{camel_stem(stem)}Skel"``."""
-    return camel(stem)

@@ -4,9 +4,8 @@ Data flows one way: :func:`btfgen.elf.reader.read_input` gives a
 :class:`~btfgen.elf.model.BpfObject`; :mod:`btfgen.gen.select` picks the
 roots; :class:`btfgen.gen.model.TypeRefs` turns them into classes;
 :mod:`btfgen.gen.record_code` and :mod:`btfgen.gen.cdef` write their code; the jinja2
-templates in ``btfgen/templates`` render the module.  When
-``btfgen.gen.skeleton`` exists and the input is an ELF object, its
-``build_skeleton_context(obj, refs)`` adds the skeleton class: the returned
+templates in ``btfgen/templates`` render the module.  For an ELF object,
+:func:`btfgen.gen.skeleton.build_skeleton_context` adds the skeleton class: the returned
 dict is available to ``skeleton.py.j2`` as template variables, and its
 optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
 ``exports`` (names for ``__all__``) keys are merged into the module's.
@@ -14,15 +13,12 @@ optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 
-from btfgen import __version__
 from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input
 from btfgen.gen.cdef import build_cdef
@@ -35,23 +31,17 @@ from btfgen.gen.model import (
     RecordClass,
     TypeRefs,
 )
-from btfgen.gen.naming import camel, doc_text, py_str
+from btfgen.gen.naming import camel, doc_text, py_str, stem_of
+from btfgen.gen.options import GenOptions
 from btfgen.gen.output import write_atomic
 from btfgen.gen.record_code import field_lines, format_literal, render_record
 from btfgen.gen.record_methods import record_methods, uses_factory
 from btfgen.gen.select import select_roots
+from btfgen.gen.skeleton import build_skeleton_context
+from btfgen.version import __version__
 
-__all__ = ["generate_to_file", "generate_module", "render_module", "default_output", "stem_of",
-           "GenerateError"]
-
-
-def stem_of(path: str) -> str:
-    """``probe.bpf.o`` -> ``probe``; ``x.o`` -> ``x``; ``vmlinux`` -> ``vmlinux``."""
-    base = os.path.basename(path)
-    for suffix in (".bpf.o", ".o"):
-        if base.endswith(suffix) and len(base) > len(suffix):
-            return base[: -len(suffix)]
-    return base
+__all__ = ["generate_to_file", "generate_module", "render_module", "default_output",
+           "GeneratedModule", "GenerateError"]
 
 
 def default_output(path: str, name: str | None = None) -> str:
@@ -80,12 +70,6 @@ def _environment() -> jinja2.Environment:
     env.filters["record_methods"] = record_methods
     env.globals["line_width"] = LINE_WIDTH
     return env
-
-
-def _skeleton_builder() -> Any:
-    if importlib.util.find_spec("btfgen.gen.skeleton") is None:
-        return None
-    return importlib.import_module("btfgen.gen.skeleton").build_skeleton_context
 
 
 def _sorted_imports(lines: list[str]) -> list[str]:
@@ -165,32 +149,43 @@ def _allow_long_lines(text: str) -> str:
             f"# ruff: noqa: E501\n{rest}")
 
 
-def generate_module(path: str, *, name: str | None = None, types: list[str] | None = None,
-                    base: str | None = None, events: dict[str, str] | None = None,
-                    header: str | None = None, messages: list[str] | None = None) -> str:
-    """The text of the module for the object or raw BTF file at ``path``.
+@dataclass(frozen=True)
+class GeneratedModule:
+    """What :func:`generate_module` made: the module's text, and notes for people."""
 
-    ``events`` (``--event MAP=CTYPE``) and ``header`` (``--header``) help
-    :func:`btfgen.discovery.resolve.resolve_event_types` find perf/ring record
-    types; its one-line notes about maps left untyped are appended to
-    ``messages``.
+    text: str
+    #: One line per perf/ring map left untyped or ambiguous (records are bytes).
+    messages: tuple[str, ...] = ()
+
+
+def generate_module(path: str, options: GenOptions | None = None) -> GeneratedModule:
+    """The module for the object or raw BTF file at ``path``.
+
+    ``options.events`` (``--event MAP=CTYPE``) and ``options.header`` (``--header``)
+    help :func:`btfgen.discovery.resolve.resolve_event_types` find perf/ring record
+    types; its one-line notes about maps left untyped are the result's ``messages``.
     """
-    base_btf = read_input(base).btf if base else None
+    opts = options or GenOptions()
+    types = list(opts.types)
+    events = dict(opts.events) or None
+    base_btf = read_input(opts.base).btf if opts.base else None
     obj = read_input(path, base_btf)
-    stem = name or stem_of(path)
+    stem = opts.name or stem_of(path)
     btf = obj.btf
     event_types = None
-    if obj.is_elf or events or header:
+    messages: tuple[str, ...] = ()
+    if obj.is_elf or events or opts.header:
+        # imported here: record type discovery (pycparser, DWARF) is for ELF
+        # objects; raw BTF (vmlinux --type) starts faster without it
         from btfgen.discovery.resolve import resolve_event_types
 
-        event_types = resolve_event_types(obj, events, header)
+        event_types = resolve_event_types(obj, events, opts.header)
         btf = event_types.btf
-        if messages is not None:
-            messages += event_types.messages()
+        messages = tuple(event_types.messages())
     refs = TypeRefs(btf, obj.byteorder, skeleton_class_name(stem))
     try:
-        roots = select_roots(obj, list(types or []), btf)
-        extra = len(types or [])
+        roots = select_roots(obj, types, btf)
+        extra = len(types)
         for root in roots[:len(roots) - extra]:
             refs.ensure(root.type_id, root.place)
         if event_types is not None:
@@ -201,26 +196,18 @@ def generate_module(path: str, *, name: str | None = None, types: list[str] | No
         for root in roots[len(roots) - extra:]:
             refs.ensure(root.type_id, root.place)
         skeleton = None
-        build = _skeleton_builder() if obj.is_elf else None
-        if build is not None:
-            skeleton = build(obj, refs, events=event_types)
-        return render_module(obj, refs, skeleton)
+        if event_types is not None and obj.is_elf:
+            skeleton = build_skeleton_context(obj, refs, event_types)
+        return GeneratedModule(render_module(obj, refs, skeleton), messages)
     except RecursionError:
         raise GenerateError("types nested too deeply") from None
 
 
-def generate_to_file(path: str, *, output: str | None = None, name: str | None = None,
-                     types: list[str] | None = None, base: str | None = None,
-                     events: dict[str, str] | None = None, header: str | None = None) -> str:
-    """Generate the module for ``path`` and write it atomically; returns the output path.
-
-    Notes about perf/ring maps whose record type is unknown go to stderr.
-    """
-    messages: list[str] = []
-    text = generate_module(path, name=name, types=types, base=base, events=events,
-                           header=header, messages=messages)
-    out = output or default_output(path, name)
-    write_atomic(out, text)
-    for line in messages:
-        print(f"btfgen: {path}: {line}", file=sys.stderr)
-    return out
+def generate_to_file(path: str, options: GenOptions | None = None,
+                     output: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """Generate the module for ``path`` and write it atomically (to ``output``, by
+    default ``<stem>_skel.py``); returns the output path and the messages."""
+    made = generate_module(path, options)
+    out = output or default_output(path, options.name if options else None)
+    write_atomic(out, made.text)
+    return out, made.messages

@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import json
 import keyword
+import os
 import re
 
 _NOT_IDENT = re.compile(r"[^A-Za-z0-9_]")
@@ -142,9 +143,10 @@ def py_str(s: str) -> str:
 
 
 def shown(s: str) -> str:
-    """``s`` as printable ASCII for messages and comments: quotes, backslashes,
-    control characters, non-ASCII and lone surrogates become ``\\uXXXX``-style
-    escapes (the text of :func:`py_str` without its quotes)."""
+    """``s`` as printable ASCII inside a generated module's docstrings: quotes,
+    backslashes, control characters, non-ASCII and lone surrogates become
+    ``\\uXXXX``-style escapes (the text of :func:`py_str` without its quotes).
+    Messages to people escape with :func:`btfgen.errors.show` instead."""
     return py_str(s)[1:-1]
 
 
@@ -162,3 +164,12 @@ def doc_text(s: str) -> str:
 def c_identifier(name: str) -> bool:
     """Whether ``name`` is usable as-is as a C identifier in a cffi cdef."""
     return bool(name) and not _NOT_IDENT.search(name) and not name[0].isdigit()
+
+
+def stem_of(path: str) -> str:
+    """``probe.bpf.o`` -> ``probe``; ``x.o`` -> ``x``; ``vmlinux`` -> ``vmlinux``."""
+    base = os.path.basename(path)
+    for suffix in (".bpf.o", ".o"):
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base

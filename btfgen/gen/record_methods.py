@@ -3,7 +3,9 @@
 Generated records stay dataclasses (``fields``, ``replace``, ``asdict``,
 ``__match_args__``, slots) but are decorated ``init=False, repr=False,
 eq=False``: otherwise ``@dataclass`` compiles these three methods with
-``exec`` for every class at import, most of what importing a module costs.
+``exec`` for every class at import, most of what importing a module costs
+(measured: executing the ``--type "struct sock"`` module of vmlinux, 29 records,
+takes 22 ms of CPU written out and 37 ms as plain ``@dataclass(slots=True)``).
 They are written into the module instead, with the semantics ``@dataclass``
 gives them: the same parameters and defaults (a default factory runs per
 call), ``Name(a=1, b=b'x')`` reprs, and equality of field tuples between

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from btfgen.btf_c import KEYWORD_KINDS, find_c_type
 from btfgen.btf_model import Btf, BtfType, Kind
 from btfgen.elf.model import BpfObject, MapDef
 from btfgen.gen.model import GenerateError
-
-_KINDS = {"struct": Kind.STRUCT, "union": Kind.UNION, "enum": Kind.ENUM}
-#: Kinds a bare ``--type NAME`` may name, in order of preference.
-_BARE_KINDS = (Kind.TYPEDEF, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.INT,
-               Kind.FLOAT)
 
 
 @dataclass(frozen=True)
@@ -59,23 +55,15 @@ def object_roots(obj: BpfObject) -> list[Root]:
 
 
 def find_type(btf: Btf, spec: str) -> BtfType:
-    """The type ``--type`` names: ``struct x``, ``union x``, ``enum x`` or a bare
-    name (typedef first, then struct, union, enum, int, float)."""
-    head, sep, rest = spec.partition(" ")
-    if sep and head in _KINDS:
-        kind, name = _KINDS[head], rest
-        found = btf.find(name, kind)
-        if not found and kind == Kind.ENUM:
-            found = btf.find(name, Kind.ENUM64)
-        if not found:
-            fwd = btf.find(name, Kind.FWD)
-            what = "only a forward declaration" if fwd else "no such type"
-            raise GenerateError(f"--type {spec!r}: {what} in the BTF")
-        return found[0]
-    for k in _BARE_KINDS:
-        found = btf.find(spec, k)
-        if found:
-            return found[0]
+    """The type ``--type`` names (see :func:`btfgen.btf_c.find_c_type`)."""
+    found = find_c_type(btf, spec)
+    if found is not None:
+        return found
+    head, _, name = spec.partition(" ")
+    if head in KEYWORD_KINDS:
+        fwd = btf.find(name, Kind.FWD)
+        what = "only a forward declaration" if fwd else "no such type"
+        raise GenerateError(f"--type {spec!r}: {what} in the BTF")
     raise GenerateError(f"--type {spec!r}: no such type in the BTF (give 'struct NAME',"
                         " 'union NAME', 'enum NAME' or a typedef name)")
 

@@ -5,20 +5,12 @@ inputs.  It decides the typed attributes of ``<CamelStem>Skel``: one per map
 (runtime class by map type, key/value codecs from BTF), per program, and one
 namespace class per global data section with a typed descriptor per variable.
 
-Perf and ring buffer maps usually carry no record type in BTF (their values
-are fds or nothing).  The generator may pass what :mod:`btfgen.discovery.resolve`
-resolved (``events``: anything with ``record_type_id(map_name) -> int``, ids in
-the BTF of ``types``); without it the record type of such a map comes from, in
-order:
-
-1. a ``btf_decl_tag("btfgen:record=<C type>")`` on the map variable, e.g.
-   ``struct {...} events SEC(".maps") __attribute__((btf_decl_tag("btfgen:record=struct event")));``
-2. a struct/union value type on the map (``__type(value, struct event)``);
-3. a ``struct event`` in the object's BTF (the usual name);
-4. none: records arrive as bytes (``skel.maps.events.with_record(Cls)`` types them).
-
-When ``events`` saw the bytecode send records shorter than their type
-(variable-length records), the codec gets that ``min_size``.
+Perf and ring buffer maps carry no record type in BTF (their values are fds
+or nothing): their record types are what :mod:`btfgen.discovery.resolve`
+resolved (``events``, ids in the BTF of ``types``); a map it left untyped gets
+records as bytes (``skel.maps.events.with_record(Cls)`` types them).  When the
+bytecode sends records shorter than their type (variable-length records), the
+codec gets that ``min_size``.
 
 Names from BTF are untrusted: every attribute name goes through
 :func:`btfgen.gen.naming.attr_name` and is made unique per namespace.
@@ -28,16 +20,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from btfgen.btf_model import DeclTag, Kind
 from btfgen.elf.model import BpfObject, DataSection, MapDef
-from btfgen.gen.model import LINE_NOQA, LINE_WIDTH, GenerateError, TypeRefs
-from btfgen.gen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown
-from btfgen.gen.select import find_type
+from btfgen.gen.model import LINE_NOQA, LINE_WIDTH, TypeRefs
+from btfgen.gen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown, stem_of
 from btfgen.runtime.map_types import PERF_EVENT_ARRAY, RINGBUF, SIGNATURES, class_name
 
-RECORD_TAG = "btfgen:record="
+if TYPE_CHECKING:
+    from btfgen.discovery.resolve import EventTypes
 
 
 #: Attributes of the runtime classes that generated names must not shadow.
@@ -90,43 +81,20 @@ def _call(indent: str, head: str, fn: str, args: list[str]) -> list[str]:
     return lines
 
 
-def record_type_id(obj: BpfObject, m: MapDef) -> int:
-    """The record type of perf/ring map ``m`` (rules 1-3 of the module docstring), or 0."""
-    btf = obj.btf
-    var_ids = {t.id for t in btf.find(m.name, Kind.VAR)}
-    for t in btf.all_types():
-        if (isinstance(t, DeclTag) and t.type_id in var_ids and t.component_idx == -1
-                and t.name.startswith(RECORD_TAG)):
-            spec = t.name[len(RECORD_TAG):].strip()
-            try:
-                return int(find_type(btf, spec).id)
-            except GenerateError:
-                raise GenerateError(f"map {m.name!r}: its {RECORD_TAG} tag names {spec!r}, "
-                                    "which is not a complete type in the BTF (reference it "
-                                    "from a global so clang keeps it)") from None
-    if m.value_type_id and btf.skip_modifiers(m.value_type_id).kind in (Kind.STRUCT,
-                                                                         Kind.UNION):
-        return m.value_type_id
-    found = [t for t in btf.find("event", Kind.STRUCT)]
-    return int(found[0].id) if found else 0
+def min_record_size(events: EventTypes, map_name: str) -> int | None:
+    """The smallest record the bytecode sends to ``map_name``, when known: below
+    the record type's size, records are variable-length and get zero-padded to decode."""
+    rec = events.maps.get(map_name)
+    found = rec.size_range if rec is not None else None
+    return found[0] if found else None
 
 
-def min_record_size(events: Any, map_name: str) -> int | None:
-    """The smallest record the bytecode sends to ``map_name``, when ``events``
-    (an :class:`btfgen.discovery.resolve.EventTypes`) knows it: below the record
-    type's size, records are variable-length and get zero-padded to decode."""
-    rec = getattr(events, "maps", {}).get(map_name)
-    found = getattr(rec, "size_range", None)
-    return int(found[0]) if found else None
-
-
-def _map_attr(obj: BpfObject, m: MapDef, refs: TypeRefs, attr: str, events: Any) -> Attr:
+def _map_attr(m: MapDef, refs: TypeRefs, attr: str, events: EventTypes) -> Attr:
     handle = f"skel._map({py_str(m.name)})"
     doc = f"{m.map_type_name or m.map_type} map ``{shown(m.name)}``"
     if m.map_type in (PERF_EVENT_ARRAY, RINGBUF):
         cls = "_rt.PerfEventArray" if m.map_type == PERF_EVENT_ARRAY else "_rt.RingBuf"
-        rid = (int(events.record_type_id(m.name)) if events is not None
-               else record_type_id(obj, m))
+        rid = events.record_type_id(m.name)
         if rid:
             refs.ensure(rid, f"{m.name}_record")
             least = min_record_size(events, m.name)
@@ -186,17 +154,15 @@ def _section(sec: DataSection, refs: TypeRefs, cls_prefix: str, attr: str) -> Se
 
 
 def build_skeleton_context(obj: BpfObject, types: TypeRefs,
-                           events: Any = None) -> dict[str, Any]:
+                           events: EventTypes) -> dict[str, Any]:
     """Template variables for ``skeleton.py.j2`` (plus ``imports``/``exports``).
 
-    ``events`` (optional) gives perf/ring record types: see the module docstring.
+    ``events`` gives perf/ring record types: see the module docstring.
     """
-    from btfgen.gen.module import stem_of
-
     class_name = types.reserved_prefix or f"{camel(stem_of(obj.path))}Skel"
     top = UniqueNames(SKELETON_API)
     map_names = UniqueNames(NAMESPACE_API)
-    maps = [_map_attr(obj, m, types, map_names.add(attr_name(m.name)), events)
+    maps = [_map_attr(m, types, map_names.add(attr_name(m.name)), events)
             for m in obj.maps]
     prog_names = UniqueNames(NAMESPACE_API)
     progs = []

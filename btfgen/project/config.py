@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from btfgen.errors import BtfgenError
+from btfgen.gen.options import GenOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,12 @@ class SkeletonSpec:
     name: str | None = None
     events: dict[str, str] = field(default_factory=dict)
     header: str | None = None
+
+    def gen_options(self, root: str) -> GenOptions:
+        """The generator's options for this entry (``header`` relative to ``root``)."""
+        return GenOptions(name=self.name or self.stem, types=self.types,
+                          events=dict(self.events),
+                          header=os.path.join(root, self.header) if self.header else None)
 
     @property
     def module_path(self) -> str:

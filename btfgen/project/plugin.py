@@ -55,14 +55,10 @@ def generate_skeleton(spec: SkeletonSpec, root: str, temp: str,
         _log.info("btfgen: %s", " ".join(cmd))
     else:
         obj = os.path.join(root, spec.input_path)
-    messages: list[str] = []
-    text = generate_module(obj, name=spec.name or spec.stem, types=list(spec.types),
-                           events=dict(spec.events) or None,
-                           header=os.path.join(root, spec.header) if spec.header else None,
-                           messages=messages)
-    for line in messages:  # e.g. a ring buffer whose record type is unknown
+    made = generate_module(obj, spec.gen_options(root))
+    for line in made.messages:  # e.g. a ring buffer whose record type is unknown
         _log.warning("btfgen: %s: %s", spec.input_path, line)
-    return text
+    return made.text
 
 
 def _write_module(path: str, text: str) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mutate import Seed, mutate
+from tests.helpers.mutate import Seed, mutate
 
 WORKER = Path(__file__).with_name("worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Verdicts that are findings (the rest: "ok", "error").
 BAD = frozenset({"bug", "timeout", "memory", "crash", "hang"})
 
-#: Findings already reported to their owner and kept in tests/regressions/:
+#: Findings already reported to their owner and kept in tests/fuzz/regressions/:
 #: (stage, text in the error) -> who must fix it.  The tests list them in
 #: their output but do not fail on them again; delete an entry once fixed.
 KNOWN_OPEN: dict[tuple[str, str], str] = {}
@@ -60,7 +60,7 @@ class Worker:
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+            [str(ROOT), env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER), str(self.mem_mb), str(self.timeout_s)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from btf_builder import INT_BOOL, INT_CHAR, INT_SIGNED, BtfBuilder
 from hypothesis import strategies as st
+
+from tests.helpers.btf_builder import INT_BOOL, INT_CHAR, INT_SIGNED, BtfBuilder
 
 #: Names that have broken or could break code generators.
 HOSTILE_NAMES: tuple[bytes, ...] = (

@@ -145,6 +145,7 @@ def run_one(data: bytes, header: dict[str, Any], serial: int) -> dict[str, Any]:
             from btfgen.dump.raw import format_raw
             from btfgen.elf.reader import read_btf, read_input
             from btfgen.gen.module import generate_module
+            from btfgen.gen.options import GenOptions
 
             btf = None
             refused = 0
@@ -167,7 +168,7 @@ def run_one(data: bytes, header: dict[str, Any], serial: int) -> dict[str, Any]:
                 roots = _raw_roots(btf)
             text = None
             try:
-                text = generate_module(path, types=roots)
+                text = generate_module(path, GenOptions(types=tuple(roots))).text
                 _encodable(text)
             except BtfgenError as e:
                 result["errors"][stage] = str(e)
