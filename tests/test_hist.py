@@ -210,9 +210,9 @@ char LICENSE[] SEC("license") = "GPL";
 
 @pytest.mark.live
 def test_real_maps_print_as_the_printers(tmp_path: Path, c_printer: Path) -> None:
-    from conftest import compile_bpf
-    from gen_util import generate
-    from runtime_zoo import load_or_skip
+    from tests.helpers.build import compile_bpf
+    from tests.helpers.gen import generate
+    from tests.helpers.runtime_zoo import load_or_skip
 
     obj = compile_bpf(MAPS_SRC, tmp_path / "hists.bpf.o")
     mod = generate(obj, tmp_path / "hists_skel.py")

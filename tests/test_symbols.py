@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 from btfgen.runtime.symbols import (
     UNKNOWN,
@@ -23,6 +22,7 @@ from btfgen.runtime.symbols import (
     folded,
     symbolize,
 )
+from tests.helpers.build import ROOT
 
 LIB_SRC = r"""
 #include <stdint.h>

@@ -11,11 +11,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import ROOT
-from runtime_zoo import load_or_skip
 
 from btfgen.runtime import BpfError, RuntimeBpfError
 from btfgen.runtime._libbpf import ffi
+from tests.helpers.build import ROOT
+from tests.helpers.runtime_zoo import load_or_skip
 
 EXAMPLES = ROOT / "examples"
 
@@ -137,8 +137,8 @@ def test_threads_and_fork(example: ModuleType, skel: Any) -> None:
 def test_ctx_types_from_vmlinux(example: ModuleType, skel: Any, tmp_path: Any) -> None:
     # An object that does not carry struct __sk_buff: the record comes from the
     # kernel's own BTF, generated with --type.
-    from conftest import run_btfgen
-    from gen_util import load
+    from tests.helpers.build import run_btfgen
+    from tests.helpers.gen import load
 
     out = tmp_path / "kctx.py"
     run_btfgen("gen", "/sys/kernel/btf/vmlinux", "--type", "struct __sk_buff", "-o", out,

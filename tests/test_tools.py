@@ -32,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.helpers.build import ROOT
 
 TOOLS = ROOT / "examples" / "tools"
 PY = sys.executable

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import compile_bpf
-from runtime_zoo import load_or_skip
 
 from btfgen.runtime import trace_pipe
 from btfgen.runtime.bpfobj import LibbpfObject
 from btfgen.runtime.tracepipe import TraceLine, parse_line
+from tests.helpers.build import compile_bpf
+from tests.helpers.runtime_zoo import load_or_skip
 
 PRINTK_SRC = r"""
 #include <linux/bpf.h>
