@@ -14,7 +14,8 @@ setup(
     cffi_modules=["btfgen/runtime/_drain_build.py:ffibuilder"],
     ext_modules=[
         Extension("btfgen.runtime._records", ["btfgen/runtime/_records.c"],
-                  depends=["btfgen/runtime/_perf_ring.h"], optional=True),
+                  depends=["btfgen/runtime/_perf_ring.h",
+                                                          "btfgen/runtime/_bpf_ringbuf.h"], optional=True),
         Extension("btfgen._btf_decode", ["btfgen/_btf_decode.c"], optional=True),
     ],
 )

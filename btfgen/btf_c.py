@@ -17,6 +17,7 @@ from btfgen.btf_model import (
     Enum64,
     FuncProto,
     Fwd,
+    Int,
     Kind,
     Ptr,
     Restrict,
@@ -53,7 +54,30 @@ def find_c_type(btf: Btf, spec: str) -> BtfType | None:
         found = btf.find(name, kind)
         if found:
             return found[0]
+    key = int_name_key(spec)
+    if key is not None:  # ``unsigned long`` is gcc's ``long unsigned int``
+        for t in btf.types:
+            if isinstance(t, Int) and int_name_key(t.name) == key:
+                return t
     return None
+
+
+#: Words of C's multi-word integer type names.
+_INT_WORDS = frozenset({"unsigned", "signed", "short", "long", "int", "char", "_Bool"})
+
+
+def int_name_key(spelling: str) -> tuple[str, ...] | None:
+    """A canonical form of a C integer type name, so ``unsigned long`` finds BTF's
+    ``long unsigned int`` (gcc's order) and ``unsigned`` finds ``unsigned int``;
+    None when ``spelling`` is not an integer type name."""
+    words = spelling.split()
+    if not words or not set(words) <= _INT_WORDS:
+        return None
+    if "char" not in words:
+        words = [w for w in words if w != "signed"]
+        if "int" not in words and "_Bool" not in words:
+            words.append("int")
+    return tuple(sorted(words))
 
 
 def c_type_name(btf: Btf, type_id: int) -> str:

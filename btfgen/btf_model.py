@@ -426,6 +426,11 @@ class BtfHeader:
     type_len: int
     str_off: int
     str_len: int
+    #: The layout section (kernel 7.1+): 0/0 when the header is too short to have one.
+    layout_off: int = 0
+    layout_len: int = 0
+    #: Its entries, one per kind id: ``(info_sz, elem_sz, flags)``.
+    layout: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(eq=False)

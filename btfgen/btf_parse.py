@@ -69,8 +69,33 @@ def byteorder_of(data: bytes) -> str:
     raise BtfError(f"bad BTF magic 0x{magic:04x} (expected 0xeb9f)")
 
 
+#: ``struct btf_header`` up to ``layout_len`` (kernel 7.1's layout section).
+LAYOUT_HEADER_SIZE = 32
+#: ``struct btf_layout``: u8 info_sz, u8 elem_sz, u16 flags -- one per kind id.
+LAYOUT_ENTRY_SIZE = 4
+#: (info_sz, elem_sz) of every kind this parser knows, by kind id.
+KNOWN_LAYOUT: dict[int, tuple[int, int]] = {
+    Kind.VOID: (0, 0), Kind.INT: (4, 0), Kind.PTR: (0, 0), Kind.ARRAY: (12, 0),
+    Kind.STRUCT: (0, 12), Kind.UNION: (0, 12), Kind.ENUM: (0, 8), Kind.FWD: (0, 0),
+    Kind.TYPEDEF: (0, 0), Kind.VOLATILE: (0, 0), Kind.CONST: (0, 0), Kind.RESTRICT: (0, 0),
+    Kind.FUNC: (0, 0), Kind.FUNC_PROTO: (0, 8), Kind.VAR: (4, 0), Kind.DATASEC: (0, 12),
+    Kind.FLOAT: (0, 0), Kind.DECL_TAG: (4, 0), Kind.TYPE_TAG: (0, 0), Kind.ENUM64: (0, 12),
+}
+
+
 def parse_header(data: bytes) -> tuple[BtfHeader, str]:
-    """Parse and bounds-check ``struct btf_header``."""
+    """Parse and bounds-check ``struct btf_header``.
+
+    Header bytes past the fields known here are ignored, as libbpf's
+    ``btf_parse_hdr`` ignores them (it reads the fields it knows and checks only
+    that ``hdr_len`` fits the data; the kernel, stricter, wants them zero).  A
+    header of at least 32 bytes carries the layout section (kernel 7.1): its
+    offset must be 4-byte aligned, its length a whole number of 4-byte
+    ``struct btf_layout`` entries, it must lie in the body without overlapping the
+    type or string section, and the entries of the kinds known here must say
+    what those kinds' records are (a layout that contradicts them describes some
+    other format).  0/0 means no layout section.
+    """
     order = byteorder_of(data)
     if len(data) < HEADER_SIZE:
         raise BtfError(f"truncated BTF: {len(data)} bytes, header needs {HEADER_SIZE}")
@@ -80,8 +105,6 @@ def parse_header(data: bytes) -> tuple[BtfHeader, str]:
         raise BtfError(f"unsupported BTF version {hdr.version}")
     if hdr.hdr_len < HEADER_SIZE or hdr.hdr_len > len(data):
         raise BtfError(f"BTF header length {hdr.hdr_len} invalid for {len(data)} bytes")
-    if any(data[HEADER_SIZE:hdr.hdr_len]):
-        raise BtfError("BTF header has unknown non-zero fields")
     body = len(data) - hdr.hdr_len
     if hdr.type_off % 4:
         raise BtfError(f"BTF type section offset {hdr.type_off} is not 4-byte aligned")
@@ -95,9 +118,42 @@ def parse_header(data: bytes) -> tuple[BtfHeader, str]:
         raise BtfError(
             f"BTF string section [{hdr.str_off}, +{hdr.str_len}) overruns the {body}-byte body"
         )
-    if hdr.type_off < hdr.str_off + hdr.str_len and hdr.str_off < hdr.type_off + hdr.type_len:
+    if _overlap(hdr.type_off, hdr.type_len, hdr.str_off, hdr.str_len):
         raise BtfError("BTF type and string sections overlap")
+    if hdr.hdr_len >= LAYOUT_HEADER_SIZE:
+        _parse_layout(data, hdr, order, body)
     return hdr, order
+
+
+def _overlap(a_off: int, a_len: int, b_off: int, b_len: int) -> bool:
+    return a_off < b_off + b_len and b_off < a_off + a_len
+
+
+def _parse_layout(data: bytes, hdr: BtfHeader, order: str, body: int) -> None:
+    e = "<" if order == "little" else ">"
+    hdr.layout_off, hdr.layout_len = struct.unpack_from(e + "II", data, HEADER_SIZE)
+    off, length = hdr.layout_off, hdr.layout_len
+    if not off and not length:
+        return
+    if off % 4:
+        raise BtfError(f"BTF layout section offset {off} is not 4-byte aligned")
+    if length % LAYOUT_ENTRY_SIZE:
+        raise BtfError(f"BTF layout section length {length} is not a multiple of "
+                       f"{LAYOUT_ENTRY_SIZE}")
+    if off + length > body:
+        raise BtfError(f"BTF layout section [{off}, +{length}) overruns the {body}-byte body")
+    if _overlap(off, length, hdr.type_off, hdr.type_len) or \
+            _overlap(off, length, hdr.str_off, hdr.str_len):
+        raise BtfError("BTF layout section overlaps the type or string section")
+    start = hdr.hdr_len + off
+    hdr.layout = tuple(struct.iter_unpack(e + "BBH", data[start:start + length]))
+    for kind, (info_sz, elem_sz, _flags) in enumerate(hdr.layout):
+        known = KNOWN_LAYOUT.get(kind)
+        if known is not None and known != (info_sz, elem_sz):
+            raise BtfError(
+                f"BTF layout of kind {Kind(kind).name} is ({info_sz}, {elem_sz}) bytes, "
+                f"expected {known}"
+            )
 
 
 def parse_btf(data: bytes, base: Btf | None = None) -> Btf:

@@ -57,7 +57,8 @@ def _cmd_info(args: argparse.Namespace) -> str:
     from btfgen.elf.reader import read_input
 
     events = parse_event_args(args.event)
-    return format_info(read_input(args.file), events, args.header)
+    base = read_input(args.base).btf if args.base else None
+    return format_info(read_input(args.file, base), events, args.header)
 
 
 def _gen_options(args: argparse.Namespace) -> GenOptions:
@@ -65,7 +66,8 @@ def _gen_options(args: argparse.Namespace) -> GenOptions:
     from btfgen.gen.options import GenOptions
 
     return GenOptions(name=args.name, types=tuple(args.type), base=args.base,
-                      events=parse_event_args(args.event), header=args.header)
+                      events=parse_event_args(args.event), header=args.header,
+                      keep_debug=args.keep_debug)
 
 
 def _cmd_gen(args: argparse.Namespace) -> str:
@@ -115,6 +117,9 @@ def _generation_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", action="append", default=[], metavar="CTYPE",
                    help="also emit this C type, e.g. 'struct sock' (repeatable)")
     p.add_argument("--base", help="base BTF for split BTF input")
+    p.add_argument("--keep-debug", action="store_true",
+                   help="embed the object with its DWARF (.debug_* sections); by default"
+                   " they are read for record types, then left out of the module")
     _record_options(p)
 
 
@@ -147,10 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser(
         "info", help="programs, maps and globals of an object",
-        epilog="example:\n  btfgen info prog.bpf.o",
+        epilog="examples:\n  btfgen info prog.bpf.o\n"
+        "  btfgen info /sys/kernel/btf/nf_tables --base /sys/kernel/btf/vmlinux",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    i.add_argument("file", help=".bpf.o object")
+    i.add_argument("file", help=".bpf.o object or raw BTF file")
+    i.add_argument("--base", help="base BTF for split BTF (e.g. /sys/kernel/btf/vmlinux)")
     _record_options(i)
     i.set_defaults(func=_cmd_info)
 

@@ -390,32 +390,38 @@ def test_bounded_batches_leave_the_rest_for_the_next(skel: Any, drained: bool) -
         pb.read_batch(0, max_records=0)
 
 
-def test_unbounded_batch_joins_several_drains_with_every_sample_size(
+def test_batch_takes_one_drain_and_short_samples_decode_zero_padded(
         skel: Any, gen: tuple[Path, ModuleType]) -> None:
-    """Without max_records, read_batch() drains until the rings are empty: when
-    the drain buffer fills, the drains join into one batch, and once a sample
-    is short the batch has every sample's raw size, earlier drains' included."""
+    """read_batch() takes at most one drain buffer's worth: when it fills, the
+    rest waits in the ring for the next call, in order.  Samples shorter than
+    the record (variable-length, down to min_size) decode zero-padded in
+    records() and array() (they were rejected after being consumed)."""
     from btfgen.runtime.codec import RecordCodec
 
     cls = gen[1].Plain
     mixed = skel.maps.mixed_events.with_record(RecordCodec(cls, min_size=cls.SIZE - 8))
     pb = mixed.open_perf_buffer()
     assert pb._rings is not None
-    # room for one record per drain: the first drain has only a whole record
-    pb._rings.out.data_size = cls.SIZE
+    pb._rings.out.data_size = 10 * cls.SIZE  # room for 10 records per drain
     trigger(102, CPU)
-    batch = pb.read_batch(50)
-    assert len(batch) == 102 and pb.received == 102
-    assert batch.segments == [(CPU, 1)] * 102
+    lens: list[int] = []
+    recs: list[Any] = []
+    sizes: list[int] = []
+    seqs: list[int] = []
+    while len(batch := pb.read_batch(50 if not lens else 0)):
+        lens.append(len(batch))
+        assert batch.segments == [(CPU, len(batch))]
+        recs += batch.records()
+        seqs += [int(s) for s in batch.array()["seq"]]
+        sizes += batch.sizes or [cls.SIZE + 4] * len(batch)
+    assert lens == [10] * 10 + [2] and pb.received == 102
     # raw sizes as the kernel writes them: the sample plus padding to 8 bytes with its
     # 4-byte size field (56 -> 60, 48 -> 52)
-    assert batch.sizes == [cls.SIZE - 4 if i % 4 == 1 else cls.SIZE + 4 for i in range(102)]
-    assert isinstance(batch.data, bytes)  # joined: no view of a reused drain buffer
-    with pytest.raises(ValueError, match="26 samples shorter"):
-        batch.array()
-    # the record bytes are there, zero-padded, for callers that accept short samples
-    raw = [batch.data[i * cls.SIZE:(i + 1) * cls.SIZE] for i in range(102)]
-    assert [plain_fields(cls.from_bytes(r))["seq"] for r in raw] == list(range(102))
+    assert sizes == [cls.SIZE - 4 if i % 4 == 1 else cls.SIZE + 4 for i in range(102)]
+    assert seqs == list(range(102))
+    want = [dict(plain_expected(i), half=0.0) if i % 4 == 1 else plain_expected(i)
+            for i in range(102)]
+    assert [plain_fields(r) for r in recs] == want
 
 
 def test_batch_records_array_and_bitfield_columns(skel: Any) -> None:

@@ -28,15 +28,12 @@ TESTS = Path(__file__).resolve().parent
 CHECKOUT = TESTS.parent  # on sys.path of the harness: it imports tests.helpers
 
 HARNESS = r'''
-import errno, gc, importlib.util, json, os, signal, subprocess, sys, threading, time
-spec = importlib.util.spec_from_file_location("zoo_skel", sys.argv[2])
-mod = importlib.util.module_from_spec(spec)
-sys.modules["zoo_skel"] = mod
-spec.loader.exec_module(mod)
-from btfgen.runtime import BpfPermissionError, BpfError
-
+import gc, json, os, signal, subprocess, sys, threading, time
 sys.path.insert(0, sys.argv[3])
 from tests.helpers.bpf_leaks import fd_ids, still_alive
+from tests.helpers.scenario_util import load_and_attach, load_module
+
+mod = load_module(sys.argv[2], "zoo_skel")
 
 PID = os.getpid()
 
@@ -49,15 +46,7 @@ def trigger(n):
 def open_skel():
     skel = mod.ZooSkel.open()
     skel.rodata.target_pid = PID
-    try:
-        skel.load()
-    except BpfError as e:
-        if isinstance(e, BpfPermissionError) or e.errno == errno.ENOSYS:
-            print(json.dumps({"skip": str(e).splitlines()[0]}))
-            sys.exit(0)
-        raise
-    skel.attach()
-    return skel
+    return load_and_attach(skel)
 
 
 def drain(poll, have, want, rounds=60):

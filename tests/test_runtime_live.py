@@ -29,7 +29,8 @@ from btfgen.runtime import (
     possible_cpus,
 )
 from btfgen.runtime.bpfobj import LibbpfObject
-from btfgen.runtime.buffers import PerfEventArray, RingBuf
+from btfgen.runtime.perf import PerfEventArray
+from btfgen.runtime.ringbuf import RingBuf
 from btfgen.runtime.system import tracefs_available
 from tests.helpers.bpf_leaks import fd_ids, still_alive
 from tests.helpers.build import compile_bpf

@@ -177,10 +177,9 @@ class DwarfTypes:
 
     def _read_cu(self, dwarf: Any, cu: Any) -> None:
         top = cu.get_top_DIE()
-        comp_dir = top.attributes.get("DW_AT_comp_dir")
-        cu_name = _name(top)
-        if comp_dir is not None and not os.path.isabs(cu_name):
-            cu_name = os.path.join(comp_dir.value.decode("utf-8", "replace"), cu_name)
+        attr = top.attributes.get("DW_AT_comp_dir")
+        comp_dir = attr.value.decode("utf-8", "replace") if attr is not None else ""
+        cu_name = os.path.normpath(os.path.join(comp_dir, _name(top)))
         self._cu_files.add(cu_name)
         self._own_dirs.add(os.path.dirname(cu_name))
         lineprog = dwarf.line_program_for_CU(cu)
@@ -198,8 +197,10 @@ class DwarfTypes:
                 if fn:
                     self._collect_locals(fn, die, 0)
 
-    @staticmethod
-    def _file_names(lineprog: Any, comp_dir: Any) -> dict[int, str]:
+    def _file_names(self, lineprog: Any, comp_dir: str) -> dict[int, str]:
+        """The line program's file table as absolute paths.  Makefile builds record
+        directories relative to the compile directory (``-Iinclude``, ``src/x.c``):
+        those are joined to it, and count as the project's own when they lie in it."""
         out: dict[int, str] = {}
         if lineprog is None:
             return out
@@ -211,25 +212,33 @@ class DwarfTypes:
             d = entry.dir_index
             if v5:
                 base = dirs[d].decode("utf-8", "replace") if d < len(dirs) else ""
-            else:
+            else:  # DWARF 4: index 0 is the compile directory
                 base = dirs[d - 1].decode("utf-8", "replace") if 0 < d <= len(dirs) else ""
-            out[i if v5 else i + 1] = os.path.join(base, name)
+            if comp_dir and not os.path.isabs(base) and not os.path.isabs(name):
+                self._own_dirs.add(os.path.normpath(os.path.join(comp_dir, base,
+                                                                 os.path.dirname(name))))
+            out[i if v5 else i + 1] = os.path.normpath(os.path.join(comp_dir, base, name))
         return out
 
     def _own_file(self, path: str) -> bool:
-        if not path or os.path.basename(path) == "vmlinux.h":
+        base = os.path.basename(path)
+        if not path or base == "vmlinux.h" or base.startswith("bpf_"):  # libbpf's, vendored
             return False
         return path in self._cu_files or os.path.dirname(path) in self._own_dirs
 
     def _collect_locals(self, fn: str, die: Die, depth: int) -> None:
+        """The variables of ``fn``, those of the helpers inlined into it included:
+        an inlined copy's variable carries its place (``DW_AT_location``) and names
+        its abstract origin, which has the name and the type."""
         if depth > _MAX_DEPTH:
             return
         for child in die.iter_children():
             if child.tag == "DW_TAG_variable":
-                self.variables.setdefault(fn, []).append(child)
+                origin = _origin(child)
+                self.variables.setdefault(fn, []).append(origin)
                 base = self._frame_offset(child)
-                if base is not None and "DW_AT_type" in child.attributes:
-                    self.locals.append(Local(_name(child), fn, base, child))
+                if base is not None and "DW_AT_type" in origin.attributes:
+                    self.locals.append(Local(_name(origin), fn, base, origin))
             elif child.tag in ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"):
                 self._collect_locals(fn, child, depth + 1)
 
@@ -276,6 +285,28 @@ class DwarfTypes:
                 target = strip_modifiers(type_of(t))
                 if target is not None and target.tag in _COMPOSITE:
                     yield target
+
+    def pointed_scalars(self, function: str) -> Iterator[Die]:
+        """Integer, enum and float types (typedef names kept: ``__u32``) that
+        pointer-typed variables of ``function`` point to."""
+        for v in self.variables.get(function, ()):
+            t = strip_modifiers(type_of(v))
+            if t is not None and t.tag == "DW_TAG_pointer_type":
+                target = strip_modifiers(type_of(t), keep_typedefs=True)
+                bare = strip_modifiers(target)
+                if bare is not None and bare.tag in ("DW_TAG_base_type",
+                                                     "DW_TAG_enumeration_type"):
+                    yield target
+
+
+def _origin(die: Die) -> Die:
+    """The DIE that holds ``die``'s name and type: its abstract origin (an inlined
+    or concrete copy of a variable names the abstract one), else itself."""
+    for _ in range(8):
+        if "DW_AT_abstract_origin" not in die.attributes:
+            break
+        die = die.get_DIE_from_attribute("DW_AT_abstract_origin")
+    return die
 
 
 def type_of(die: Die) -> Die | None:

@@ -16,6 +16,8 @@ import platform
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from typing import Any
 
 from pycparser import c_ast, c_parser
@@ -72,6 +74,36 @@ _PREDEFS = (
 )
 
 
+#: Typedefs a tool's header uses without defining (vmlinux.h or <linux/types.h>
+#: defines them before it in the BPF program): the kernel's fixed-width types and
+#: common ones, as the BPF target (LP64) has them.  A header's own definition wins.
+PREDEFINED = {
+    **{f"__u{n}": f"unsigned {c}" for n, c in ((8, "char"), (16, "short"), (32, "int"),
+                                                (64, "long long"))},
+    **{f"__s{n}": f"signed {c}" for n, c in ((8, "char"), (16, "short"), (32, "int"),
+                                              (64, "long long"))},
+    **{f"u{n}": f"unsigned {c}" for n, c in ((8, "char"), (16, "short"), (32, "int"),
+                                              (64, "long long"))},
+    **{f"s{n}": f"signed {c}" for n, c in ((8, "char"), (16, "short"), (32, "int"),
+                                            (64, "long long"))},
+    **{f"__be{n}": f"__u{n}" for n in (16, 32, 64)},
+    **{f"__le{n}": f"__u{n}" for n in (16, 32, 64)},
+    "__wsum": "__u32", "__sum16": "__u16",
+    "bool": "_Bool", "pid_t": "int", "uid_t": "unsigned int", "gid_t": "unsigned int",
+    "size_t": "unsigned long", "ssize_t": "long", "off_t": "long", "loff_t": "long long",
+    "dev_t": "unsigned int", "ino_t": "unsigned long", "mode_t": "unsigned int",
+    "umode_t": "unsigned short", "time_t": "long", "clockid_t": "int", "key_t": "int",
+    "sa_family_t": "unsigned short", "uintptr_t": "unsigned long", "intptr_t": "long",
+    **{f"uint{n}_t": f"__u{n}" for n in (8, 16, 32, 64)},
+    **{f"int{n}_t": f"__s{n}" for n in (8, 16, 32, 64)},
+}
+#: Largest preprocessed header, and the preprocessor's time and memory: a few
+#: lines of self-doubling macros expand without end.
+MAX_PREPROCESSED = 16 << 20
+PREPROCESS_SECONDS = 10
+PREPROCESS_MEMORY = 2 << 30
+
+
 class HeaderError(BtfgenError):
     """The header cannot be preprocessed or parsed (one-line message; ``path`` is
     the header, so the CLI names it)."""
@@ -79,6 +111,84 @@ class HeaderError(BtfgenError):
     def __init__(self, message: str, path: str | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+_PRELUDE = "<btfgen predefined>"
+_IDENT = re.compile(r"\b[A-Za-z_]\w*\b")
+_C_WORDS = frozenset("""auto break case char const continue default do double else enum extern
+float for goto if inline int long register restrict return short signed sizeof static struct
+switch typedef union unsigned void volatile while _Bool _Complex""".split())
+
+
+def _where(node: Any) -> str:
+    """``file:line: `` of a pycparser node, if it knows."""
+    c = getattr(node, "coord", None)
+    return f"{c.file}:{c.line}: " if c is not None and c.line else ""
+
+
+def _parse_error(e: Exception, prelude: str, text: str, path: str) -> str:
+    """One line for a pycparser failure, with the header's file:line.  pycparser
+    says "Invalid specifier list" without a place for an unknown type name:
+    the place is then found by parsing growing prefixes of the declarations."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if re.match(r"[^:]+:\d+:", msg):
+        return f"cannot parse: {msg}"
+    where, name = _locate(prelude, text)
+    if name:
+        return f"cannot parse: {where}unknown type name '{name}'"
+    return f"cannot parse: {where}{msg.removeprefix(path + ': ')}"
+
+
+def _declarations(text: str) -> list[int]:
+    """Offsets where the top-level declarations of ``text`` end."""
+    ends, depth = [], 0
+    for i, ch in enumerate(text):
+        if ch in "{(":
+            depth += 1
+        elif ch in "})":
+            depth -= 1
+        elif ch == ";" and depth <= 0:
+            ends.append(i + 1)
+    return ends
+
+
+def _locate(prelude: str, text: str) -> tuple[str, str]:
+    """(``file:line: ``, unknown type name) of the first declaration of ``text``
+    pycparser refuses, by bisecting on parsed prefixes."""
+    ends = _declarations(text)
+    lo, hi = 0, len(ends)  # prefix of ends[lo - 1] parses; of ends[hi - 1] does not
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            c_parser.CParser().parse(prelude + text[:ends[mid]])
+            lo = mid + 1
+        except Exception:  # noqa: BLE001 -- any refusal
+            hi = mid
+    start = ends[lo - 1] if lo else 0
+    chunk = text[start:ends[lo]] if lo < len(ends) else text[start:]
+    known = set(re.findall(r"typedef[^;]*?\b(\w+)\s*;", prelude + text[:start]))
+    pos, name = start, ""
+    for m in re.finditer(r"(?m)^[ \t]*(?:(?:const|volatile)\s+)*([A-Za-z_]\w*)\s+\**\s*"
+                         r"[A-Za-z_]\w*", chunk):
+        word = m.group(1)
+        if word not in _C_WORDS and word not in known and word not in ("struct", "union"):
+            pos, name = start + m.start(1), word
+            break
+    else:
+        pos = start + len(chunk) - len(chunk.lstrip())
+    return _text_place(text, pos), name
+
+
+def _text_place(text: str, pos: int) -> str:
+    """``file:line: `` of offset ``pos`` of preprocessed ``text`` (its line markers)."""
+    file, line = "", 1
+    for ln in text[:pos].split("\n")[:-1]:
+        m = re.match(r'#\s*(\d+)\s+"([^"]*)"', ln)
+        if m:
+            file, line = m.group(2), int(m.group(1))
+        else:
+            line += 1
+    return f"{file}:{line}: " if file else ""
 
 
 def _canonical(words: list[str]) -> str:
@@ -168,15 +278,46 @@ def preprocess(path: str, include_dirs: list[str] | None = None) -> str:
         cmd = ["cpp", "-D__BPF__", *_PREDEFS, *incs, path]
     else:
         raise HeaderError("--header needs a C preprocessor (clang or cpp) on PATH", path)
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, errors="surrogateescape",
-                           timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise HeaderError(f"cannot preprocess: {e}", path) from None
-    if r.returncode != 0:
-        first = next((ln for ln in r.stderr.splitlines() if "error" in ln), r.stderr.strip())
+    out, err, code = _run_bounded(cmd, path)
+    if code < 0 or "out of memory" in err.lower() or "bad_alloc" in err:
+        raise HeaderError("preprocessing expands without bound (more than"
+                          f" {PREPROCESS_MEMORY >> 30} GB): self-referencing macros?", path)
+    if code != 0:
+        first = next((ln for ln in err.splitlines() if "error" in ln), err.strip())
         raise HeaderError(f"preprocessor failed: {first}", path)
-    return r.stdout
+    return out
+
+
+def _limit_memory() -> None:  # pragma: no cover - runs in the child
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (PREPROCESS_MEMORY, PREPROCESS_MEMORY))
+
+
+def _run_bounded(cmd: list[str], path: str) -> tuple[str, str, int]:
+    """Run the preprocessor with bounded time, memory and output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                    preexec_fn=_limit_memory)
+        except OSError as e:
+            raise HeaderError(f"cannot preprocess: {e.strerror or e}", path) from None
+        deadline = time.monotonic() + PREPROCESS_SECONDS
+        while proc.poll() is None:
+            if time.monotonic() > deadline or os.fstat(out.fileno()).st_size > MAX_PREPROCESSED:
+                proc.kill()
+                proc.wait()
+                raise HeaderError(f"preprocessing expands without bound (more than"
+                                  f" {MAX_PREPROCESSED >> 20} MB or {PREPROCESS_SECONDS} s):"
+                                  " self-referencing macros?", path)
+            time.sleep(0.005)
+        if os.fstat(out.fileno()).st_size > MAX_PREPROCESSED:
+            raise HeaderError(f"preprocessed header larger than {MAX_PREPROCESSED >> 20} MB",
+                              path)
+        out.seek(0)
+        err.seek(0)
+        return (out.read().decode("utf-8", "surrogateescape"),
+                err.read().decode("utf-8", "replace"), proc.returncode)
 
 
 class HeaderTypes:
@@ -187,11 +328,14 @@ class HeaderTypes:
         self.path = path
         self.ext = ext
         text = _strip_attributes(preprocess(path, include_dirs))
+        #: typedef names the header uses but does not define, taken from the
+        #: object's BTF: name -> (type id, the placeholder pycparser saw)
+        self._from_btf: dict[str, tuple[int, Any]] = {}
+        prelude, from_btf = self._prelude(text)
         try:
-            ast = c_parser.CParser().parse(text, path)
+            ast = c_parser.CParser().parse(prelude + text, path)
         except Exception as e:  # pycparser raises ParseError and others on odd input
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise HeaderError(f"cannot parse: {msg}", path) from None
+            raise HeaderError(_parse_error(e, prelude, text, path), path) from None
         self.tags: dict[tuple[str, str], Any] = {}
         self.typedefs: dict[str, Any] = {}
         self.enumerators: dict[str, int] = {}
@@ -200,6 +344,10 @@ class HeaderTypes:
         self._done: dict[int, int] = {}
         self._layout: dict[int, tuple[int, int]] = {}
         real = os.path.realpath(path)
+        for node in ast.ext:
+            if isinstance(node, c_ast.Typedef) and node.name in from_btf and \
+                    node.coord is not None and node.coord.file == _PRELUDE:
+                self._from_btf[node.name] = (from_btf[node.name], node.type)
         try:
             for node in ast.ext:
                 own = node.coord is not None and os.path.realpath(str(node.coord.file)) == real
@@ -207,6 +355,23 @@ class HeaderTypes:
         except HeaderError as e:
             e.path = path
             raise
+
+    def _prelude(self, text: str) -> tuple[str, dict[str, int]]:
+        """Typedefs declared before the header: :data:`PREDEFINED`, and placeholders
+        for the object's own typedef names the header uses (their BTF types are
+        taken when converting).  The header's own definitions come later and win."""
+        words = set(_IDENT.findall(text))
+        lines = [f'# 1 "{_PRELUDE}"']
+        for name, target in PREDEFINED.items():
+            lines.append(f"typedef {target} {name};")
+        from_btf: dict[str, int] = {}
+        base = self.ext.base
+        for name in sorted(words - set(PREDEFINED) - _C_WORDS):
+            found = base.find(name, Kind.TYPEDEF)
+            if found and not re.search(rf"\b{re.escape(name)}\s*(=|,|\}})", text):
+                from_btf[name] = found[0].id
+                lines.append(f"typedef int {name};")
+        return "\n".join(lines) + "\n", from_btf
 
     # -- declarations --------------------------------------------------------------
 
@@ -318,8 +483,13 @@ class HeaderTypes:
                     inner = self._set(self.ext.add(cls(0, "", 0, inner)), size, align)
             return inner
         if isinstance(t, c_ast.IdentifierType):
-            if len(t.names) == 1 and t.names[0] in self.typedefs:
-                return self._typedef(t.names[0], depth)
+            name = t.names[0] if len(t.names) == 1 else ""
+            btf_name = self._from_btf.get(name)
+            if btf_name is not None and self.typedefs.get(name) is btf_name[1]:
+                tid = btf_name[0]
+                return self._set(tid, self.ext.base.size_of(tid), self.ext.base.align_of(tid))
+            if name in self.typedefs:
+                return self._typedef(name, depth)
             if t.names == ["void"]:
                 return 0
             return self._base(t.names)
@@ -330,6 +500,9 @@ class HeaderTypes:
             elem = self._type(t.type, depth + 1)
             n = self._const(t.dim) if t.dim is not None else 0
             esize, ealign = self._size_align(elem)
+            if n < 0 or esize * n > 0xFFFFFFFF:
+                raise HeaderError(f"{_where(t)}array size {n} is "
+                                  f"{'negative' if n < 0 else 'too large'}")
             index = self.ext.int_type("__ARRAY_SIZE_TYPE__", 4, False)
             return self._set(self.ext.add(Array(0, "", 0, elem, index, n)), esize * n, ealign)
         if isinstance(t, (c_ast.Struct, c_ast.Union, c_ast.Enum)):
@@ -358,6 +531,12 @@ class HeaderTypes:
         if getattr(t, "decls" if word != "enum" else "values", None) is None and t.name:
             body = self.tags.get((word, t.name))
             if body is None:
+                kinds = {"struct": (Kind.STRUCT,), "union": (Kind.UNION,),
+                         "enum": (Kind.ENUM, Kind.ENUM64)}[word]
+                for kind in kinds:  # a kernel type the header uses: the object's BTF has it
+                    for b in self.ext.base.find(t.name, kind):
+                        return self._set(b.id, self.ext.base.size_of(b.id),
+                                         self.ext.base.align_of(b.id))
                 kind_flag = word == "union"
                 return self.ext.add(Fwd(0, t.name, 0, kind_flag=kind_flag))
         if id(body) in self._done:

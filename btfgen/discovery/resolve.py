@@ -44,8 +44,12 @@ from btfgen.btf_model import (
     BtfType,
     Datasec,
     DeclTag,
+    Enum,
+    Enum64,
+    Float,
     Func,
     FuncProto,
+    Int,
     Kind,
     Ptr,
     Struct,
@@ -187,6 +191,14 @@ def parse_event_args(specs: list[str]) -> dict[str, str]:
 def _is_record(btf: Btf, type_id: int) -> bool:
     try:
         return isinstance(btf.skip_modifiers(type_id), (Struct, Union))
+    except BtfgenError:
+        return False
+
+
+def _is_scalar(btf: Btf, type_id: int) -> bool:
+    """An integer, enum or float (through typedefs and qualifiers): a record type too."""
+    try:
+        return isinstance(btf.skip_modifiers(type_id), (Int, Enum, Enum64, Float))
     except BtfgenError:
         return False
 
@@ -339,6 +351,10 @@ class _Resolver:
     def from_map_btf(self, m: MapDef) -> int:
         if m.value_type_id and _is_record(self.btf, m.value_type_id):
             return m.value_type_id
+        # A ring buffer's ``__type(value, __u32)`` says what it carries; a perf
+        # event array's scalar value is the perf event fd, not its records.
+        if m.value_type_id and m.map_type == RINGBUF and _is_scalar(self.btf, m.value_type_id):
+            return m.value_type_id
         return 0
 
     def from_annotation(self, m: MapDef) -> tuple[int, str]:
@@ -399,6 +415,10 @@ class _Resolver:
         if (isinstance(data, RingbufPtr) or data is None) and self.dwarf.present:
             found = {c_name(d): d for d in self.dwarf.pointed_structs(site.function)
                      if fits(die_size(d))}
+            if not found and exact and site.helper_name == "bpf_ringbuf_reserve":
+                # ``int *v = bpf_ringbuf_reserve(&rb, sizeof(int), 0)``: a scalar record
+                found = {c_name(d): d for d in self.dwarf.pointed_scalars(site.function)
+                         if fits(die_size(d))}
             if len(found) == 1:
                 (name, d), = found.items()
                 return [self._dwarf_cand(d, f"pointer local in {site.function}")]

@@ -92,7 +92,10 @@ def format_info(obj: BpfObject, events: dict[str, str] | None = None,
     (see :func:`btfgen.discovery.resolve.resolve_event_types`)."""
     out = [f"file: {show(obj.path)}"]
     if not obj.is_elf:
-        out.append(f"raw BTF: {len(obj.btf)} types ({obj.byteorder}-endian);"
+        btf = obj.btf
+        split = "" if btf.base is None else \
+            f", ids {btf.start_id}..{btf.type_count - 1} split on a base of {btf.start_id - 1}"
+        out.append(f"raw BTF: {len(btf)} types ({obj.byteorder}-endian{split});"
                    " no programs, maps or globals")
         return "\n".join(out) + "\n"
     out.append(f"byte order: {obj.byteorder}-endian")

@@ -8,11 +8,13 @@ file at fault (which may be the ``--base`` file).
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from typing import TYPE_CHECKING
 
 from btfgen.btf_model import Btf, Datasec, Var
-from btfgen.btf_parse import parse_btf
+from btfgen.btf_parse import parse_btf, parse_header
 from btfgen.elf.model import BpfObject, DataSection, GlobalVar, Program
 from btfgen.elf.sections import KCONFIG_SEC, classify_section
 from btfgen.errors import BtfError, BtfgenError, ObjectError, quote_name
@@ -88,14 +90,54 @@ def _blame(e: BtfgenError, path: str) -> BtfgenError:
 
 
 def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    data = read_input_bytes(path)
     if not data:
         raise _blame(ObjectError("empty file"), path)
     return data
+
+
+#: Largest input read (vmlinux BTF is ~6 MB, a large object tens of MB).
+MAX_INPUT = 1 << 30
+
+
+def read_input_bytes(path: str, limit: int = MAX_INPUT) -> bytes:
+    """The bytes of the input file ``path``: a regular file of at most ``limit``
+    bytes (sysfs files such as /sys/kernel/btf/vmlinux are regular); anything
+    else -- a character device such as /dev/zero, a FIFO -- cannot be sized and
+    is refused rather than read forever."""
+    try:
+        st = os.stat(path)  # before open(): opening a FIFO blocks
+    except OSError as e:
+        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _blame(ObjectError("cannot read: Is a directory"), path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _blame(ObjectError(f"not a regular file ({_kind(st.st_mode)}): cannot be sized;"
+                                 " copy it to a file first"), path)
+    if st.st_size > limit:
+        raise _blame(ObjectError(f"too large ({st.st_size} bytes, at most {limit})"), path)
+    try:
+        with open(path, "rb") as f:
+            # as much as stat says (read(n) allocates n bytes first), then the
+            # rest in chunks: the file grew, or stat does not tell (procfs)
+            parts = [f.read(st.st_size + 1)]
+            got = len(parts[0])
+            while got <= limit and (chunk := f.read(1 << 20)):
+                parts.append(chunk)
+                got += len(chunk)
+    except OSError as e:
+        raise _blame(ObjectError(f"cannot read: {e.strerror or e}"), path) from None
+    if got > limit:
+        raise _blame(ObjectError(f"too large (more than {limit} bytes)"), path)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _parse_raw(data: bytes, base: Btf | None) -> Btf:
@@ -103,7 +145,30 @@ def _parse_raw(data: bytes, base: Btf | None) -> Btf:
         raise ObjectError(
             f"not an ELF file or raw BTF (bad magic {data[:4].hex(' ')})"
         )
-    return parse_btf(data, base)
+    try:
+        return parse_btf(data, base)
+    except BtfError as e:
+        if base is None:
+            _explain_split(data, e)
+        raise
+
+
+def _explain_split(data: bytes, e: BtfError) -> None:
+    """Say "split BTF" when a blob that failed to parse alone looks like one:
+    its string section does not start with the empty string (it continues the
+    base's), or it refers to type ids past its own (they may be the base's)."""
+    try:
+        hdr, _ = parse_header(data)
+    except BtfError:
+        return
+    start = hdr.hdr_len + hdr.str_off
+    if hdr.str_len and data[start] != 0:
+        raise BtfError(
+            "split BTF (its type ids and strings continue a base BTF's): pass"
+            " --base BASE, e.g. --base /sys/kernel/btf/vmlinux"
+        ) from None
+    if "out of range" in str(e):
+        e.args = (f"{e} (if this is split BTF, pass --base BASE)",)
 
 
 def _elf_btf(elf: ElfImage, base: Btf | None) -> Btf:

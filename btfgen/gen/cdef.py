@@ -37,6 +37,7 @@ from btfgen.btf_model import (
 from btfgen.errors import show
 from btfgen.gen.model import EnumClass, GenerateError, RecordClass, TypeClass, TypeRefs
 from btfgen.gen.naming import c_identifier
+from btfgen.runtime.cffi_sizes import apply_sizes
 
 #: Type names cffi knows by itself; a typedef must not redefine them.
 CFFI_NAMES = frozenset(cffi.model.PrimitiveType.ALL_PRIMITIVE_TYPES) | {"FILE"}
@@ -71,6 +72,10 @@ class CdefBuilder:
         self.btf: Btf = refs.btf
         self.tags: dict[int, str] = {}
         self.enum_ok: set[int] = set()
+        #: Enum tag -> the integer type giving it BTF's size, where cffi's own differs.
+        self.enum_bases: dict[str, str] = {}
+        #: Tags of 0-byte structs/unions (cffi would make them 1 byte).
+        self.empty: list[str] = []
         self._text: dict[int, tuple[str, bool]] = {}
         #: Counter naming padding members, unique within one struct.
         self._pad = 0
@@ -298,8 +303,11 @@ class CdefBuilder:
                 continue
             t = self.btf.type(c.type_id)
             assert isinstance(t, (Struct, Union))
-            if t.size == 0:
-                self._text[c.type_id] = ("", False)
+            if t.size == 0:  # declared empty; SizedFFI makes it 0 bytes
+                text = f"{self.tags[c.type_id]} {{\n}};\n"
+                self._text[c.type_id] = (text, False)
+                self.empty.append(self.tags[c.type_id])
+                chunks.append(CdefChunk(text, False))
                 continue
             deps = self._dep_texts(c, by_name)
             text, packed = self._record(c, t, enum_lines, deps)
@@ -325,8 +333,6 @@ class CdefBuilder:
             if c is None or " " in spelling or not _cname(spelling) or spelling in CFFI_NAMES:
                 continue
             if isinstance(c, RecordClass):
-                if c.size == 0:
-                    continue
                 target = self.tags[c.type_id]
             elif c.type_id in self.enum_ok:
                 target = self.tags[c.type_id]
@@ -340,6 +346,7 @@ class CdefBuilder:
         ffi = cffi.FFI()
         for ch in chunks:
             ffi.cdef(ch.text, packed=ch.packed)
+        apply_sizes(ffi, self.enum_bases, self.empty)
         ok = []
         for line in lines:
             try:
@@ -358,19 +365,31 @@ class CdefBuilder:
                     len(names) or not names:
                 continue
             tag = self.tags[c.type_id]
-            text = f"{tag} {{ " + ", ".join(f"{n} = {v}" for n, v in c.values) + " };"
-            ffi = cffi.FFI()
-            try:
-                ffi.cdef(text)
-                size = ffi.sizeof(tag)
-            except (cffi.CDefError, cffi.FFIError, OverflowError, ValueError):
-                continue
+            values = _c_enum_values(c)
+            text = f"{tag} {{ " + ", ".join(f"{n} = {v}" for n, v in values) + " };"
+            base = None
+            for attempt in range(2):
+                ffi = cffi.FFI()
+                try:
+                    ffi.cdef(text)
+                    if base is not None:
+                        apply_sizes(ffi, {tag: base}, ())
+                    size = ffi.sizeof(tag)
+                    ffi.cast(tag, values[0][1])
+                except (cffi.CDefError, cffi.FFIError, OverflowError, ValueError, TypeError):
+                    size = -1
+                if size == c.size or attempt or c.size not in (1, 2, 4, 8):
+                    break
+                # cffi makes enums int or long: give it BTF's size
+                base = self._int(c.size, c.signed or any(v < 0 for _, v in values))
             if size != c.size:
                 continue
+            if base is not None:
+                self.enum_bases[tag] = base
             used.update(names)
             self.enum_ok.add(c.type_id)
             lines.append(f"{tag} {{")
-            lines += [f"    {n} = {v}," for n, v in c.values]
+            lines += [f"    {n} = {v}," for n, v in values]
             lines.append("};")
         return lines
 
@@ -494,10 +513,20 @@ class CdefBuilder:
                 continue
             if btf.size_of(m.type_id) == 0:
                 continue  # cffi keeps no field for a zero-length array
-            off = ffi.offsetof(tag, name)
+            field = fields.get(name)  # ffi.offsetof searches the fields: slow on 32k
+            off = field.offset if field is not None else ffi.offsetof(tag, name)
             if off != base + m.bit_offset // 8:
                 return f"offsetof {name} {off} != BTF {base + m.bit_offset // 8}"
         return None
+
+
+def _c_enum_values(c: EnumClass) -> list[tuple[str, int]]:
+    """The enumerators as C declares them.  BTF before ENUM's signedness flag
+    (clang 14) stores a packed enum's -1 as the 32-bit 0xffffffff: values too
+    big for a narrower enum are 32-bit two's complement."""
+    if c.size < 4 and not c.signed and any(v >= 1 << (8 * c.size) for _, v in c.values):
+        return [(n, v - (1 << 32) if v >= 1 << 31 else v) for n, v in c.values]
+    return list(c.values)
 
 
 def _check_bitfield(field: Any, name: str, bit: int, width: int) -> str | None:
@@ -524,6 +553,18 @@ def _align(btf: Btf, t: BtfType) -> int:
         return 1
 
 
-def build_cdef(refs: TypeRefs, classes: list[TypeClass]) -> list[CdefChunk]:
-    """Checked cdef chunks for ``classes`` (see the module docstring)."""
-    return CdefBuilder(refs).build(classes)
+@dataclass
+class Cdef:
+    """What a module declares in its ``ffi``: the cdef chunks, and the sizes that
+    :class:`btfgen.runtime.sized_ffi.SizedFFI` must set (empty: a plain FFI)."""
+
+    chunks: list[CdefChunk]
+    enum_bases: dict[str, str]
+    empty: list[str]
+
+
+def build_cdef(refs: TypeRefs, classes: list[TypeClass]) -> Cdef:
+    """The checked cdef of ``classes`` (see the module docstring)."""
+    builder = CdefBuilder(refs)
+    chunks = builder.build(classes)
+    return Cdef(chunks, builder.enum_bases, builder.empty)

@@ -59,8 +59,6 @@ CODEC_MODULE = "_codec"
 
 #: Columns generated lines keep within (the project's ruff line length).
 LINE_WIDTH = 100
-#: Ends a generated line that cannot be kept within LINE_WIDTH.
-LINE_NOQA = "  # noqa: E501"
 
 #: Python names of 2/4/8-byte floats in ``struct``.
 FLOAT_CODES = {2: "e", 4: "f", 8: "d"}
@@ -483,8 +481,22 @@ class TypeRefs:
 
     # -- plans --------------------------------------------------------------
 
+    def _network_order(self, t: BtfType, type_id: int) -> bool:
+        """Whether ``type_id`` is an integer typed ``__be16``/``__be32``/``__be64``
+        (directly or through other typedefs): a value in network byte order."""
+        if not isinstance(t, Int) or t.is_bool or t.size not in (2, 4, 8):
+            return False
+        return f"__be{t.size * 8}" in self._resolve_chain(type_id)[2]
+
     def _scalar(self, t: BtfType, type_id: int, place: str | None) -> Scalar | None:
         bo = self.byteorder
+        if self._network_order(t, type_id):
+            # decoded to the host value and encoded back: addresses and ports
+            # come out right without repacking
+            assert isinstance(t, Int)
+            return Scalar(f"{t.size}s", t.size, "int", "0",
+                          f'int.from_bytes({{0}}, "big", signed={t.signed})',
+                          f'{{0}}.to_bytes({t.size}, "big", signed={t.signed})')
         if isinstance(t, Int):
             code = int_code(t.size, t.signed)
             if t.is_bool:
@@ -579,6 +591,8 @@ class TypeRefs:
             return f"{m}.FloatCodec({fmt})"
         if sc.hint == "bytes":
             return f"{m}.RawCodec({t.size})"  # type: ignore[union-attr]
+        if self._network_order(t, type_id):
+            return f"{m}.IntCodec(\">{int_code(sc.size, isinstance(t, Int) and t.signed)}\")"
         if sc.code[0].isdigit() or sc.hint == "bool":
             signed = isinstance(t, Int) and t.signed
             return f"{m}.BigIntCodec({sc.size}, {signed}, \"{self.byteorder}\")"

@@ -14,6 +14,7 @@ optional ``imports`` (lines like ``from btfgen.runtime.x import Y``) and
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +22,10 @@ import jinja2
 
 from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input
-from btfgen.gen.cdef import build_cdef
+from btfgen.elf.strip import strip_debug
+from btfgen.gen.cdef import Cdef, build_cdef
 from btfgen.gen.model import (
     CODEC_MODULE,
-    LINE_NOQA,
     LINE_WIDTH,
     EnumClass,
     GenerateError,
@@ -100,15 +101,22 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         stdlib.append(f"from enum import {', '.join(enum_names)}")
     if records:
         stdlib.append("from typing import ClassVar")
+    if skeleton:
+        stdlib = sorted(set(stdlib) | set(skeleton.get("stdlib", [])),
+                        key=lambda line: (line.startswith("from"), line.split()[1]))
     imports: list[str] = list(skeleton.get("imports", [])) if skeleton else []
     if refs.uses_codec or imports:
         # With btfgen imports present, cffi's FFI comes through the codec
         # module: a plain cffi import next to them sorts differently depending
         # on whether a linter sees btfgen as first- or third-party.
         imports.append(f"from btfgen.runtime import codec as {CODEC_MODULE}")
+    sized = bool(cdef.enum_bases or cdef.empty)
+    if sized:
+        imports.append("from btfgen.runtime.sized_ffi import SizedFFI")
     exports = [c.name for c in classes] + ["TYPES", "ffi"]
     if skeleton:
         exports += list(skeleton.get("exports", []))
+    exports.sort(key=dunder_all_key)
     types = sorted(refs.c_names.items())
     source = doc_text(os.path.basename(obj.path))
     context: dict[str, Any] = {
@@ -124,29 +132,58 @@ def render_module(obj: BpfObject, refs: TypeRefs, skeleton: dict[str, Any] | Non
         "runtime_imports": _sorted_imports(imports),
         "all_names": exports,
         "types": types,
-        "cdef": cdef,
-        "ffi_class": f"{CODEC_MODULE}.FFI" if imports else "FFI",
+        "cdef": cdef.chunks,
+        "ffi_class": "SizedFFI" if sized else f"{CODEC_MODULE}.FFI" if imports else "FFI",
+        "ffi_args": _sized_ffi_args(cdef) if sized else [],
         "skeleton": bool(skeleton),
     }
     if skeleton:
         clash = set(skeleton) & set(context)
         if clash - {"skeleton"}:
             raise RuntimeError(f"skeleton context overrides {sorted(clash)}")
-        context.update({k: v for k, v in skeleton.items() if k != "skeleton"})
+        context.update({k: v for k, v in skeleton.items() if k not in ("skeleton", "stdlib")})
     return _allow_long_lines(_environment().get_template("module.py.j2").render(context))
+
+
+def _sized_ffi_args(cdef: Cdef) -> list[str]:
+    """The argument lines of ``SizedFFI(...)``: enums and empty structs to size."""
+    lines = []
+    if cdef.enum_bases:
+        lines.append("enums={")
+        lines += [f"    {py_str(tag)}: {py_str(base)},"
+                  for tag, base in sorted(cdef.enum_bases.items())]
+        lines.append("},")
+    if cdef.empty:
+        lines.append("empty=(")
+        lines += [f"    {py_str(tag)}," for tag in sorted(cdef.empty)]
+        lines.append("),")
+    return lines
+
+
+def dunder_all_key(name: str) -> tuple[int, tuple[str | int, ...]]:
+    """``__all__`` order as ruff's RUF022 wants it (isort style): CONSTANTS, then
+    Classes, then the rest, each in natural order (``S2`` before ``S10``)."""
+    if len(name) > 1 and name.upper() == name and name.lower() != name:
+        group = 0
+    elif name[:1].isupper():
+        group = 1
+    else:
+        group = 2
+    parts = re.split(r"(\d+)", name)
+    return group, tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
 
 
 def _allow_long_lines(text: str) -> str:
     """``text``, told to ruff not to count line lengths when some line is longer
     than :data:`~btfgen.gen.model.LINE_WIDTH`: that happens only for names from
     BTF too long to fit (a C name in the cdef or a docstring, a class named
-    after it), and those lines cannot be wrapped.  Lines that carry their own
-    ``# noqa: E501`` (a long argument in the skeleton) do not count."""
-    if all(len(line) <= LINE_WIDTH or line.endswith(LINE_NOQA) for line in text.splitlines()):
+    after it), and those lines cannot be wrapped."""
+    if all(len(line) <= LINE_WIDTH for line in text.splitlines()):
         return text
     head, sep, rest = text.partition("# Do not edit: rerun `btfgen gen` instead.\n")
+    # RUF100 too: under ruff's default rules E501 is off and its noqa "unused".
     return (f"{head}{sep}# Names from BTF too long for {LINE_WIDTH} columns:\n"
-            f"# ruff: noqa: E501\n{rest}")
+            f"# ruff: noqa: E501, RUF100\n{rest}")
 
 
 @dataclass(frozen=True)
@@ -164,6 +201,8 @@ def generate_module(path: str, options: GenOptions | None = None) -> GeneratedMo
     ``options.events`` (``--event MAP=CTYPE``) and ``options.header`` (``--header``)
     help :func:`btfgen.discovery.resolve.resolve_event_types` find perf/ring record
     types; its one-line notes about maps left untyped are the result's ``messages``.
+    Types are found with the object's DWARF; the module embeds the object
+    without it unless ``options.keep_debug``.
     """
     opts = options or GenOptions()
     types = list(opts.types)
@@ -197,7 +236,8 @@ def generate_module(path: str, options: GenOptions | None = None) -> GeneratedMo
             refs.ensure(root.type_id, root.place)
         skeleton = None
         if event_types is not None and obj.is_elf:
-            skeleton = build_skeleton_context(obj, refs, event_types)
+            embed = obj.data if opts.keep_debug else strip_debug(obj.data)
+            skeleton = build_skeleton_context(obj, refs, event_types, embed)
         return GeneratedModule(render_module(obj, refs, skeleton), messages)
     except RecursionError:
         raise GenerateError("types nested too deeply") from None

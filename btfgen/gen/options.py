@@ -26,6 +26,9 @@ class GenOptions:
     events: Mapping[str, str] = field(default_factory=dict)
     #: C header declaring record types a stripped object's BTF lacks (``--header``).
     header: str | None = None
+    #: Embed the object with its DWARF (``--keep-debug``); by default the module
+    #: embeds it without (DWARF is read for record types first).
+    keep_debug: bool = False
 
     def command_line(self, path: str, output: str) -> str:
         """The ``btfgen gen`` command that writes ``output`` with these options."""
@@ -35,4 +38,5 @@ class GenOptions:
         args += ["--base", self.base] if self.base else []
         args += [a for m, c in self.events.items() for a in ("--event", f"{m}={c}")]
         args += ["--header", self.header] if self.header else []
+        args += ["--keep-debug"] if self.keep_debug else []
         return "btfgen gen " + shlex.join(args)

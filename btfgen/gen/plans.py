@@ -260,6 +260,16 @@ class RecordPlan(Plan):
         return (self.cls,)
 
 
+def parenthesized(expr: str) -> str:
+    """``expr`` in parentheses, unless it is in a pair already (``((x))`` is UP034)."""
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and i < len(expr) - 1:
+            return f"({expr})"
+    return expr if expr.startswith("(") else f"({expr})"
+
+
 @dataclass(frozen=True)
 class BitMember:
     """One bitfield of a :class:`BitRun`: its bits relative to the run start."""
@@ -323,7 +333,7 @@ class BitRun:
         """The storage item for ``values`` (one expression per member)."""
         expr = self.encode_int(values)
         if self.code().endswith("s"):
-            return f'({expr}).to_bytes({self.size}, "{self.byteorder}")'
+            return f'{parenthesized(expr)}.to_bytes({self.size}, "{self.byteorder}")'
         return expr
 
     def encode_int(self, values: list[str]) -> str:

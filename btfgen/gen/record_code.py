@@ -16,6 +16,8 @@ nobody touched survive.
 
 from __future__ import annotations
 
+import bisect
+
 from btfgen.gen.model import LINE_WIDTH, Flex, RecordClass, RecordField, Slot
 
 _MAX_LITERAL = 64
@@ -27,15 +29,20 @@ def format_literal(fmt: str) -> list[str]:
 
 
 def _layer0(rec: RecordClass) -> tuple[list[Slot], list[Slot]]:
-    taken: list[tuple[int, int]] = []
+    # The bytes taken so far: disjoint intervals sorted by start, so that a
+    # slot's overlap test is a bisection, not a scan (32k-member structs).
+    starts: list[int] = []
+    ends: list[int] = []
     layer: list[Slot] = []
     overlays: list[Slot] = []
     for s in rec.slots:
-        if s.end > s.start and any(s.start < e and b < s.end for b, e in taken):
-            overlays.append(s)
-            continue
         if s.end > s.start:
-            taken.append((s.start, s.end))
+            i = bisect.bisect_right(starts, s.start)
+            if (i and ends[i - 1] > s.start) or (i < len(starts) and starts[i] < s.end):
+                overlays.append(s)
+                continue
+            starts.insert(i, s.start)
+            ends.insert(i, s.end)
         layer.append(s)
     layer.sort(key=lambda s: s.start)
     return layer, overlays
@@ -76,12 +83,13 @@ def _overlay_check(rec: RecordClass, s: Slot, od: str, oe: str, ind: str) -> lis
         raw = s.bits.raw("w", 0)
         mask = s.bits.mask()
         keep_bits = (1 << (8 * s.bits.size)) - 1 ^ mask
-        lines += _assign("new", enc, ind)
+        # "bits", not "new": that may hold the packed bytes of a struct already
+        lines += _assign("bits", enc, ind)
         lines.append(f"{ind}w = {od}.unpack_from(src, {s.start})")
-        lines.append(f"{ind}if (keep or new) and {raw} & {mask:#x} != new:")
+        lines.append(f"{ind}if (keep or bits) and {raw} & {mask:#x} != bits:")
         # merged into the bytes as built so far: other members' bits stay
         lines.append(f"{ind}    w = {od}.unpack_from(b, {s.start})")
-        merged = f"{raw} & {keep_bits:#x} | new"
+        merged = f"{raw} & {keep_bits:#x} | bits"
         if s.bits.code().endswith("s"):
             merged = f'({merged}).to_bytes({s.bits.size}, "{s.bits.byteorder}")'
         lines += _call(f"{oe}.pack_into(", ["b", str(s.start), merged], ind + "    ")

@@ -5,9 +5,9 @@ Default command line::
     clang -g -O2 -target bpf -D__TARGET_ARCH_<arch> -I<vmlinux.h dir> -I<source dir>
           -I<libbpf headers> -I/usr/include/<multiarch> <cflags> -c SRC -o OBJ
 
-then ``llvm-strip -g`` drops the DWARF (the ``.BTF`` sections stay): a
-generated module embeds the object, and DWARF from ``vmlinux.h`` is most of it.
-``BTFGEN_CLANG``, ``BTFGEN_LLVM_STRIP`` and ``BTFGEN_BPFTOOL`` choose the tools.
+The object keeps its DWARF: the generator reads record types from it and
+embeds the object without it (:mod:`btfgen.elf.strip`).  ``BTFGEN_CLANG`` and
+``BTFGEN_BPFTOOL`` choose the tools.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from btfgen.errors import BtfgenError
 
@@ -101,9 +101,11 @@ def _hint(stderr: str) -> str:
 
 
 def compile_bpf(source: str, output: str, *, cflags: Sequence[str] = (),
-                include: Sequence[str] = (), strip: bool = True) -> list[str]:
+                include: Sequence[str] = (),
+                warnings: Callable[[str], None] | None = None) -> list[str]:
     """Compile ``source`` to ``output`` (written only on success); returns the
-    clang command line.  Raises :class:`CompileError` with clang's messages."""
+    clang command line.  Raises :class:`CompileError` with clang's messages;
+    on success, what clang printed (its warnings) goes to ``warnings``."""
     clang = _tool("BTFGEN_CLANG", ["clang"], "clang (e.g. apt install clang)")
     cmd = [clang, *default_cflags(), *(f"-I{d}" for d in include_dirs(source, include)),
            *cflags, "-c", source, "-o", output + ".tmp"]
@@ -112,23 +114,13 @@ def compile_bpf(source: str, output: str, *, cflags: Sequence[str] = (),
         if r.returncode != 0:
             raise CompileError(f"clang failed (exit {r.returncode}):\n{r.stderr.rstrip()}"
                                f"{_hint(r.stderr)}")
-        if strip:
-            _strip_debug(output + ".tmp")
+        if r.stderr.strip() and warnings is not None:
+            warnings(r.stderr.rstrip())
         os.replace(output + ".tmp", output)
     finally:
         if os.path.exists(output + ".tmp"):
             os.unlink(output + ".tmp")
     return cmd
-
-
-def _strip_debug(obj: str) -> None:
-    # Debian's clang pulls in llvm-N, which has only the versioned name.
-    names = ["llvm-strip", *(f"llvm-strip-{v}" for v in range(30, 10, -1))]
-    strip = _tool("BTFGEN_LLVM_STRIP", names,
-                  "llvm (e.g. apt install llvm), set strip = false in [tool.btfgen],")
-    r = subprocess.run([strip, "-g", obj], capture_output=True, text=True, errors="replace")
-    if r.returncode != 0:
-        raise CompileError(f"llvm-strip -g {obj} failed: {r.stderr.strip()}")
 
 
 def write_vmlinux_h(folder: str, btf: str = VMLINUX_BTF) -> str:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from btfgen.runtime.bpfobj import LibbpfObject
-    from btfgen.runtime.buffers import PerfBuffer, PerfEventArray, RingBuf, RingBuffer, WithPayload
     from btfgen.runtime.errors import (
         BpfError,
         BpfPermissionError,
@@ -50,9 +49,12 @@ if TYPE_CHECKING:
         PerCpuArrayMap,
         PerCpuHashMap,
     )
+    from btfgen.runtime.perf import PerfBuffer, PerfEventArray
     from btfgen.runtime.program import Program
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
     from btfgen.runtime.queue_maps import BloomFilterMap, QueueMap, StackMap
+    from btfgen.runtime.reader import WithPayload
+    from btfgen.runtime.ringbuf import RingBuf, RingBuffer
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
     from btfgen.runtime.stack_traces import StackTraceMap
@@ -64,8 +66,8 @@ if TYPE_CHECKING:
 # buffers, maps and batch machinery it binds later.
 _WHERE = {
     "LibbpfObject": "bpfobj", "Link": "link", "Program": "program",
-    "PerfBuffer": "buffers", "PerfEventArray": "buffers", "RingBuf": "buffers",
-    "RingBuffer": "buffers", "WithPayload": "buffers",
+    "PerfBuffer": "perf", "PerfEventArray": "perf", "RingBuf": "ringbuf",
+    "RingBuffer": "ringbuf", "WithPayload": "reader",
     "BpfError": "errors", "BpfPermissionError": "errors", "LibbpfMissingError": "errors",
     "MapKeyError": "errors", "NotSupportedError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",

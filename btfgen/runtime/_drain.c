@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include "_perf_ring.h"
+#include "_bpf_ringbuf.h"
 
 struct btfgen_drain_out {
     char *data;           /* records, see btfgen_drain */
@@ -28,6 +29,12 @@ struct btfgen_drain_out {
     uint32_t more;         /* out: 1 when it stopped because data or sizes were full */
     uint64_t lost;         /* out: lost samples reported in this call, all rings */
     int32_t only_ring;     /* out: the ring every record came from, or -1 */
+    /* The delivery cursor, kept here so an exception that interrupts delivery
+     * (a signal handler's, say) loses nothing: the records of the last drain
+     * from index done (byte offset done_bytes) on are not delivered yet.
+     * Each drain sets them to 0; the record builders (_records.c) advance them. */
+    uint64_t done;
+    uint64_t done_bytes;
 };
 
 /* Copy n bytes: small records 8 bytes at a time (the compiler inlines a
@@ -79,6 +86,8 @@ SINK_FN void sink_close(const struct sink *k, struct btfgen_drain_out *out)
     out->used = k->used;
     out->short_count = k->nshort;
     out->more = k->more;
+    out->done = 0;
+    out->done_bytes = 0;
 }
 
 /* Append a sample of raw bytes: at a fixed stride, cut or zero-filled to it, or
@@ -191,24 +200,7 @@ int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nri
     return btfgen_drain(rings, nrings, stride, limit, out);
 }
 
-/* BPF_MAP_TYPE_RINGBUF (kernel/bpf/ringbuf.c, uapi BPF_RINGBUF_*): one ring for
- * all CPUs.  The map fd's mmap gives a consumer page (consumer_pos, u64 at 0,
- * the only part user space writes), then a producer page (producer_pos at 0),
- * then the data area (data_size bytes, a power of two) mapped twice in a row,
- * so a record is always contiguous.  Each record starts 8-byte aligned with an
- * 8-byte header: u32 len (BUSY bit: still being written; DISCARD bit: dropped
- * by the program) and u32 pg_off; the sample follows, the next record starts
- * at round_up(len + 8, 8). */
-#define BTFGEN_RINGBUF_BUSY (1U << 31)
-#define BTFGEN_RINGBUF_DISCARD (1U << 30)
-#define BTFGEN_RINGBUF_HDR 8
-
-struct btfgen_ringbuf {
-    uint64_t *consumer_pos;  /* in the read-write consumer page */
-    uint64_t *producer_pos;  /* in the read-only producer page */
-    const char *data;        /* the first of the two mappings of the data area */
-    uint64_t data_size;
-};
+/* BPF_MAP_TYPE_RINGBUF: one ring for all CPUs (layout and walk: _bpf_ringbuf.h). */
 
 /* Copy the committed records of a BPF ring buffer into out (same conventions
  * as btfgen_drain, as one ring: stride > 0, one record per slot, else packed),
@@ -220,7 +212,6 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride, uint
                                 struct btfgen_drain_out *out)
 {
     struct sink k;
-    uint64_t mask = rb->data_size - 1;
     uint64_t cons = __atomic_load_n(rb->consumer_pos, __ATOMIC_ACQUIRE);
     uint64_t prod;
     int progress = 1;
@@ -234,35 +225,23 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride, uint
         /* Acquire: a header is read only after the producer_pos covering it. */
         prod = __atomic_load_n(rb->producer_pos, __ATOMIC_ACQUIRE);
         while (cons < prod) {
-            const char *hdr = rb->data + (cons & mask);
-            btfgen_ring_prefetch(rb->data, rb->data_size, cons);
-            /* Acquire: the sample is read only after its committed length. */
-            uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
+            const char *sample;
             uint32_t raw;
             uint64_t step;
-            if (len & BTFGEN_RINGBUF_BUSY)
-                break;  /* reserved, not yet submitted: it and all after it wait */
-            raw = len & ~(BTFGEN_RINGBUF_BUSY | BTFGEN_RINGBUF_DISCARD);
-            step = ((uint64_t)raw + BTFGEN_RINGBUF_HDR + 7) & ~(uint64_t)7;
-            if (step > prod - cons)
-                break;  /* cannot happen with a sane kernel; stop rather than overrun */
-            if (!(len & BTFGEN_RINGBUF_DISCARD)) {
-                /* the data area is mapped twice: a sample never wraps */
-                if (!sink_add(&k, stride, hdr + BTFGEN_RINGBUF_HDR, raw, NULL, 0, 0))
-                    break;
-            }
+            int kind = btfgen_ringbuf_next(rb->data, rb->data_size, cons, prod, &sample, &raw,
+                                           &step);
+            if (kind == BTFGEN_RB_WAIT)
+                break;
+            /* the data area is mapped twice: a sample never wraps */
+            if (kind == BTFGEN_RB_RECORD && !sink_add(&k, stride, sample, raw, NULL, 0, 0))
+                break;
             cons += step;
             progress = 1;
         }
         /* Once per pass rather than per record as libbpf does, and only past
-         * what was copied.  At least release (the copies finish before the
-         * kernel may reuse the space); sequentially consistent because the
-         * kernel wakes the reader only when a record it commits sits at
-         * consumer_pos: with this store ordered before the next pass's loads,
-         * either the kernel sees the new consumer_pos and wakes us, or that
-         * pass sees the record it committed. */
+         * what was copied (see btfgen_ringbuf_consume). */
         if (cons != start)
-            __atomic_store_n(rb->consumer_pos, cons, __ATOMIC_SEQ_CST);
+            btfgen_ringbuf_consume(rb->consumer_pos, cons);
     }
     sink_close(&k, out);
     out->lost = 0;

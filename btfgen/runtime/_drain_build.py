@@ -17,7 +17,7 @@ struct btfgen_drain_out {
     char *data; uint64_t data_size; uint32_t *sizes; uint32_t max_records;
     uint32_t *ring_counts; uint64_t *ring_lost;
     uint32_t count; uint64_t used; uint32_t short_count; uint32_t more;
-    uint64_t lost; int32_t only_ring;
+    uint64_t lost; int32_t only_ring; uint64_t done; uint64_t done_bytes;
 };
 int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
                 uint32_t stride, uint32_t limit, struct btfgen_drain_out *out);
@@ -34,7 +34,8 @@ ffibuilder.cdef(CDEF)
 # (setuptools skips the extension and the runtime uses libbpf's callbacks instead).
 HERE = Path(__file__).resolve().parent
 ffibuilder.set_source("btfgen.runtime._drain", (HERE / "_drain.c").read_text(),
-                      include_dirs=[str(HERE)], depends=[str(HERE / "_perf_ring.h")],
+                      include_dirs=[str(HERE)],
+                      depends=[str(HERE / "_perf_ring.h"), str(HERE / "_bpf_ringbuf.h")],
                       extra_compile_args=["-O2"], optional=True)
 
 if __name__ == "__main__":

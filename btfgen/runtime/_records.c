@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include "_perf_ring.h"
+#include "_bpf_ringbuf.h"
 
 enum { K_U = 1, K_I = 2, K_BOOL = 3, K_FLOAT = 4, K_CSTR = 5 };
 
@@ -305,22 +306,19 @@ fail_buf:
     return NULL;
 }
 
-/* Call callback(cpu, obj), or callback(obj) when cpu is None; an exception
- * goes to fail(exception).  Returns 0, 1 when the callback raised (and fail
- * took the exception), or -1 when fail itself raised. */
-static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject *fail)
+/* Hand the exception being raised to fail(exception).  Returns 1 when it is
+ * an Exception (delivery goes on), 2 when it is another BaseException
+ * (KeyboardInterrupt, SystemExit: delivery stops after this record, so Ctrl-C
+ * is felt at once), -1 when fail itself raised. */
+static int pass_on(PyObject *fail)
 {
-    PyObject *argv[2] = {cpu, obj}, *res, *type, *value, *tb;
-    res = cpu == Py_None ? PyObject_Vectorcall(callback, argv + 1, 1, NULL)
-                         : PyObject_Vectorcall(callback, argv, 2, NULL);
-    if (res) {
-        Py_DECREF(res);
-        return 0;
-    }
+    PyObject *type, *value, *tb, *res;
+    int stop;
     PyErr_Fetch(&type, &value, &tb);
     PyErr_NormalizeException(&type, &value, &tb);
-    if (tb)
+    if (tb && value)
         PyException_SetTraceback(value, tb);
+    stop = value && !PyErr_GivenExceptionMatches(value, PyExc_Exception);
     Py_XDECREF(type);
     Py_XDECREF(tb);
     res = value ? PyObject_CallOneArg(fail, value) : NULL;
@@ -328,42 +326,151 @@ static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject 
     if (!res)
         return -1;
     Py_DECREF(res);
-    return 1;
+    return stop ? 2 : 1;
 }
 
-/* deliver(plan, data, stride, start, count, callback, cpu, fail) -> None
+/* Call callback(cpu, obj), or callback(obj) when cpu is None, or
+ * callback((cpu, obj)) when pair is set (a queue's append).  Returns 0, or
+ * what pass_on returns when the callback raised. */
+static int hand_over(PyObject *callback, PyObject *cpu, PyObject *obj, PyObject *fail, int pair)
+{
+    PyObject *argv[2] = {cpu, obj}, *res;
+    if (cpu == Py_None) {
+        res = PyObject_Vectorcall(callback, argv + 1, 1, NULL);
+    } else if (pair) {
+        PyObject *t = PyTuple_Pack(2, cpu, obj);
+        res = t ? PyObject_CallOneArg(callback, t) : NULL;
+        Py_XDECREF(t);
+    } else {
+        res = PyObject_Vectorcall(callback, argv, 2, NULL);
+    }
+    if (res) {
+        Py_DECREF(res);
+        return 0;
+    }
+    return pass_on(fail);
+}
+
+#define DELIVER_PAIRS 1
+
+/* Decode the record at offset (size bytes) with a Python decoder:
+ * decoder(data, offset), or decoder(data, offset, size) when sized. */
+static PyObject *decode_with(PyObject *decoder, PyObject *data, uint64_t offset, uint64_t size,
+                             int sized)
+{
+    PyObject *argv[3] = {data, NULL, NULL}, *res;
+    argv[1] = PyLong_FromUnsignedLongLong(offset);
+    if (!argv[1])
+        return NULL;
+    if (sized && !(argv[2] = PyLong_FromUnsignedLongLong(size))) {
+        Py_DECREF(argv[1]);
+        return NULL;
+    }
+    res = PyObject_Vectorcall(decoder, argv, sized ? 3 : 2, NULL);
+    Py_DECREF(argv[1]);
+    Py_XDECREF(argv[2]);
+    return res;
+}
+
+/* deliver(decoder, data, stride, sizes, first, count, callback, cpu, fail,
+ *         cursor, flags) -> records handed over
  *
- * For each record: build it and call callback(cpu, record), or callback(record)
- * when cpu is None.  An exception from the callback goes to fail(exception)
- * and delivery goes on with the next record (poll() raises it afterwards);
- * an exception from fail, or a failure to build a record, stops and raises.
- * One record is alive at a time unless the callback keeps it. */
+ * Hand the records first .. first + count - 1 of a drain (in data) to
+ * callback, one at a time, starting at the one the cursor points at.  cursor
+ * is the address of two uint64_t: the index of the next record to hand over
+ * and its byte offset in data.  It moves past a record just before the
+ * record's callback runs: whatever exception interrupts delivery (a signal
+ * handler's included), each record is handed over once and the rest stays for
+ * the next call.
+ *
+ * decoder: a plan (the record built in C), or a callable: decoder(data, off),
+ * or decoder(data, off, size) when sizes is given.  stride > 0: record i at
+ * i * stride (sizes cut to stride); 0: packed, each 8-byte aligned after the
+ * previous (needs sizes).  sizes: 0 or the address of each record's raw size
+ * (uint32_t[]).  callback(cpu, record), callback(record) when cpu is None,
+ * callback((cpu, record)) with DELIVER_PAIRS.  fail(exception) takes what a
+ * callback raises (see pass_on: an Exception lets delivery go on, another
+ * stops it after that record).  A decoder returning Ellipsis skips the record
+ * (it reported why itself); what a decoder raises propagates, the record left
+ * for the next call (a signal handler may raise anywhere in Python code). */
 static PyObject *deliver(PyObject *self, PyObject *args)
 {
-    PyObject *capsule, *callback, *cpu, *fail, *spare = NULL;
+    PyObject *decoder, *data, *callback, *cpu, *fail, *spare = NULL;
+    unsigned long long sizes_addr, cursor_addr;
+    Py_ssize_t stride, first, count, handed = 0;
     Py_buffer buf;
-    Py_ssize_t stride, start, count, i;
-    struct plan *p;
+    int flags;
+    struct plan *p = NULL;
+    const uint32_t *sizes;
+    uint64_t *cursor, end;
 
-    if (!PyArg_ParseTuple(args, "Oy*nnnOOO", &capsule, &buf, &stride, &start, &count,
-                          &callback, &cpu, &fail))
+    if (!PyArg_ParseTuple(args, "OOnKnnOOOKi", &decoder, &data, &stride, &sizes_addr, &first,
+                          &count, &callback, &cpu, &fail, &cursor_addr, &flags))
         return NULL;
-    if (!(p = records_in(capsule, &buf, stride, start, count)))
+    if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0)
         return NULL;
-    for (i = 0; i < count; i++) {
-        PyObject *obj = next_record(p, &spare, (const char *)buf.buf + start + i * stride);
+    sizes = (const uint32_t *)(uintptr_t)sizes_addr;
+    cursor = (uint64_t *)(uintptr_t)cursor_addr;
+    if (PyCapsule_CheckExact(decoder)) {
+        if (!(p = PyCapsule_GetPointer(decoder, "btfgen.plan")))
+            goto fail;
+        if (stride <= 0 || plan_check_stride(p, stride) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a plan needs a stride");
+            goto fail;
+        }
+    }
+    if (stride < 0 || first < 0 || count < 0 || !cursor || (!stride && !sizes) ||
+        (stride && first + count > buf.len / stride) || cursor[0] < (uint64_t)first) {
+        PyErr_SetString(PyExc_ValueError, "records outside the buffer");
+        goto fail;
+    }
+    end = (uint64_t)(first + count);
+    while (cursor[0] < end) {
+        uint64_t i = cursor[0];
+        uint64_t off = stride ? i * stride : cursor[1];
+        uint64_t size = sizes ? sizes[i] : (uint64_t)stride;
+        uint64_t next_off;
+        PyObject *obj;
         int rc;
-        if (!obj)
-            goto fail_buf;
-        rc = hand_over(callback, cpu, obj, fail);
-        release_record(p, &spare, obj);
+        if (stride) {
+            if (size > (uint64_t)stride)
+                size = stride;
+            next_off = off + stride;
+        } else {
+            next_off = (off + size + 7) & ~(uint64_t)7;
+        }
+        if (off + size > (uint64_t)buf.len) {
+            PyErr_SetString(PyExc_ValueError, "records outside the buffer");
+            goto fail;
+        }
+        obj = p ? next_record(p, &spare, (const char *)buf.buf + off)
+                : decode_with(decoder, data, off, size, sizes != NULL);
+        if (!obj)  /* the record stays for the next call (a signal handler's exception) */
+            goto fail;
+        if (obj == Py_Ellipsis) {  /* the decoder reported it to fail() itself: skip it */
+            Py_DECREF(obj);
+            cursor[0] = i + 1;
+            cursor[1] = next_off;
+            continue;
+        }
+        cursor[0] = i + 1;
+        cursor[1] = next_off;
+        handed++;
+        rc = hand_over(callback, cpu, obj, fail, flags & DELIVER_PAIRS);
+        if (p)
+            release_record(p, &spare, obj);
+        else
+            Py_DECREF(obj);
         if (rc < 0)
-            goto fail_buf;
+            goto fail;
+        if (rc == 2)
+            break;
     }
     Py_XDECREF(spare);
     PyBuffer_Release(&buf);
-    Py_RETURN_NONE;
-fail_buf:
+    return PyLong_FromSsize_t(handed);
+fail:
     Py_XDECREF(spare);
     PyBuffer_Release(&buf);
     return NULL;
@@ -400,7 +507,9 @@ static int wait_rings(int epoll_fd, int timeout_ms)
  * total); cpus is a tuple of each ring's CPU.  The ring's tail moves past a
  * record before its callback runs and is read again after it, so a callback
  * that polls the same buffer sees each record once.  A sample shorter than
- * stride stops the walk there (stopped = 1): the caller handles the rest. */
+ * stride stops the walk there (stopped = 1): the caller handles the rest;
+ * stopped = 2 after a callback raised a BaseException that is not an
+ * Exception (see pass_on): the rest waits for the next call. */
 static PyObject *perf_deliver(PyObject *self, PyObject *args)
 {
     PyObject *capsule, *cpus, *callback, *fail, *spare = NULL;
@@ -474,10 +583,14 @@ static PyObject *perf_deliver(PyObject *self, PyObject *args)
                 goto fail;
             __atomic_store_n(tailp, tail + rec.size, __ATOMIC_RELEASE);
             delivered++;
-            rc = hand_over(callback, cpu, obj, fail);
+            rc = hand_over(callback, cpu, obj, fail, 0);
             release_record(p, &spare, obj);
             if (rc < 0)
                 goto fail;
+            if (rc == 2) {  /* KeyboardInterrupt and the like: out after this record */
+                stopped = 2;
+                break;
+            }
         }
     }
     Py_XDECREF(spare);
@@ -489,22 +602,20 @@ fail:
     return NULL;
 }
 
-#define RINGBUF_BUSY (1U << 31)
-#define RINGBUF_DISCARD (1U << 30)
-#define RINGBUF_HDR 8
-
 /* ringbuf_deliver(plan, consumer_pos, producer_pos, data, data_size, stride,
  *                 callback, fail, epoll_fd, timeout_ms) -> (delivered, stopped)
  *
- * perf_deliver for a BPF ring buffer (BPF_MAP_TYPE_RINGBUF, its layout as in
- * _drain.c's btfgen_ringbuf_drain): waits, then builds each committed record
+ * perf_deliver for a BPF ring buffer (BPF_MAP_TYPE_RINGBUF, walked as in
+ * _bpf_ringbuf.h, shared with the drain): waits, then builds each committed record
  * in place and hands it to callback(record).  The addresses are those of the
  * runtime's own mapping of the map (consumer_pos in the read-write consumer
  * page; producer_pos and the data area, mapped twice in a row so a record
  * never wraps, read-only).  Discarded records are skipped; a record still
  * being written ends the walk.  consumer_pos moves past a record before its
  * callback runs and is read again after it (a callback may poll the same
- * buffer).  A sample shorter than stride stops the walk there (stopped = 1). */
+ * buffer).  A sample shorter than stride stops the walk there (stopped = 1);
+ * a callback's BaseException that is not an Exception stops it after that
+ * record (stopped = 2). */
 static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
 {
     PyObject *capsule, *callback, *fail, *spare = NULL;
@@ -512,7 +623,7 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
     unsigned long long delivered = 0, consumed = 0;
     int epoll_fd, timeout_ms, stopped = 0, progress = 1, raised = 0;
     Py_ssize_t stride;
-    uint64_t *consumer_pos, mask;
+    uint64_t *consumer_pos;
     const uint64_t *producer_pos;
     const char *data;
     struct plan *p;
@@ -531,7 +642,6 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
     consumer_pos = (uint64_t *)(uintptr_t)cons_addr;
     producer_pos = (const uint64_t *)(uintptr_t)prod_addr;
     data = (const char *)(uintptr_t)data_addr;
-    mask = data_size - 1;
     if (wait_rings(epoll_fd, timeout_ms) < 0)
         return NULL;
     /* Like the drain, look again after a pass that found records, but not
@@ -543,36 +653,36 @@ static PyObject *ringbuf_deliver(PyObject *self, PyObject *args)
         progress = 0;
         /* consumer_pos is read anew each time: a callback may have polled past it */
         while ((cons = __atomic_load_n(consumer_pos, __ATOMIC_RELAXED)) < prod) {
-            const char *hdr = data + (cons & mask);
-            btfgen_ring_prefetch(data, data_size, cons);
-            /* Acquire: the sample is read only after its committed length. */
-            uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
-            uint32_t raw = len & ~(RINGBUF_BUSY | RINGBUF_DISCARD);
-            uint64_t step = ((uint64_t)raw + RINGBUF_HDR + 7) & ~(uint64_t)7;
+            const char *sample;
+            uint32_t raw;
+            uint64_t step;
             PyObject *obj = NULL;
-            int rc;
-            if (len & RINGBUF_BUSY || step > prod - cons)
-                break;  /* not yet submitted (or an impossible size): it waits */
-            if (!(len & RINGBUF_DISCARD)) {
+            int rc, kind = btfgen_ringbuf_next(data, data_size, cons, prod, &sample, &raw,
+                                               &step);
+            if (kind == BTFGEN_RB_WAIT)
+                break;
+            if (kind == BTFGEN_RB_RECORD) {
                 if (raw < (uint64_t)stride) {
                     stopped = 1;
                     break;
                 }
-                if (!(obj = next_record(p, &spare, hdr + RINGBUF_HDR)))
+                if (!(obj = next_record(p, &spare, sample)))
                     goto fail;
             }
-            /* Sequentially consistent, as the drain's (see there): the kernel
-             * wakes the reader only for a record committed at consumer_pos. */
-            __atomic_store_n(consumer_pos, cons + step, __ATOMIC_SEQ_CST);
+            btfgen_ringbuf_consume(consumer_pos, cons + step);
             progress = 1;
             consumed += step;
             if (!obj)
                 continue;
             delivered++;
-            rc = hand_over(callback, Py_None, obj, fail);
+            rc = hand_over(callback, Py_None, obj, fail, 0);
             release_record(p, &spare, obj);
             if (rc < 0)
                 goto fail;
+            if (rc == 2) {
+                stopped = 2;
+                break;
+            }
             raised |= rc;
         }
     }
@@ -587,7 +697,8 @@ static PyMethodDef methods[] = {
     {"make_plan", make_plan, METH_VARARGS, "make_plan(cls, fields) -> plan"},
     {"build", build, METH_VARARGS, "build(plan, data, stride, start, count) -> list"},
     {"deliver", deliver, METH_VARARGS,
-     "deliver(plan, data, stride, start, count, callback, cpu, fail) -> None"},
+     "deliver(decoder, data, stride, sizes, first, count, callback, cpu, fail, cursor, flags) "
+     "-> handed"},
     {"perf_deliver", perf_deliver, METH_VARARGS,
      "perf_deliver(plan, rings, nrings, cpus, stride, callback, fail, ring_lost, epoll_fd, "
      "timeout_ms) -> (delivered, lost, stopped)"},

@@ -1,6 +1,6 @@
 """Batches of fixed-size records: one contiguous buffer, decoded in bulk.
 
-:meth:`PerfBuffer.read_batch() <btfgen.runtime.buffers.PerfBuffer.read_batch>`
+:meth:`PerfBuffer.read_batch() <btfgen.runtime.perf.PerfBuffer.read_batch>`
 returns a :class:`PerfBatch`: the records back to back (``stride`` bytes each)
 and which CPU each run of records came from.  ``records()`` decodes them into
 the generated record classes; ``array()`` views them as a numpy structured
@@ -12,16 +12,17 @@ Bitfields have no numpy type: :meth:`PerfBatch.column` derives them.
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from btfgen.runtime.codec import Codec, RecordCodec
+from btfgen.runtime.records_fast import bulk_decoder, c_type_of
 
 R = TypeVar("R")
 
-__all__ = ["Bitfield", "PerfBatch", "RecordLayout", "c_type_of", "record_dtype", "record_layout"]
+__all__ = ["Bitfield", "FlexInfo", "PerfBatch", "RecordLayout", "c_type_of", "decode_exact",
+           "flex_info", "record_dtype", "record_layout"]
 
 
 class ArraySource(Protocol):
@@ -33,7 +34,7 @@ class ArraySource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Bitfield:
     """A bitfield member: ``bits`` bits at bit ``shift`` of the bytes at ``offset``."""
 
@@ -44,7 +45,7 @@ class Bitfield:
     signed: bool
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class RecordLayout:
     """A record's numpy dtype and the bitfields it cannot express."""
 
@@ -94,18 +95,6 @@ def record_layout(record: Any, ffi: Any = None, spelling: str | None = None) -> 
         layout = RecordLayout(_ctype_dtype(ffi, ctype, 0, bitfields, ""), bitfields)
     _layouts[key] = layout
     return layout
-
-
-def c_type_of(cls: Any) -> tuple[Any, Any] | None:
-    """``(ffi, ctype)`` of a generated record class, from its module's ``TYPES``
-    and ``ffi``; None for other classes."""
-    mod = sys.modules.get(getattr(cls, "__module__", ""), None)
-    types = getattr(mod, "TYPES", None) or {}
-    spelling = next((s for s, c in types.items() if c is cls), None)
-    ffi = getattr(mod, "ffi", None)
-    if ffi is None or spelling is None:
-        return None
-    return ffi, ffi.typeof(spelling)
 
 
 def record_dtype(record: Any, ffi: Any = None, spelling: str | None = None) -> Any:
@@ -165,19 +154,24 @@ def _ctype_dtype(ffi: Any, t: Any, base: int, bitfields: dict[str, Bitfield],
 
 
 class PerfBatch(Generic[R]):
-    """Records drained from a perf buffer in one call.
+    """Records drained from a perf or ring buffer in one call.
 
     ``data`` (bytes or a read-only memoryview of the drain buffer, which is not
     reused while the batch or an array on it is alive) holds ``len(batch)``
     records of ``stride`` bytes (each sample cut or zero-padded to the record
     size); ``segments`` lists ``(cpu, count)`` runs in order.  ``sizes`` (or
     None when every sample was at least a record) holds each sample's raw size.
+
+    ``packed=True`` (records ending in a flexible array): each sample is whole,
+    ``sizes[i]`` bytes, the next one 8-byte aligned after it; ``records()``
+    decodes each from its own bytes, ``array()`` copies the fixed part of each.
     """
 
-    __slots__ = ("data", "codec", "stride", "segments", "sizes", "source")
+    __slots__ = ("data", "codec", "stride", "segments", "sizes", "source", "packed")
 
     def __init__(self, data: bytes | memoryview, codec: Codec[R], segments: list[tuple[int, int]],
-                 sizes: list[int] | None = None, source: ArraySource | None = None) -> None:
+                 sizes: list[int] | None = None, source: ArraySource | None = None,
+                 packed: bool = False) -> None:
         self.data = data
         self.codec = codec
         self.stride = codec.size
@@ -186,25 +180,41 @@ class PerfBatch(Generic[R]):
         #: The drain buffer ``data`` views from its start, when it does: array()
         #: slices that buffer's cached array instead of making one.
         self.source = source
+        self.packed = packed and sizes is not None
 
     def __len__(self) -> int:
+        if self.packed:
+            return len(self.sizes or ())
         return len(self.data) // self.stride if self.stride else 0
 
     def _check_sizes(self) -> None:
+        """Samples shorter than the record decode zero-padded (variable-length
+        records), down to the codec's ``min_size``; shorter ones are an error."""
         if self.sizes is not None:
-            short = [i for i, s in enumerate(self.sizes) if s < self.stride]
+            least = getattr(self.codec, "min_size", self.stride)
+            short = [i for i, s in enumerate(self.sizes) if s < least]
             if short:
-                raise ValueError(f"{len(short)} samples shorter than the {self.stride}-byte "
+                raise ValueError(f"{len(short)} samples shorter than the {least}-byte "
                                  f"record (first: #{short[0]}, {self.sizes[short[0]]} bytes)")
+
+    def _offsets(self) -> list[int]:
+        offsets, pos = [], 0
+        for size in self.sizes or ():
+            offsets.append(pos)
+            pos += (size + 7) & ~7
+        return offsets
 
     def records(self) -> list[R]:
         """Every record decoded (generated record objects)."""
         self._check_sizes()
         codec = self.codec
         data, stride = self.data, self.stride
+        if self.packed:
+            assert self.sizes is not None
+            flex = flex_info(codec.cls) if isinstance(codec, RecordCodec) else None
+            return [decode_exact(codec, data, off, size, flex)
+                    for off, size in zip(self._offsets(), self.sizes, strict=True)]
         if isinstance(codec, RecordCodec):
-            from btfgen.runtime.records_fast import bulk_decoder
-
             bulk = bulk_decoder(codec.cls)
             if bulk is not None:
                 return bulk.build(data, stride, 0, len(self))
@@ -222,7 +232,8 @@ class PerfBatch(Generic[R]):
         return out
 
     def array(self, dtype: Any = None) -> Any:
-        """The records as a read-only numpy structured array (no copy).
+        """The records as a read-only numpy structured array (no copy; packed
+        batches copy the fixed part of each record).
 
         ``dtype`` defaults to :func:`record_dtype` of the record type.
         """
@@ -233,6 +244,12 @@ class PerfBatch(Generic[R]):
             if dtype is None:
                 dtype = _codec_dtypes[self.codec] = record_dtype(self.codec)
         count = len(self)
+        if self.packed:
+            assert self.sizes is not None
+            stride, data = self.stride, self.data
+            fixed = b"".join(bytes(data[off:off + min(size, stride)]).ljust(stride, b"\0")
+                             for off, size in zip(self._offsets(), self.sizes, strict=True))
+            return _np().frombuffer(fixed, dtype=dtype, count=count)
         if self.source is not None and dtype.itemsize == self.stride:
             return self.source.array(dtype, count)
         return _np().frombuffer(self.data, dtype=dtype, count=count)
@@ -256,7 +273,8 @@ class PerfBatch(Generic[R]):
                 arr = arr[part]
             return arr
         np = _np()
-        raw = np.frombuffer(self.data, dtype=np.uint8).reshape(-1, self.stride)
+        flat = self.array(np.dtype((np.void, self.stride))) if self.packed else self.data
+        raw = np.frombuffer(flat, dtype=np.uint8).reshape(-1, self.stride)
         first = bf.offset + bf.shift // 8
         last = bf.offset + (bf.shift + bf.bits - 1) // 8
         word = np.zeros(len(raw), dtype=np.uint64)
@@ -277,3 +295,44 @@ class PerfBatch(Generic[R]):
 
     def __repr__(self) -> str:
         return f"<PerfBatch {len(self)} records, {len(self.segments)} segments>"
+
+
+@dataclasses.dataclass(frozen=True)
+class FlexInfo:
+    """Where a record's flexible array member is: its field, byte offset and
+    element size."""
+
+    name: str
+    offset: int
+    esize: int
+
+
+def flex_info(cls: Any) -> FlexInfo | None:
+    """The flexible array member of a generated record class (its ``from_bytes``
+    reads past ``SIZE`` bytes when there are more), or None."""
+    size = int(getattr(cls, "SIZE", 0))
+    try:
+        short, long = cls.from_bytes(b"A" * size), cls.from_bytes(b"A" * (size + 64))
+        for f in dataclasses.fields(cls):
+            a, b = getattr(short, f.name), getattr(long, f.name)
+            if a != b and isinstance(a, (bytes, list)) and len(b) > len(a):
+                esize = 64 // (len(b) - len(a))
+                return FlexInfo(f.name, size - len(a) * esize, esize)
+    except Exception:  # noqa: BLE001 - a class that cannot decode this is not flexible
+        pass
+    return None
+
+
+def decode_exact(codec: Codec[R], data: Any, offset: int, size: int,
+                 flex: FlexInfo | None = None) -> R:
+    """One sample of ``size`` bytes at ``data[offset:]``, decoded from exactly
+    its own bytes: a flexible array (``flex``) holds the rest of this sample, no
+    more; a sample shorter than the record decodes zero-padded (ValueError below
+    the codec's ``min_size``), its flexible array cut to what the sample has."""
+    if size < codec.size and isinstance(codec, RecordCodec):
+        rec: R = codec.decode_sample(data, offset, size)
+        if flex is not None:
+            arr = getattr(rec, flex.name)
+            setattr(rec, flex.name, arr[:max(0, size - flex.offset) // flex.esize])
+        return rec
+    return codec.decode(data[offset:offset + size], 0)

@@ -7,8 +7,8 @@ into one contiguous buffer per call, at a fixed stride (one record per slot) or
 packed, and advances the rings' tails.  Python then decodes the whole buffer.
 
 When the extension is missing (or ``BTFGEN_NO_DRAIN=1``), :data:`AVAILABLE` is
-False and :class:`~btfgen.runtime.buffers.PerfBuffer` and
-:class:`~btfgen.runtime.buffers.RingBuffer` fall back to libbpf's per-record
+False and :class:`~btfgen.runtime.perf.PerfBuffer` and
+:class:`~btfgen.runtime.ringbuf.RingBuffer` fall back to libbpf's per-record
 callback, which works everywhere but costs a C -> Python call per record.
 """
 
@@ -137,6 +137,10 @@ class DrainBuffer:
         out.ring_counts = self._counts
         out.ring_lost = self._lost
         self.out = out
+        #: Addresses of the delivery cursor (out.done, out.done_bytes) and of the
+        #: sizes array, for the record builders (records_fast.deliver).
+        self.cursor_addr = int(ffi.cast("uintptr_t", ffi.addressof(out, "done")))
+        self.sizes_addr = int(ffi.cast("uintptr_t", self._sizes))
         # A few buffers are pooled so a caller keeping the last batch does not
         # cost a fresh one (and its page faults) per drain.
         self._pool = [PooledBuffer(ffi, capacity)]
@@ -187,13 +191,9 @@ class DrainBuffer:
         """Records per ring in the last drain."""
         return self._ffi.unpack(self._counts, self.count)  # type: ignore[no-any-return]
 
-    def take_lost(self) -> list[int]:
-        """Lost samples reported per ring since the last call (then reset)."""
-        lost: list[int] = self._ffi.unpack(self._lost, self.count)
-        if any(lost):
-            for i in range(self.count):
-                self._lost[i] = 0
-        return lost
+    def lost_counts(self) -> list[int]:
+        """Lost samples reported per ring so far (the C readers add to them)."""
+        return self._ffi.unpack(self._lost, self.count)  # type: ignore[no-any-return]
 
 
 class RingSet(DrainBuffer):
@@ -205,6 +205,8 @@ class RingSet(DrainBuffer):
         self.count = count
         self.rings = ffi.new("struct btfgen_ring[]", max(count, 1))
         total = 0
+        #: The largest ring's data size (bytes).
+        self.ring_size = 0
         base = libbpf_ffi.new("void **")
         size = libbpf_ffi.new("size_t *")
         for i in range(count):
@@ -215,6 +217,7 @@ class RingSet(DrainBuffer):
             self.rings[i].page_size = page_size
             self.rings[i].data_size = size[0]
             total += int(size[0])
+            self.ring_size = max(self.ring_size, int(size[0]))
         self._init_out(max(total, page_size), count, _MIN_RECORD)
         self.epoll_fd = int(lib().perf_buffer__epoll_fd(pb_ptr))
         #: Addresses of the ring table and the per-ring lost counters, for C
@@ -268,6 +271,8 @@ class RingbufSet(DrainBuffer):
         rb.producer_pos = ffi.cast("uint64_t *", producer)
         rb.data = producer + page_size
         rb.data_size = data_size
+        #: The ring's data size (bytes).
+        self.ring_size = data_size
         #: Addresses of consumer_pos, producer_pos and the data area, and the data
         #: size, for C readers outside this extension (records_fast's ringbuf_deliver).
         self.addresses = (int(ffi.cast("uintptr_t", rb.consumer_pos)),

@@ -18,7 +18,7 @@ from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import NotSupportedError, RuntimeBpfError
 from btfgen.runtime.link import BpfLinkPart, FdPart, Link, Part
 from btfgen.runtime.native import ObjectCore, c_bytes, c_name, check_int, check_ptr
-from btfgen.runtime.system import ensure_tracefs, kprobes_available, needs_tracefs
+from btfgen.runtime.system import ensure_tracefs, ifindex, kprobes_available, needs_tracefs
 
 if TYPE_CHECKING:
     from btfgen.runtime.perf_event import EventSpec
@@ -451,20 +451,6 @@ class Program:
         self._core.check_loaded()
         return prog_test_run(self.fd, self.name, data, ctx=ctx, repeat=repeat,
                              data_out_size=data_out_size)
-
-
-def ifindex(interface: int | str) -> int:
-    """The index of a network interface given by name or index."""
-    if isinstance(interface, int):
-        return interface
-    idx = 0
-    try:
-        idx = socket.if_nametoindex(interface)
-    except OSError:
-        pass
-    if not idx:
-        raise RuntimeBpfError(f"no network interface named {interface!r}")
-    return idx
 
 
 def _uprobe_tracefs() -> None:

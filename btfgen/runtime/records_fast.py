@@ -14,14 +14,14 @@ extension) there is no bulk decoder and callers use ``from_bytes``.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
 import os
 import random
+import sys
 from collections.abc import Callable
 from typing import Any
-
-from btfgen.runtime.batch import c_type_of
 
 _ext: Any
 try:
@@ -31,27 +31,28 @@ try:
 except ImportError:
     _ext = None
 
+#: True when the C record builders are importable and enabled.
+AVAILABLE = _ext is not None
+
+#: ``deliver(..., flags)``: hand ``(cpu, record)`` tuples to a queue's append.
+DELIVER_PAIRS = 1
+
 K_U, K_I, K_BOOL, K_FLOAT, K_CSTR = 1, 2, 3, 4, 5
 
 
 class BulkDecoder:
     """The C record builders of one record class (see :func:`bulk_decoder`)."""
 
-    __slots__ = ("build", "deliver", "perf_deliver", "ringbuf_deliver")
+    __slots__ = ("plan", "build", "perf_deliver", "ringbuf_deliver")
 
     def __init__(self, plan: Any) -> None:
+        #: The plan capsule (a decoder for :func:`deliver`).
+        self.plan = plan
         # partials, not closures: no Python frame per call
         #: ``build(data, stride, start, count) -> list`` of records at
         #: ``data[start + i * stride]``.
         self.build: Callable[[Any, int, int, int], list[Any]] = functools.partial(
             _ext.build, plan)
-        #: ``deliver(data, stride, start, count, callback, cpu, fail)``: builds
-        #: each record and calls ``callback(cpu, rec)`` (``callback(rec)`` when
-        #: ``cpu`` is None); a callback's exception goes to ``fail(exc)`` and
-        #: delivery goes on.
-        self.deliver: Callable[[Any, int, int, int, Callable[..., Any], int | None,
-                                Callable[[BaseException], None]], None] = functools.partial(
-            _ext.deliver, plan)
         #: ``perf_deliver(rings, nrings, cpus, stride, callback, fail, ring_lost,
         #: epoll_fd, timeout_ms) -> (delivered, lost, stopped)``: waits, then
         #: builds each sample straight from libbpf's perf rings and calls
@@ -63,6 +64,48 @@ class BulkDecoder:
         #: same for a BPF ring buffer, ``callback(rec)``.
         self.ringbuf_deliver: Callable[..., tuple[int, int]] = functools.partial(
             _ext.ringbuf_deliver, plan)
+
+    def deliver(self, data: Any, stride: int, start: int, count: int,
+                callback: Callable[..., Any], cpu: int | None,
+                fail: Callable[[BaseException], Any]) -> int:
+        """Build the ``count`` records at ``data[start + i * stride]`` one at a
+        time and call ``callback(cpu, rec)`` (``callback(rec)`` when ``cpu`` is
+        None); a callback's exception goes to ``fail(exc)`` and delivery goes on
+        (a KeyboardInterrupt-like one stops it after that record).  Returns the
+        records handed over.  (The readers call :func:`deliver` with their
+        drain's cursor instead.)"""
+        if not 0 <= start <= len(data):
+            raise ValueError("records outside the buffer")
+        view = memoryview(data)[start:]
+        cursor = array.array("Q", [0, 0])
+        return deliver(self.plan, view, stride, 0, 0, count, callback, cpu, fail,
+                       cursor.buffer_info()[0], 0)
+
+
+
+def deliver(decoder: Any, data: Any, stride: int, sizes_addr: int, first: int, count: int,
+            callback: Callable[..., Any], cpu: int | None,
+            fail: Callable[[BaseException], Any], cursor_addr: int, flags: int) -> int:
+    """Hand records ``first .. first + count - 1`` of a drain to ``callback``
+    from the one a cursor (two uint64 at ``cursor_addr``: record index, byte
+    offset) points at, moving it past each record before its callback runs: see
+    ``deliver`` in ``_records.c``.  ``decoder`` is a plan or ``decoder(data,
+    offset[, size])``."""
+    return int(_ext.deliver(decoder, data, stride, sizes_addr, first, count, callback, cpu, fail,
+                            cursor_addr, flags))
+
+
+def c_type_of(cls: Any) -> tuple[Any, Any] | None:
+    """``(ffi, ctype)`` of a generated record class, from its module's ``TYPES``
+    and ``ffi``; None for other classes."""
+    mod = sys.modules.get(getattr(cls, "__module__", ""), None)
+    types = getattr(mod, "TYPES", None) or {}
+    spelling = next((s for s, c in types.items() if c is cls), None)
+    ffi = getattr(mod, "ffi", None)
+    if ffi is None or spelling is None:
+        return None
+    return ffi, ffi.typeof(spelling)
+
 
 _cache: dict[type, BulkDecoder | None] = {}
 

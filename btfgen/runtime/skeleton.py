@@ -113,6 +113,14 @@ class Skeleton:
         for p in self._obj.programs.values():
             p.detach()
 
+    def poll(self, timeout_ms: int = 100) -> int:
+        """Wait up to ``timeout_ms`` (-1: forever) for any perf or ring buffer
+        opened on this skeleton, then deliver what each has; the record count
+        (libbpf's ``ring_buffer__add`` + ``ring_buffer__poll``, for both kinds)."""
+        from btfgen.runtime.reader import poll_all
+
+        return poll_all(self._obj.core, timeout_ms)
+
     def destroy(self) -> None:
         """Free buffers, links, programs, maps and their fds (idempotent).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 from btfgen.runtime._libbpf import ffi, libc
 from btfgen.runtime.errors import RuntimeBpfError
@@ -59,3 +60,17 @@ def possible_cpus() -> int:
     if n <= 0:
         raise RuntimeBpfError(f"cannot read the possible CPU count: {os.strerror(-n)}")
     return n
+
+
+def ifindex(interface: int | str) -> int:
+    """The index of a network interface given by name or index."""
+    if isinstance(interface, int):
+        return interface
+    idx = 0
+    try:
+        idx = socket.if_nametoindex(interface)
+    except OSError:
+        pass
+    if not idx:
+        raise RuntimeBpfError(f"no network interface named {interface!r}")
+    return idx

@@ -18,6 +18,7 @@ from btfgen.runtime import _log
 from btfgen.runtime._libbpf import ffi, lib, libc
 from btfgen.runtime.link import DetachPart, Part
 from btfgen.runtime.native import check_int
+from btfgen.runtime.system import ifindex
 
 ffi.cdef("""
 struct bpf_tc_hook { size_t sz; int ifindex; int attach_point; uint32_t parent; };
@@ -61,7 +62,6 @@ def _opts(prog_fd: int, handle: int, priority: int) -> Any:
 def attach_tc(prog_name: str, prog_fd: int, interface: int | str, *, direction: str,
               priority: int, handle: int) -> tuple[Part, str]:
     """Attach ``prog_fd`` as a tc filter; the part that detaches it, and a description."""
-    from btfgen.runtime.program import ifindex
     if direction not in DIRECTIONS:
         raise ValueError(f"attach_tc: direction must be 'ingress' or 'egress', not {direction!r}")
     idx = ifindex(interface)

@@ -155,7 +155,7 @@ def test_names_too_long_for_a_line(tmp_path: Path) -> None:
     out = tmp_path / "long_skel.py"
     mod = generate(tmp_path / "long.btf", out, types=["struct top"])
     text = out.read_text()
-    assert "# ruff: noqa: E501\n" in text
+    assert "# ruff: noqa: E501, RUF100\n" in text
     assert mod.TYPES["struct top"].from_bytes(bytes(range(12))).b.w == 0x0B0A0908
     for r in (ruff([out]), mypy_strict([out])):
         assert r.returncode == 0, r.stdout + r.stderr

@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 import pytest
 
 from btfgen.runtime.bpfobj import LibbpfObject
-from btfgen.runtime.buffers import PerfEventArray, RingBuf
 from btfgen.runtime.codec import ArrayCodec, Buffer, IntCodec, RecordCodec
 from btfgen.runtime.errors import BpfError, BpfPermissionError
 from btfgen.runtime.maps import ArrayMap, HashMap, PerCpuArrayMap
+from btfgen.runtime.perf import PerfEventArray
+from btfgen.runtime.ringbuf import RingBuf
 from btfgen.runtime.sections import GlobalSection, var
 
 ZOO_SRC = r"""

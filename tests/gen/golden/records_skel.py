@@ -18,13 +18,13 @@ from typing import ClassVar
 from cffi import FFI  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = [
-    "Color",
-    "EventPt",
-    "Event",
-    "Value",
-    "Packed",
-    "Msg",
     "TYPES",
+    "Color",
+    "Event",
+    "EventPt",
+    "Msg",
+    "Packed",
+    "Value",
     "ffi",
 ]
 

@@ -1,0 +1,156 @@
+"""Batch reads of perf and ring buffers (``read_batch``), for :mod:`.reader`.
+
+A batch is the drain's records from the cursor on, handed to the caller as
+one :class:`~btfgen.runtime.batch.PerfBatch`; the cursor moves past them last,
+and until ``read_batch`` has returned the batch it is kept per thread: one an
+exception (a signal handler's) stopped on its way out comes back from that
+thread's next call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from btfgen.runtime import drain as _drain
+from btfgen.runtime.batch import PerfBatch
+from btfgen.runtime.protocols import Codec
+
+R = TypeVar("R")
+
+
+class BatchReads(Generic[R]):
+    """``read_batch`` for :class:`~btfgen.runtime.reader.Reader`."""
+
+    _codec: Codec[R] | None
+    _payload: bool
+    _rings: _drain.DrainBuffer | None
+    _stride: int
+    _size: int
+    _flex: Any
+    received: int
+
+    def _init_batches(self) -> None:
+        self._sink: list[tuple[int, bytes]] | None = None
+        self._sink_rest: list[tuple[int, bytes]] = []
+        #: Per thread, the batch read_batch() is returning, until it has.
+        self._unclaimed: dict[int, PerfBatch[R] | None] = {}
+
+    def _locked(self, timeout_ms: int, work: Callable[..., Any], idle: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                    limit: int) -> int:
+        raise NotImplementedError
+
+    def _segments(self, rings: _drain.DrainBuffer, n: int) -> list[tuple[Any, int]]:
+        raise NotImplementedError
+
+    def _libbpf_call(self, what: str, *args: Any) -> int:
+        raise NotImplementedError
+
+    def read_batch(self, timeout_ms: int = 0, max_records: int | None = None) -> PerfBatch[R]:
+        """What is waiting (after up to ``timeout_ms`` for something to arrive) as
+        one :class:`PerfBatch`, no Python call per record: at most one drain
+        buffer's worth (all the rings' bytes), and at most ``max_records``.
+        What does not fit stays for the next call.
+
+        The callback is not called for these records; a perf buffer's lost
+        samples are counted (``lost``, ``lost_callback``) as usual.  The batch
+        views the drain buffer, which the next drain reuses only once nothing
+        holds the batch, its data or an array on it (otherwise it drains into
+        another): drop each batch (``del batch, arr``) before reading the next
+        to keep one buffer in use, still in the CPU's cache.  Records ending in
+        a flexible array come packed, each with its own bytes.
+        """
+        codec = self._codec
+        if self._payload or codec is None:
+            raise TypeError("read_batch needs records of a record type (no payload)")
+        if max_records is not None and max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
+        me = threading.get_ident()
+        batch: PerfBatch[R] | None = self._locked(
+            timeout_ms, self._batch if self._rings is not None else self._batch_libbpf, None,
+            codec, max_records, me)
+        if batch is None:  # another thread held the buffer for all of timeout_ms
+            batch = PerfBatch(b"", codec, [])
+        # nothing between here and the caller can raise (no call): it is theirs now
+        self._unclaimed[me] = None
+        return batch
+
+    def _batch(self, timeout_ms: int, _nested: bool, codec: Codec[R], max_records: int | None,
+               me: int) -> PerfBatch[R]:
+        kept = self._unclaimed.get(me)
+        if kept is not None:
+            return kept
+        rings = self._rings
+        assert rings is not None
+        out = rings.out
+        if out.done >= out.count:  # nothing left by an interrupted call: drain
+            limit = min(max_records or 0, rings.max_records)
+            self._drain_once(rings, timeout_ms, self._stride, limit)
+        lo, hi = out.done, out.count
+        if max_records is not None:
+            hi = min(hi, lo + max_records)
+        if lo >= hi:
+            return PerfBatch(b"", codec, [])
+        segments: list[tuple[Any, int]] = []
+        first = 0
+        for cpu, count in self._segments(rings, out.count):
+            take = min(first + count, hi) - max(first, lo)
+            if take > 0:
+                segments.append((cpu, take))
+            first += count
+        packed = not self._stride
+        sizes = rings.sizes()[lo:hi] if packed or out.short_count else None
+        if packed:
+            start = out.done_bytes
+            end = start + sum((s + 7) & ~7 for s in sizes or ())
+        else:
+            start, end = lo * self._stride, hi * self._stride
+        data = rings.view(out.used)[start:end]
+        batch = PerfBatch(data, codec, self._batch_segments(segments), sizes,
+                          rings.current if lo == 0 and not packed else None, packed=packed)
+        # the cursor moves last, nothing in between can raise; until read_batch
+        # returns it, the batch waits in _unclaimed
+        self._unclaimed[me] = batch
+        out.done_bytes = end
+        out.done = hi
+        self.received += hi - lo
+        return batch
+
+    def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
+        return segments
+
+    def _batch_libbpf(self, timeout_ms: int, _nested: bool, codec: Codec[R],
+                      max_records: int | None, _me: int) -> PerfBatch[R]:
+        """read_batch without the compiled drain: libbpf's callback collects samples."""
+        sink = self._sink_rest  # what the last bounded batch left
+        if max_records is None or len(sink) < max_records:
+            self._sink = sink
+            try:
+                if timeout_ms:
+                    self._libbpf_call("poll", timeout_ms)
+                self._libbpf_call("consume")
+            finally:
+                self._sink = None
+        if max_records is None:
+            self._sink_rest = []
+        else:
+            sink, self._sink_rest = sink[:max_records], sink[max_records:]
+        segments: list[tuple[int, int]] = []
+        for cpu, _raw in sink:
+            if segments and segments[-1][0] == cpu:
+                segments[-1] = (cpu, segments[-1][1] + 1)
+            else:
+                segments.append((cpu, 1))
+        stride = self._size
+        if self._flex:
+            data = b"".join(raw.ljust((len(raw) + 7) & ~7, b"\0") for _cpu, raw in sink)
+            return PerfBatch(data, codec, self._batch_segments(segments),
+                             [len(raw) for _cpu, raw in sink], packed=True)
+        data = b"".join(raw[:stride].ljust(stride, b"\0") for _cpu, raw in sink)
+        short = any(len(raw) < stride for _cpu, raw in sink)
+        return PerfBatch(data, codec, self._batch_segments(segments),
+                         [len(raw) for _cpu, raw in sink] if short else None)
