@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from btfgen.runtime.skeleton import Namespace, Skeleton
     from btfgen.runtime.stack_traces import StackTraceMap
     from btfgen.runtime.system import TracefsError, possible_cpus
+    from btfgen.runtime.tracepipe import TraceLine, TracePipe, trace_pipe
 
 # Names load on first use (PEP 562): a generated module's import then pays only for
 # what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
@@ -79,6 +80,7 @@ _WHERE = {
     "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
     "Namespace": "skeleton", "Skeleton": "skeleton",
     "TracefsError": "system", "possible_cpus": "system",
+    "trace_pipe": "tracepipe", "TracePipe": "tracepipe", "TraceLine": "tracepipe",
 }
 
 
@@ -100,7 +102,6 @@ __all__ = [
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
     "MapBase", "MapKeyError", "Namespace", "NotSupportedError", "PerCpuArrayMap",
     "PerCpuHashMap", "PerfBuffer", "PerfEventArray", "Program", "RawCodec", "ReadOnlyError",
-    "RecordCodec", "RingBuf",
-    "RingBuffer", "RuntimeBpfError", "Skeleton", "TracefsError", "WithPayload", "as_codec",
-    "possible_cpus", "var",
+    "RecordCodec", "RingBuf", "RingBuffer", "RuntimeBpfError", "Skeleton", "TraceLine",
+    "TracePipe", "TracefsError", "WithPayload", "as_codec", "possible_cpus", "trace_pipe", "var",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr, check_int
 from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
+from btfgen.runtime.hist import HistogramMethods
 from btfgen.runtime.map_pinning import Pinnable
 from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
 from btfgen.runtime.protocols import Codec
@@ -138,7 +139,7 @@ class MapBase(Pinnable):
         return f"<{type(self).__name__} {self.name}>"
 
 
-class KeyedMap(MapBase, Generic[K, VT]):
+class KeyedMap(MapBase, HistogramMethods, Generic[K, VT]):
     """Element operations shared by every map with keys; ``VT`` is what lookup gives."""
 
     def __init__(self, handle: MapPtr, key: Codec[K], value: Codec[Any]) -> None:

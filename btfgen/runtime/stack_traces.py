@@ -9,6 +9,7 @@ from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.codec import Buffer, Codec, IntCodec
 from btfgen.runtime.errors import RuntimeBpfError
 from btfgen.runtime.maps import KeyedMap
+from btfgen.runtime.symbols import StackSymbolizer
 
 #: map_flags bit: entries are build-id + offset records, not addresses.
 BPF_F_STACK_BUILD_ID = 1 << 5
@@ -38,7 +39,7 @@ class StackCodec(Codec[list[int]]):
         return f"a list of at most {self.size // 8} addresses (int)"
 
 
-class StackTraceMap(KeyedMap[int, list[int]]):
+class StackTraceMap(KeyedMap[int, list[int]], StackSymbolizer):
     """Stack id -> the stack's instruction pointers, innermost first.
 
     ``value_size`` (8 bytes per frame; libbpf-tools use 127 frames) is settable
