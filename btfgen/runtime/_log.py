@@ -14,7 +14,6 @@ Like any library's logger it has a ``NullHandler``: configure logging
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections import deque
@@ -32,22 +31,31 @@ _lines: deque[str] = deque(maxlen=5000)
 _count = [0]  # lines ever appended, to find the ones printed during a capture
 _lock = threading.Lock()
 _installed: list[Any] = []
-#: Where libbpf's messages go.
-logger = logging.getLogger("btfgen.libbpf")
-logger.addHandler(logging.NullHandler())
-if os.environ.get("BTFGEN_LIBBPF_DEBUG"):
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(logging.StreamHandler())
-_LEVELS = {LIBBPF_WARN: logging.WARNING, LIBBPF_INFO: logging.INFO, LIBBPF_DEBUG: logging.DEBUG}
+# logging's level numbers (fixed by the logging module): importing logging costs ~7 ms,
+# paid when libbpf is first used (install()), not by every generated module's import.
+_DEBUG, _INFO, _WARNING = 10, 20, 30
+_LEVELS = {LIBBPF_WARN: _WARNING, LIBBPF_INFO: _INFO, LIBBPF_DEBUG: _DEBUG}
+#: Where libbpf's messages go: the ``btfgen.libbpf`` logger, set up by install().
+logger: Any = None
+
+
+def _make_logger() -> Any:
+    import logging
+
+    lg = logging.getLogger("btfgen.libbpf")
+    lg.addHandler(logging.NullHandler())
+    if os.environ.get("BTFGEN_LIBBPF_DEBUG"):
+        lg.setLevel(logging.DEBUG)
+        lg.addHandler(logging.StreamHandler())
+    return lg
 
 
 _local = threading.local()
 
 
 def _print_line(level: int, fmt: Any, ap: Any) -> int:
-    py_level = logging.DEBUG if getattr(_local, "demoted", 0) else _LEVELS.get(level,
-                                                                                logging.DEBUG)
-    if py_level == logging.DEBUG and not logger.isEnabledFor(logging.DEBUG):
+    py_level = _DEBUG if getattr(_local, "demoted", 0) else _LEVELS.get(level, _DEBUG)
+    if py_level == _DEBUG and not logger.isEnabledFor(_DEBUG):
         return 0  # libbpf's debug output is large: not even formatted unless shown
     buf = ffi.new("char[]", LINE_MAX)
     n = libc().vsnprintf(buf, LINE_MAX, fmt, ap)
@@ -65,7 +73,10 @@ def _print_line(level: int, fmt: Any, ap: Any) -> int:
 
 def install() -> None:
     """Route libbpf's messages to our buffer (idempotent)."""
+    global logger
     if not _installed:
+        if logger is None:
+            logger = _make_logger()
         cb = ffi.callback("int(int, const char *, void *)", _print_line)
         lib().libbpf_set_print(cb)
         _installed.append(cb)  # keep the callback alive

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from btfgen.runtime.native import ObjectCore, c_bytes, c_name, check_int, check_
 from btfgen.runtime.system import ensure_tracefs, ifindex, kprobes_available, needs_tracefs
 
 if TYPE_CHECKING:
+    import socket
+
     from btfgen.runtime.perf_event import EventSpec
     from btfgen.runtime.testrun import RunResult
 
@@ -360,6 +361,8 @@ class Program:
         """Socket filter on ``sock`` (a socket object or its fd): SO_ATTACH_BPF.
 
         ``destroy()`` detaches it if the socket is still open."""
+        import socket  # here, not at import: generated modules import this module
+
         from btfgen.runtime.link import DetachPart
         fd = sock if isinstance(sock, int) else sock.fileno()
         prog_fd = self.fd

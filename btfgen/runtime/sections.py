@@ -12,7 +12,6 @@ variable, built with :func:`var`.
 
 from __future__ import annotations
 
-import difflib
 import mmap
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -77,6 +76,8 @@ class GlobalSection:
         return sorted({n for k in cls.__mro__ for n, v in vars(k).items() if isinstance(v, var)})
 
     def _unknown(self, name: str) -> str:
+        import difflib  # only for this message: generated modules import this module
+
         section = self.SECTION or type(self).__name__
         known = self.globals()
         close = difflib.get_close_matches(name, known, n=3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 
 from btfgen.runtime._libbpf import ffi, libc
@@ -105,6 +104,8 @@ def possible_cpus() -> int:
 
 def ifindex(interface: int | str) -> int:
     """The index of a network interface given by name or index."""
+    import socket  # here, not at import: generated modules import this module
+
     if isinstance(interface, int):
         return interface
     idx = 0
