@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,14 @@ from tests.helpers.corpus import extract_corpus
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# A shell starts a background job (`make test &`, some CI runners) with SIGINT
+# ignored, and an ignored signal stays ignored across exec: Python then installs
+# no KeyboardInterrupt handler, and the Ctrl-C tests' interpreters (fault
+# harnesses, example tracers) never see their SIGINT.  Give it back its default
+# handler; exec resets a handled signal to the default for every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @pytest.fixture(scope="session")
 def corpus_objects(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
