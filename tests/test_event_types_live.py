@@ -113,9 +113,15 @@ def test_typed_records_from_each_source(variant: str, header: bool, event: bool,
         else:
             buf = m.open_perf_buffer(lambda cpu, r: keep(r))
         n = 16
-        for _ in range(n):
-            os.getppid()
-        drain(buf.poll, lambda: len(mine) >= n)
+        # every process's getppid() is recorded: when others' calls filled the
+        # buffer (their records are dropped by `keep`), call again, a bounded number
+        # of times, until n of ours arrived
+        for _ in range(20):
+            for _ in range(n):
+                os.getppid()
+            drain(buf.poll, lambda: len(mine) >= n)
+            if len(mine) >= n:
+                break
         buf.close()
     finally:
         skel.destroy()
