@@ -153,7 +153,7 @@ def test_tracepoint_and_raw_tracepoint_by_name(attach_mod: ModuleType) -> None:
         assert tp.fd > 0 and raw.fd > 0
         for _ in range(3):
             os.getppid()
-        drain(rb, got, 6, tries=20)
+        drain(rb, got, 6)
         rb.poll(0)
         assert sum(1 for r in got if r.kind == 4) == 3
         assert sum(1 for r in got if r.kind == 5 and r.value == NR_GETPPID) == 3
