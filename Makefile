@@ -5,10 +5,11 @@ SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 APT_PACKAGES := clang clang-19 llvm bpftool libbpf-dev libbpf-tools gcc make iproute2 python3-dev \
-                systemtap-sdt-dev
+                systemtap-sdt-dev python3-bpfcc
 # Command each package provides, to skip apt when all are present.
 APT_PROBES := clang clang-19 llvm-strip bpftool gcc ip /usr/include/bpf/libbpf.h /usr/sbin/execsnoop \
-              python3-config /usr/include/$(shell uname -m)-linux-gnu/sys/sdt.h
+              python3-config /usr/include/$(shell uname -m)-linux-gnu/sys/sdt.h \
+              /usr/lib/python3/dist-packages/bcc/table.py
 
 .PHONY: all setup system-deps venv demo test bench bench-deps lint examples clean
 

@@ -79,9 +79,8 @@ from btfgen.discovery.dwarf import (
 from btfgen.discovery.header import HeaderTypes
 from btfgen.elf.model import BpfObject, MapDef
 from btfgen.errors import BtfgenError, ObjectError
+from btfgen.runtime.map_types import PERF_EVENT_ARRAY, RINGBUF
 
-PERF_EVENT_ARRAY = 4
-RINGBUF = 27
 RECORD_MAP_TYPES = (PERF_EVENT_ARRAY, RINGBUF)
 #: Prefix of the annotation variables ``BTFGEN_RECORD`` defines.
 ANNOTATION_PREFIX = "__btfgen_record__"

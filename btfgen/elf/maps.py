@@ -15,20 +15,12 @@ from btfgen.btf_model import Array, Btf, Datasec, Enum, Enum64, Kind, Member, Pt
 from btfgen.elf.image import ElfImage
 from btfgen.elf.model import MapDef
 from btfgen.errors import BtfgenError, ObjectError, quote_name
+from btfgen.runtime import map_types
 
-#: BPF_MAP_TYPE_* names in enum order (include/uapi/linux/bpf.h).
-MAP_TYPE_NAMES = (
-    "UNSPEC", "HASH", "ARRAY", "PROG_ARRAY", "PERF_EVENT_ARRAY", "PERCPU_HASH",
-    "PERCPU_ARRAY", "STACK_TRACE", "CGROUP_ARRAY", "LRU_HASH", "LRU_PERCPU_HASH",
-    "LPM_TRIE", "ARRAY_OF_MAPS", "HASH_OF_MAPS", "DEVMAP", "SOCKMAP", "CPUMAP", "XSKMAP",
-    "SOCKHASH", "CGROUP_STORAGE", "REUSEPORT_SOCKARRAY", "PERCPU_CGROUP_STORAGE", "QUEUE",
-    "STACK", "SK_STORAGE", "DEVMAP_HASH", "STRUCT_OPS", "RINGBUF", "INODE_STORAGE",
-    "TASK_STORAGE", "BLOOM_FILTER", "USER_RINGBUF", "CGRP_STORAGE", "ARENA",
-)
-PROG_ARRAY = 3
-ARRAY_OF_MAPS = 12
-HASH_OF_MAPS = 13
-STRUCT_OPS = 26
+#: BPF_MAP_TYPE_* names in enum order (one table, shared with the runtime).
+MAP_TYPE_NAMES = map_types.NAMES
+PROG_ARRAY, ARRAY_OF_MAPS = map_types.PROG_ARRAY, map_types.ARRAY_OF_MAPS
+HASH_OF_MAPS, STRUCT_OPS = map_types.HASH_OF_MAPS, map_types.STRUCT_OPS
 
 #: BPF_F_* map flags by bit.
 MAP_FLAG_NAMES = (
@@ -45,11 +37,7 @@ _INT_FIELDS = ("type", "max_entries", "map_flags", "numa_node", "key_size", "val
                "pinning", "map_extra")
 
 
-def map_type_name(map_type: int) -> str:
-    """``HASH`` for 1 ...; ``UNKNOWN_<n>`` for a number this btfgen does not know."""
-    if 0 <= map_type < len(MAP_TYPE_NAMES):
-        return MAP_TYPE_NAMES[map_type]
-    return f"UNKNOWN_{map_type}"
+map_type_name = map_types.type_name
 
 
 def map_flag_names(flags: int) -> list[str]:

@@ -27,16 +27,11 @@ from typing import TYPE_CHECKING, Any
 from btfgen.elf.model import BpfObject, DataSection, MapDef
 from btfgen.gen.model import LINE_WIDTH, TypeRefs
 from btfgen.gen.naming import UniqueNames, attr_name, camel, doc_text, py_str, shown, stem_of
+from btfgen.runtime.map_types import PERF_EVENT_ARRAY, RINGBUF, SIGNATURES, class_name
 
 if TYPE_CHECKING:
     from btfgen.discovery.resolve import EventTypes
 
-#: BPF_MAP_TYPE_* -> runtime class (in btfgen.runtime.maps/buffers); others: MapBase.
-_HASH_LIKE = {1, 9, 11, 13, 18, 25}  # HASH LRU_HASH LPM_TRIE HASH_OF_MAPS SOCKHASH DEVMAP_HASH
-_ARRAY_LIKE = {2, 3, 8, 12, 14, 15, 16, 17}  # ARRAY PROG_ARRAY ... XSKMAP
-_PERCPU_HASH = {5, 10}
-_PERCPU_ARRAY = {6}
-PERF_EVENT_ARRAY, RINGBUF = 4, 27
 
 #: Attributes of the runtime classes that generated names must not shadow.
 SKELETON_API = frozenset({
@@ -117,18 +112,20 @@ def _map_attr(m: MapDef, refs: TypeRefs, attr: str, events: EventTypes) -> Attr:
             return refs.hint(tid), refs.codec(tid)
         return "bytes", refs.raw_codec(size)
 
-    if m.map_type in _HASH_LIKE | _ARRAY_LIKE | _PERCPU_HASH | _PERCPU_ARRAY:
-        kh, kc = codec(m.key_type_id, m.key_size)
-        vh, vc = codec(m.value_type_id, m.value_size)
-        cls = ("_rt.HashMap" if m.map_type in _HASH_LIKE else
-               "_rt.ArrayMap" if m.map_type in _ARRAY_LIKE else
-               "_rt.PerCpuHashMap" if m.map_type in _PERCPU_HASH else "_rt.PerCpuArrayMap")
-        if m.map_type in _PERCPU_HASH | _PERCPU_ARRAY:
-            doc += f", one ``{vh}`` per possible CPU"
-        return Attr(attr, doc, _call("        ", f"self.{attr}: {cls}[{kh}, {vh}] = ", cls,
-                                     [handle, kc, vc]))
-    return Attr(attr, doc, _call("        ", f"self.{attr}: _rt.MapBase = ", "_rt.MapBase",
-                                 [handle]))
+    # The runtime's table (btfgen.runtime.map_types) picks the class and its arguments.
+    name = class_name(m.map_type)
+    cls, sig = f"_rt.{name}", SIGNATURES[name]
+    hints, args = [], [handle]
+    for part, tid, size in (("k", m.key_type_id, m.key_size), ("v", m.value_type_id,
+                                                                 m.value_size)):
+        if part in sig:
+            h, c = codec(tid, size)
+            hints.append(h)
+            args.append(c)
+    hint = f"{cls}[{', '.join(hints)}]" if hints else cls
+    if name.startswith("PerCpu"):
+        doc += f", one ``{hints[-1]}`` per possible CPU"
+    return Attr(attr, doc, _call("        ", f"self.{attr}: {hint} = ", cls, args))
 
 
 def _section_attr_name(sec: DataSection) -> str:

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
         NotSupportedError,
         RuntimeBpfError,
     )
+    from btfgen.runtime.fd_maps import MapOfMaps, ProgArrayMap
     from btfgen.runtime.link import Link
+    from btfgen.runtime.local_storage import LocalStorageMap
     from btfgen.runtime.maps import (
         ANY,
         EXIST,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         ArrayMap,
         HashMap,
         KeyedMap,
+        MapArgumentError,
         MapBase,
         PerCpuArrayMap,
         PerCpuHashMap,
@@ -49,11 +52,14 @@ if TYPE_CHECKING:
     from btfgen.runtime.perf import PerfBuffer, PerfEventArray
     from btfgen.runtime.program import Program
     from btfgen.runtime.protocols import Codec, RawCodec, RecordCodec, as_codec
+    from btfgen.runtime.queue_maps import BloomFilterMap, QueueMap, StackMap
     from btfgen.runtime.reader import WithPayload
     from btfgen.runtime.ringbuf import RingBuf, RingBuffer
     from btfgen.runtime.sections import GlobalSection, ReadOnlyError, var
     from btfgen.runtime.skeleton import Namespace, Skeleton
+    from btfgen.runtime.stack_traces import StackTraceMap
     from btfgen.runtime.system import TracefsError, possible_cpus
+    from btfgen.runtime.tracepipe import TraceLine, TracePipe, trace_pipe
 
 # Names load on first use (PEP 562): a generated module's import then pays only for
 # what its class bodies touch (Skeleton, Namespace, GlobalSection), not for the
@@ -66,11 +72,15 @@ _WHERE = {
     "MapKeyError": "errors", "NotSupportedError": "errors", "RuntimeBpfError": "errors",
     "ANY": "maps", "EXIST": "maps", "NOEXIST": "maps", "ArrayMap": "maps", "HashMap": "maps",
     "KeyedMap": "maps", "MapBase": "maps", "PerCpuArrayMap": "maps", "PerCpuHashMap": "maps",
+    "MapArgumentError": "maps", "QueueMap": "queue_maps", "StackMap": "queue_maps",
+    "BloomFilterMap": "queue_maps", "StackTraceMap": "stack_traces", "ProgArrayMap": "fd_maps",
+    "MapOfMaps": "fd_maps", "LocalStorageMap": "local_storage",
     "Codec": "protocols", "RawCodec": "protocols", "RecordCodec": "protocols",
     "as_codec": "protocols",
     "GlobalSection": "sections", "ReadOnlyError": "sections", "var": "sections",
     "Namespace": "skeleton", "Skeleton": "skeleton",
     "TracefsError": "system", "possible_cpus": "system",
+    "trace_pipe": "tracepipe", "TracePipe": "tracepipe", "TraceLine": "tracepipe",
 }
 
 
@@ -86,11 +96,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BloomFilterMap", "LocalStorageMap", "MapArgumentError", "MapOfMaps", "ProgArrayMap",
+    "QueueMap", "StackMap", "StackTraceMap",
     "ANY", "EXIST", "NOEXIST", "ArrayMap", "BpfError", "BpfPermissionError", "Codec",
     "GlobalSection", "HashMap", "KeyedMap", "LibbpfMissingError", "LibbpfObject", "Link",
     "MapBase", "MapKeyError", "Namespace", "NotSupportedError", "PerCpuArrayMap",
     "PerCpuHashMap", "PerfBuffer", "PerfEventArray", "Program", "RawCodec", "ReadOnlyError",
-    "RecordCodec", "RingBuf",
-    "RingBuffer", "RuntimeBpfError", "Skeleton", "TracefsError", "WithPayload", "as_codec",
-    "possible_cpus", "var",
+    "RecordCodec", "RingBuf", "RingBuffer", "RuntimeBpfError", "Skeleton", "TraceLine",
+    "TracePipe", "TracefsError", "WithPayload", "as_codec", "possible_cpus", "trace_pipe", "var",
 ]

@@ -19,7 +19,7 @@ import re
 import weakref
 from typing import Any
 
-from btfgen.runtime import _log
+from btfgen.runtime import _log, registry
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.errors import BpfError, NotSupportedError
 from btfgen.runtime.link import Link
@@ -123,7 +123,9 @@ class LibbpfObject:
     error once the object is closed.
     """
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, *, pin_root: str | None = None) -> None:
+        """Open ``data`` (ELF bytes); maps declared ``LIBBPF_PIN_BY_NAME`` are pinned
+        (or reused) under ``pin_root`` (libbpf's default: ``/sys/fs/bpf``)."""
         L = lib()
         _log.install()
         self.name = name
@@ -132,6 +134,8 @@ class LibbpfObject:
         opts.sz = ffi.sizeof("struct bpf_object_open_opts")
         cname = ffi.new("char[]", c_bytes(name))
         opts.object_name = cname
+        root = ffi.new("char[]", c_bytes(pin_root)) if pin_root is not None else ffi.NULL
+        opts.pin_root_path = root
         # Our own buffer for the verifier log: libbpf then leaves it to us instead of
         # printing it (kernels >= 6.4 keep the log's tail, where the error is, when
         # it overflows).  Dropped after load.
@@ -142,6 +146,7 @@ class LibbpfObject:
                         lambda: L.bpf_object__open_mem(self._data, len(self._data), opts))
         #: The state programs, maps, links and buffers share (never references them back).
         self.core = ObjectCore(ptr, name)
+        registry.remember(self.core, self)
         self._finalizer = weakref.finalize(self, free_object, self.core.state)
         self.programs: dict[str, Program] = {}
         prog = L.bpf_object__next_program(ptr, ffi.NULL)

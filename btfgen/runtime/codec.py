@@ -12,8 +12,10 @@ declarations on first use, see :mod:`btfgen.runtime.lazy_ffi`), never the genera
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 import struct
-from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, Union
 
 from btfgen.runtime.lazy_ffi import LazyFFI as FFI
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FFI", "Buffer", "Codec", "IntCodec", "BigIntCodec", "BoolCodec", "FloatCodec", "CStrCodec",
-    "RawCodec", "EnumCodec", "ArrayCodec", "RecordCodec", "Record", "cstr",
+    "RawCodec", "EnumCodec", "ArrayCodec", "RecordCodec", "Record", "cstr", "frozen_record",
 ]
 
 #: What decoders accept.
@@ -62,6 +64,15 @@ class Codec(Generic[T]):
         """Exactly ``size`` bytes for ``value``."""
         raise NotImplementedError
 
+    def decode_key(self, buf: Buffer, offset: int = 0) -> T:
+        """The value at ``offset`` as a map key: hashable and ordered by value where
+        :meth:`decode` gives a mutable record (see :class:`RecordCodec`)."""
+        return self.decode(buf, offset)
+
+    def describe(self) -> str:
+        """What ``encode`` takes, for error messages (``"int (u32)"``)."""
+        return f"a {self.size}-byte value"
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} size={self.size}>"
 
@@ -84,13 +95,23 @@ class _StructCodec(Codec[T]):
 class IntCodec(_StructCodec[int]):
     """An integer, e.g. ``IntCodec("<I")`` for ``__u32`` (pointers too)."""
 
+    def describe(self) -> str:
+        code = self._struct.format[-1]
+        return f"int ({'s' if code.islower() else 'u'}{self.size * 8})"
+
 
 class BoolCodec(_StructCodec[bool]):
     """C ``_Bool`` (``BoolCodec("<?")``)."""
 
+    def describe(self) -> str:
+        return "bool"
+
 
 class FloatCodec(_StructCodec[float]):
     """``float``/``double`` (``FloatCodec("<d")``)."""
+
+    def describe(self) -> str:
+        return f"float ({self.size * 8}-bit)"
 
 
 class BigIntCodec(Codec[int]):
@@ -110,6 +131,9 @@ class BigIntCodec(Codec[int]):
     def encode(self, value: int) -> bytes:
         return value.to_bytes(self.size, self._order, signed=self._signed)  # type: ignore[arg-type]
 
+    def describe(self) -> str:
+        return f"int ({'s' if self._signed else 'u'}{self.size * 8})"
+
 
 class CStrCodec(Codec[bytes]):
     """``char[N]``: bytes up to the first NUL; encoding NUL-pads (and truncates)."""
@@ -124,6 +148,9 @@ class CStrCodec(Codec[bytes]):
 
     def encode(self, value: bytes) -> bytes:
         return self._struct.pack(value)
+
+    def describe(self) -> str:
+        return f"bytes (char[{self.size}])"
 
 
 class RawCodec(Codec[bytes]):
@@ -142,6 +169,9 @@ class RawCodec(Codec[bytes]):
             raise ValueError(f"expected {self.size} bytes, got {len(value)}")
         return bytes(value)
 
+    def describe(self) -> str:
+        return f"bytes of length {self.size}"
+
 
 class EnumCodec(Codec[Union[E, int]]):
     """An enum: the member of ``cls`` for known values, a plain int otherwise."""
@@ -150,6 +180,7 @@ class EnumCodec(Codec[Union[E, int]]):
         self._struct = struct.Struct(fmt)
         self.size = self._struct.size
         self._members: dict[int, E] = {int(m): m for m in cls}  # type: ignore[attr-defined]
+        self._name = cls.__name__
 
     def decode(self, buf: Buffer, offset: int = 0) -> E | int:
         value: int = self._struct.unpack_from(buf, offset)[0]
@@ -157,6 +188,9 @@ class EnumCodec(Codec[Union[E, int]]):
 
     def encode(self, value: E | int) -> bytes:
         return self._struct.pack(value)
+
+    def describe(self) -> str:
+        return f"{self._name} or int"
 
 
 class ArrayCodec(Codec[list[T]]):
@@ -176,6 +210,9 @@ class ArrayCodec(Codec[list[T]]):
         if len(value) != self.count:
             raise ValueError(f"expected {self.count} elements, got {len(value)}")
         return b"".join(self.element.encode(v) for v in value)
+
+    def describe(self) -> str:
+        return f"a list of {self.count} x {self.element.describe()}"
 
 
 class RecordCodec(Codec[R]):
@@ -209,4 +246,123 @@ class RecordCodec(Codec[R]):
         return self.cls.from_bytes(bytes(buf[offset:offset + size]).ljust(self.size, b"\0"))
 
     def encode(self, value: R) -> bytes:
+        if not isinstance(value, self.cls):
+            raise TypeError(f"expected {self.cls.__name__}, got {type(value).__name__}")
         return value.to_bytes()
+
+    def decode_key(self, buf: Buffer, offset: int = 0) -> R:
+        """A :func:`frozen <frozen_record>` snapshot of the record at ``offset`` (for
+        record classes that are not dataclasses: the record as decoded)."""
+        record = self.cls.from_bytes(buf, offset)
+        if _compare_names(self.cls) is None:
+            return record
+        return frozen_record(record)
+
+    def describe(self) -> str:
+        return self.cls.__name__
+
+
+_FROZEN: dict[type, type] = {}
+
+
+_SCALARS = (int, bytes, float, bool)
+_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _compared(value: object) -> object:
+    """``value`` as something hashable and ordered: lists as tuples, records as
+    tuples of their compared fields (recursively)."""
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    if cls is list:
+        return tuple(_compared(v) for v in value)  # type: ignore[attr-defined]
+    names = _compare_names(cls)
+    if names is None:
+        return value
+    return tuple(_compared(getattr(value, n)) for n in names)
+
+
+def _compare_names(cls: type) -> tuple[str, ...] | None:
+    """The fields ``__eq__`` compares, for a dataclass (None for other types)."""
+    try:
+        return _NAMES[cls]
+    except KeyError:
+        pass
+    names = (tuple(f.name for f in dataclasses.fields(cls) if f.compare)
+             if dataclasses.is_dataclass(cls) else None)
+    _NAMES[cls] = names
+    return names
+
+
+def frozen_record(record: R) -> R:
+    """A frozen, hashable, ordered copy of a generated record (what map keys come as).
+
+    The copy is an instance of a subclass of the record's class (so ``isinstance``,
+    attribute access, ``to_bytes`` and the map's key codec take it as is) that
+    refuses assignment, hashes and compares by field values (arrays and nested
+    records included) and orders like the tuple of its fields: ``dict(m.items())``
+    and ``sorted(m.items())`` work on struct-keyed maps.  It equals a plain record
+    with the same fields.  ``dataclasses.replace(key, pid=1)`` makes a changed copy.
+    """
+    cls = type(record)
+    frozen = _FROZEN.get(cls) or _make_frozen(cls)
+    if cls is frozen:
+        return record
+    copy: Any = object.__new__(frozen)
+    for name in frozen._slot_names:  # type: ignore[attr-defined]
+        object.__setattr__(copy, name, getattr(record, name))
+    return copy  # type: ignore[no-any-return]
+
+
+def _make_frozen(cls: type) -> type:
+    names = _compare_names(cls)
+    if names is None:
+        raise TypeError(f"{cls.__name__} is not a generated record class")
+    slot_names = tuple(f.name for f in dataclasses.fields(cls))
+
+    def key(obj: object) -> object:
+        try:
+            return obj._btfgen_key  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        found = tuple(_compared(getattr(obj, n)) for n in names)
+        if type(obj) is frozen:  # a snapshot: compute once
+            object.__setattr__(obj, "_btfgen_key", found)
+        return found
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        plain = cls(*args, **kwargs)
+        for n in slot_names:
+            object.__setattr__(self, n, getattr(plain, n))
+
+    def __setattr__(self: object, name: str, value: object = None) -> None:
+        raise AttributeError(f"{cls.__name__} keys read from a map are frozen snapshots; "
+                             f"dataclasses.replace(key, {name}=...) makes a changed copy")
+
+    def __reduce__(self: object) -> tuple[Any, tuple[object]]:
+        plain: Any = object.__new__(cls)
+        for n in slot_names:
+            object.__setattr__(plain, n, getattr(self, n))
+        return frozen_record, (plain,)
+
+    def compare(op: Any) -> Any:
+        def method(self: object, other: object) -> Any:
+            if not isinstance(other, cls):
+                return NotImplemented
+            return op(key(self), key(other))
+        return method
+
+    frozen = type(cls.__name__, (cls,), {
+        "__slots__": ("_btfgen_key",), "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__, "__doc__": cls.__doc__, "_slot_names": slot_names,
+        "__init__": __init__,
+        "__setattr__": __setattr__, "__delattr__": __setattr__, "__reduce__": __reduce__,
+        "__copy__": lambda self: self, "__deepcopy__": lambda self, memo: self,
+        "__hash__": lambda self: hash(key(self)),
+        "__eq__": compare(operator.eq), "__ne__": compare(operator.ne),
+        "__lt__": compare(operator.lt), "__le__": compare(operator.le),
+        "__gt__": compare(operator.gt), "__ge__": compare(operator.ge),
+    })
+    _FROZEN[cls] = _FROZEN[frozen] = frozen
+    return frozen

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
+from btfgen.runtime.codec import Record
 from btfgen.runtime.errors import RuntimeBpfError
 from btfgen.runtime.native import (
     Native,
@@ -184,15 +185,6 @@ class GroupPart(Part):
     def pin(self, path: str) -> None:
         raise RuntimeBpfError(f"a link of {len(self.parts)} per-CPU links cannot be pinned "
                               "as one; pin link.parts[i] one by one")
-
-
-class Record(Protocol):
-    """A generated record class: ``SIZE`` and ``from_bytes``."""
-
-    SIZE: ClassVar[int]
-
-    @classmethod
-    def from_bytes(cls, buf: Any, offset: int = ...) -> Self: ...
 
 
 R = TypeVar("R", bound=Record)

@@ -22,6 +22,7 @@ from btfgen.runtime.system import ensure_tracefs, ifindex, kprobes_available, ne
 
 if TYPE_CHECKING:
     from btfgen.runtime.perf_event import EventSpec
+    from btfgen.runtime.testrun import RunResult
 
 ffi.cdef("""
 struct bpf_uprobe_opts { size_t sz; size_t ref_ctr_offset; uint64_t bpf_cookie; bool retprobe;
@@ -438,6 +439,18 @@ class Program:
 
     def __repr__(self) -> str:
         return f"<Program {self.name} section={self.section!r}>"
+
+    def test_run(self, data: bytes | bytearray | memoryview = b"", *, ctx: Any = None,
+                 repeat: int = 1, data_out_size: int | None = None) -> RunResult:
+        """Run the loaded program on ``data`` (and ``ctx``: a generated record such as
+        ``struct __sk_buff`` or bytes) with ``BPF_PROG_TEST_RUN``; returns
+        ``(retval, data_out, ctx_out, duration_ns)``, ``ctx_out`` typed as ``ctx``.
+        See :mod:`btfgen.runtime.testrun`."""
+        from btfgen.runtime.testrun import prog_test_run
+
+        self._core.check_loaded()
+        return prog_test_run(self.fd, self.name, data, ctx=ctx, repeat=repeat,
+                             data_out_size=data_out_size)
 
 
 def _uprobe_tracefs() -> None:

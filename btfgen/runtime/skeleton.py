@@ -35,9 +35,10 @@ class Skeleton:
     #: The embedded ELF object.
     OBJECT: ClassVar[bytes] = b""
 
-    def __init__(self, obj: ObjectSource | None = None) -> None:
-        """Open the embedded object, or ``obj`` (a path or the ELF bytes)."""
-        self._obj = LibbpfObject(self._read(obj), self.OBJECT_NAME)
+    def __init__(self, obj: ObjectSource | None = None, *, pin_root: str | None = None) -> None:
+        """Open the embedded object, or ``obj`` (a path or the ELF bytes); maps the
+        object pins by name go under ``pin_root`` (default ``/sys/fs/bpf``)."""
+        self._obj = LibbpfObject(self._read(obj), self.OBJECT_NAME, pin_root=pin_root)
         #: Every link of every program, however made: ``skel.links.<prog>`` is the
         #: list of that program's links; iterating gives them all.
         self.links = SkeletonLinks(self)
@@ -62,14 +63,15 @@ class Skeleton:
         """Create the typed namespaces (generated subclasses override)."""
 
     @classmethod
-    def open(cls: type[S], obj: ObjectSource | None = None) -> S:
+    def open(cls: type[S], obj: ObjectSource | None = None, *, pin_root: str | None = None) -> S:
         """Open (parse) the object; nothing is in the kernel yet."""
-        return cls(obj)
+        return cls(obj, pin_root=pin_root)
 
     @classmethod
-    def open_and_load(cls: type[S], obj: ObjectSource | None = None) -> S:
+    def open_and_load(cls: type[S], obj: ObjectSource | None = None, *,
+                      pin_root: str | None = None) -> S:
         """open() then load(); the object is closed again if load fails."""
-        skel = cls(obj)
+        skel = cls(obj, pin_root=pin_root)
         try:
             skel.load()
         except BaseException:
