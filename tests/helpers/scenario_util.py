@@ -38,37 +38,23 @@ def load_and_attach(skel: Any) -> Any:
     return skel
 
 
-#: epoll_wait, epoll_pwait and epoll_pwait2 by machine (the numbers in
-#: /proc/<pid>/task/<tid>/syscall while a thread sleeps in one)
-_EPOLL_WAITS = {"x86_64": {"232", "281", "441"}, "aarch64": {"22", "441"}}
-
 
 def interrupt_when_waiting(timeout: float = 60.0) -> Any:
     """Start a thread that sends SIGINT to the calling (main) thread once that
     sleeps in an epoll wait -- a poll is blocked -- so the signal cannot come
     before the wait starts, however loaded the machine.  Returns the thread;
-    its ``sent_at`` is the ``time.monotonic()`` of the kill (None: never)."""
+    its ``sent_at`` is the ``time.monotonic()`` of the kill."""
     import os
-    import platform
     import signal
     import threading
     import time
 
+    from tests.helpers.waiting import EPOLL_WAITS, wait_in_syscall
+
     main, tid = threading.get_ident(), threading.get_native_id()
-    waits = _EPOLL_WAITS.get(platform.machine())
 
     def run() -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if waits is None:  # another machine: give the poll a moment instead
-                time.sleep(0.3)
-                break
-            with open(f"/proc/{os.getpid()}/task/{tid}/syscall") as f:
-                if f.read().split(" ", 1)[0] in waits:
-                    break
-            time.sleep(0.002)
-        else:
-            return
+        wait_in_syscall(os.getpid(), tid, EPOLL_WAITS, timeout)
         thread.sent_at = time.monotonic()  # type: ignore[attr-defined]
         signal.pthread_kill(main, signal.SIGINT)
 
