@@ -11,6 +11,7 @@ from hypothesis import settings
 
 from tests.helpers.build import CompileFn, compile_bpf
 from tests.helpers.corpus import extract_corpus
+from tests.helpers.event_progs import VARIANTS, build_variant
 
 # CI runs the same examples every time (a landing must not hang on luck); local runs
 # explore new ones and keep failures in .hypothesis/ to replay.
@@ -32,6 +33,13 @@ def corpus_objects(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     objs = extract_corpus(tmp_path_factory.mktemp("corpus"))
     assert len(objs) >= 61, f"expected 61 libbpf-tools objects, found {len(objs)}"
     return objs
+
+
+@pytest.fixture(scope="session")
+def event_variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every variant of tests/helpers/event_progs.py, compiled once (tests only read them)."""
+    d = tmp_path_factory.mktemp("events")
+    return {name: build_variant(name, d) for name in VARIANTS}
 
 
 @pytest.fixture
