@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from btfgen.errors import BtfgenError
-from btfgen.version import __version__
 
 if TYPE_CHECKING:
     from btfgen.gen.options import GenOptions
@@ -134,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "`btfgen COMMAND --help` shows each command's options and examples.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"btfgen {__version__}")
+    p.add_argument("--version", action=_VersionAction, nargs=0,
+                   help="show btfgen's version, its compiled parts and libbpf, and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser(
@@ -184,7 +184,57 @@ def build_parser() -> argparse.ArgumentParser:
     _generation_options(c)
     c.add_argument("-o", "--output", required=True, help="the committed module to check")
     c.set_defaults(func=_cmd_check)
+
+    dr = sub.add_parser(
+        "doctor", help="what this installation and machine have (for bug reports)",
+        description="Report btfgen's version and compiled parts, libbpf's version and path,"
+        " kernel BTF, tracefs, this process's privileges, and the clang and"
+        " bpftool a build would use.  Always exits 0.",
+    )
+    dr.set_defaults(func=_cmd_doctor, file="doctor")
+
+    b = sub.add_parser(
+        "build", help="recompile and regenerate [tool.btfgen] modules in place (editable installs)",
+        description="In the folder of a project's pyproject.toml: compile each"
+        " [[tool.btfgen.skeletons]] source and regenerate its module where an editable"
+        " install (pip install -e .) imports it from, without reinstalling.  Prints each"
+        " module written; nothing is written unless every entry built.",
+    )
+    b.set_defaults(func=_cmd_build, file="pyproject.toml")
     return p
+
+
+def _cmd_build(args: argparse.Namespace) -> str:
+    from btfgen.project.inplace import build_in_place
+
+    try:
+        written = build_in_place()
+    except BtfgenError as e:
+        # a compiler's own messages as they are, then the one line
+        first, _, details = str(e).partition("\n")
+        if details:
+            print(details, file=sys.stderr)
+        short = type(e)(first)
+        short.path = e.path
+        raise short from None
+    return "".join(f"{module} (from {source})\n" for source, module in written)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> str:
+    from btfgen.doctor import doctor_report
+
+    return doctor_report()
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed only when asked (it loads libbpf)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from btfgen.doctor import version_report
+
+        _write((version_report(),))
+        parser.exit()
 
 
 EXIT_BUG = 70  # EX_SOFTWARE

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 
 from btfgen.errors import BtfgenError
 
-__all__ = ["CompileError", "target_arch", "default_cflags", "include_dirs", "compile_bpf",
+__all__ = ["CompileError", "TOOLS", "find_tool", "target_arch", "default_cflags", "include_dirs",
+           "compile_bpf",
            "write_vmlinux_h", "VMLINUX_BTF"]
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
@@ -85,14 +86,31 @@ def include_dirs(source: str, extra: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
-def _tool(env: str, names: Sequence[str], install: str) -> str:
+#: The tools a build runs: label -> (environment override, names looked up on PATH).
+TOOLS = {
+    "clang": ("BTFGEN_CLANG", ("clang",)),
+    "bpftool": ("BTFGEN_BPFTOOL", ("bpftool",)),
+}
+
+
+def find_tool(label: str) -> tuple[str | None, str]:
+    """``(path or None, what was looked for)`` of a :data:`TOOLS` entry."""
+    env, names = TOOLS[label]
     chosen = os.environ.get(env)
     for name in ([chosen] if chosen else names):
         path = shutil.which(name)
         if path:
-            return path
-    wanted = chosen or names[0]
-    raise CompileError(f"{wanted} not found -- install {install} or set {env}=/path/to/{wanted}")
+            return path, name
+    return None, chosen or names[0]
+
+
+def _tool(label: str, install: str) -> str:
+    path, wanted = find_tool(label)
+    if path is None:
+        env = TOOLS[label][0]
+        raise CompileError(f"{wanted} not found -- install {install} or set {env}=/path/to/"
+                           f"{wanted}")
+    return path
 
 
 def _hint(stderr: str) -> str:
@@ -106,7 +124,7 @@ def compile_bpf(source: str, output: str, *, cflags: Sequence[str] = (),
     """Compile ``source`` to ``output`` (written only on success); returns the
     clang command line.  Raises :class:`CompileError` with clang's messages;
     on success, what clang printed (its warnings) goes to ``warnings``."""
-    clang = _tool("BTFGEN_CLANG", ["clang"], "clang (e.g. apt install clang)")
+    clang = _tool("clang", "clang (e.g. apt install clang)")
     cmd = [clang, *default_cflags(), *(f"-I{d}" for d in include_dirs(source, include)),
            *cflags, "-c", source, "-o", output + ".tmp"]
     try:
@@ -129,7 +147,7 @@ def write_vmlinux_h(folder: str, btf: str = VMLINUX_BTF) -> str:
     if not os.path.exists(btf):
         raise CompileError(f"vmlinux_h = true needs {btf} (a kernel built with"
                            " CONFIG_DEBUG_INFO_BTF) -- or commit a vmlinux.h next to the source")
-    bpftool = _tool("BTFGEN_BPFTOOL", ["bpftool"], "bpftool (e.g. apt install bpftool)")
+    bpftool = _tool("bpftool", "bpftool (e.g. apt install bpftool)")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "vmlinux.h")
     with open(path + ".tmp", "wb") as out:

@@ -26,6 +26,7 @@ from btfgen.errors import BtfgenError
 from btfgen.gen.output import write_atomic
 from btfgen.project.clang import compile_bpf, write_vmlinux_h
 from btfgen.project.config import SkeletonSpec, entry_label, has_skeletons, load_skeletons
+from btfgen.project.wheel_tag import arch_tagged
 
 __all__ = ["BuildBtfgen", "finalize_options", "COMMAND"]
 
@@ -185,10 +186,13 @@ def _build_with_btfgen(base: type[Any]) -> type[Any]:
 
 def finalize_options(dist: Any) -> None:
     """The ``setuptools.finalize_distribution_options`` hook: add ``build_btfgen``
-    to ``build`` when the project configures ``[tool.btfgen]``; otherwise do nothing."""
+    to ``build`` and tag wheels for this platform (:mod:`btfgen.project.wheel_tag`) when
+    the project configures ``[tool.btfgen]``; otherwise do nothing."""
     if not has_skeletons(_root(dist)):
         return
     dist.cmdclass.setdefault(COMMAND, BuildBtfgen)
+    # the wheel embeds objects built for this machine's architecture and byte order
+    dist.cmdclass["bdist_wheel"] = arch_tagged(dist.get_command_class("bdist_wheel"))
     base = dist.cmdclass.get("build", _setuptools_build)
     if any(name == COMMAND for name, _ in base.sub_commands):
         return

@@ -8,6 +8,7 @@ API (``perf_buffer__new`` with opts, errno-returning calls) is what the runtime 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from btfgen.runtime.errors import LibbpfMissingError
@@ -160,24 +161,48 @@ def libc() -> Any:
 
 
 def _load() -> Any:
-    path = os.environ.get("BTFGEN_LIBBPF") or "libbpf.so.1"
+    chosen = os.environ.get("BTFGEN_LIBBPF")
+    path = chosen or "libbpf.so.1"
     try:
         handle = ffi.dlopen(path)
     except OSError as e:
-        where = f"BTFGEN_LIBBPF={path}" if os.environ.get("BTFGEN_LIBBPF") else "libbpf.so.1"
+        if not chosen:  # an older soname only (Ubuntu 22.04: libbpf.so.0, libbpf 0.5)?
+            try:
+                _check_libbpf(ffi.dlopen("libbpf.so.0"), "libbpf.so.0")
+            except OSError:
+                pass
+        where = f"BTFGEN_LIBBPF={path}" if chosen else "libbpf.so.1"
         raise LibbpfMissingError(
             f"cannot load {where} ({e}); install the libbpf1 package (Debian/Ubuntu: "
             "apt-get install libbpf1) or set BTFGEN_LIBBPF to a libbpf.so >= 1.0") from None
-    try:
-        version = (int(handle.libbpf_major_version()), int(handle.libbpf_minor_version()))
-    except AttributeError:
-        version = (0, 0)
-    if version < MIN_VERSION:
-        raise LibbpfMissingError(
-            f"{path} is libbpf {version[0]}.{version[1]}, btfgen needs >= "
-            f"{MIN_VERSION[0]}.{MIN_VERSION[1]}; install the libbpf1 package (Debian 12 or "
-            "newer) or set BTFGEN_LIBBPF to a newer libbpf.so")
+    _check_libbpf(handle, path)
     return handle
+
+
+def _check_libbpf(handle: Any, path: str) -> None:
+    """Raise one sentence when ``handle`` is older than :data:`MIN_VERSION` or lacks a
+    function the runtime declares (calling it would fail later, mid-way)."""
+    try:
+        found = (int(handle.libbpf_major_version()), int(handle.libbpf_minor_version()))
+    except AttributeError:  # both appeared in libbpf 0.6
+        found = (0, 0)
+    missing = [name for name in dict.fromkeys(re.findall(r"\b([a-z_][a-z0-9_]*)\(", CDEF))
+               if not hasattr(handle, name)]
+    if found >= MIN_VERSION and not missing:
+        return
+    fix = ("install a newer one (the libbpf1 package of Debian 12 or Ubuntu 24.04, or a build of"
+           " github.com/libbpf/libbpf) and, if it is not the system's libbpf.so.1, point"
+           " BTFGEN_LIBBPF at it")
+    need = f"{MIN_VERSION[0]}.{MIN_VERSION[1]}"
+    if found == (0, 0):
+        raise LibbpfMissingError(f"{path} has no libbpf_major_version(), so it is no libbpf or"
+                                 f" one older than 0.6, and btfgen needs libbpf {need}: {fix}")
+    if found < MIN_VERSION:
+        raise LibbpfMissingError(f"{path} is libbpf {found[0]}.{found[1]}, older than the libbpf"
+                                 f" {need} btfgen needs: {fix}")
+    names = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+    raise LibbpfMissingError(f"{path} (libbpf {found[0]}.{found[1]}) lacks {names}, which"
+                             f" btfgen calls: {fix}")
 
 
 def version() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import warnings
 
 
 class RuntimeBpfError(Exception):
@@ -83,7 +84,14 @@ def error_class(err: int) -> type[BpfError]:
 
 
 def _add_note(exc: BaseException, note: str) -> None:
-    """``exc.add_note(note)`` where Python has it (3.11+)."""
+    """``exc.add_note(note)`` where Python has it (3.11+).
+
+    Python 3.10 has no ``add_note`` and its tracebacks ignore ``__notes__``: the note
+    is kept there all the same (for code that reads it) and is said on stderr as a
+    :class:`RuntimeWarning`."""
     add = getattr(exc, "add_note", None)
     if add is not None:
         add(note)
+        return
+    exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
+    warnings.warn(f"{type(exc).__name__}: {note}", RuntimeWarning, stacklevel=3)

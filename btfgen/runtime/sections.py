@@ -12,8 +12,9 @@ variable, built with :func:`var`.
 
 from __future__ import annotations
 
+import difflib
 import mmap
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr
@@ -49,12 +50,43 @@ class GlobalSection:
     #: The ELF section this view is for (".bss", ".rodata.cst", ...).
     SECTION = ""
 
+    #: The view's own attributes; any other name must be a global (or a class attribute).
+    _STATE = frozenset({"_h", "_readonly", "_mm"})
+
     def __init__(self, handle: MapPtr, readonly: bool | None = None) -> None:
         if readonly is None:
             readonly = bool(handle.map_flags & BPF_F_RDONLY_PROG)
         self._h = handle
         self._readonly = readonly
         self._mm: _Mapping | None = None
+
+    if not TYPE_CHECKING:  # hidden from type checkers, which then flag unknown names too
+        def __setattr__(self, name: str, value: object) -> None:
+            # A typo such as ``skel.rodata.targ_pidd = 1`` must not pass silently.
+            if name not in self._STATE and not hasattr(type(self), name):
+                raise AttributeError(self._unknown(name))
+            object.__setattr__(self, name, value)
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached when normal lookup failed: the name is no global here.
+            raise AttributeError(self._unknown(name))
+
+    @classmethod
+    def globals(cls) -> list[str]:
+        """The attribute names of this section's typed globals."""
+        return sorted({n for k in cls.__mro__ for n, v in vars(k).items() if isinstance(v, var)})
+
+    def _unknown(self, name: str) -> str:
+        section = self.SECTION or type(self).__name__
+        known = self.globals()
+        close = difflib.get_close_matches(name, known, n=3)
+        if close:
+            hint = "did you mean " + " or ".join(close) + "?"
+        elif known:
+            hint = "its globals: " + ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+        else:
+            hint = "it has no typed globals"
+        return f"section {section} has no global {name!r}; {hint}"
 
     @property
     def size(self) -> int:

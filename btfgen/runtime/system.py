@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
+import stat
 
 from btfgen.runtime._libbpf import ffi, libc
 from btfgen.runtime.errors import RuntimeBpfError
@@ -17,21 +19,60 @@ TRACEFS_PREFIXES = ("tp/", "tracepoint/", "kprobe/", "kretprobe/", "uprobe", "ur
 
 
 class TracefsError(RuntimeBpfError):
-    """tracefs is not mounted and could not be mounted."""
+    """tracefs is not mounted (and could not be mounted), or this process cannot read it."""
 
 
 def tracefs_available() -> bool:
-    """True when the tracing event directory is present."""
+    """True when the tracing event directory is present (and this process can see it)."""
     return any(os.path.isdir(os.path.join(d, "events")) for d in (TRACEFS, DEBUGFS_TRACING))
+
+
+def tracefs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Where tracefs is mounted, as this process's mount table says."""
+    found = []
+    try:
+        with open(mountinfo, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                fields, _, rest = line.partition(" - ")
+                parts = fields.split()
+                if len(parts) > 4 and rest.split(" ", 1)[0] == "tracefs":
+                    found.append(_unescape_mount_path(parts[4]))
+    except OSError:
+        return []
+    return found
+
+
+def _unescape_mount_path(path: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as octal escapes (\040)
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def _unreadable_tracefs(path: str) -> str:
+    """One sentence: tracefs is mounted at ``path`` but this process cannot use it."""
+    try:
+        st = os.stat(path)
+        how = f"mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid} gid {st.st_gid}"
+    except OSError as e:
+        how = os.strerror(e.errno or 0)
+    return (f"tracefs is mounted at {path} but uid {os.geteuid()} cannot read it ({how}), and "
+            "attaching tracepoints, uprobes and USDT probes reads it; run as root, or give this "
+            f"user access (e.g. chmod 0755 {path}, or a group: chgrp GROUP {path}; "
+            f"chmod 0750 {path})")
 
 
 def ensure_tracefs() -> None:
     """Mount tracefs on /sys/kernel/tracing when it is missing (as libbpf needs it).
 
-    Raises :class:`TracefsError` with one sentence when that is not possible.
+    Raises :class:`TracefsError` with one sentence when that is not possible, or when
+    tracefs is mounted but this process cannot read it (its folder is mode 0700 by
+    default: a non-root user with CAP_BPF + CAP_PERFMON is refused).
     """
     if tracefs_available():
         return
+    # where libbpf looks; a mount elsewhere does not help it
+    mounted = [m for m in (TRACEFS, DEBUGFS_TRACING) if m in tracefs_mounts()]
+    if mounted:
+        raise TracefsError(_unreadable_tracefs(mounted[0]))
     if os.geteuid() != 0:
         raise TracefsError(f"tracefs is not mounted at {TRACEFS} and mounting it needs root; "
                            f"run: mount -t tracefs tracefs {TRACEFS}")
