@@ -3,7 +3,9 @@ tc sampler on a veth pair whose peer sits in a network namespace made here."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,11 +19,20 @@ import pytest
 from tests.helpers.attach_progs import netns_veth, target_binary
 from tests.helpers.build import ROOT
 from tests.helpers.runtime_zoo import load_or_skip
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.live
 EXAMPLES = ROOT / "examples"
 PID = os.getpid()
 PY = sys.executable
+
+
+def uprobes_of(pid: int) -> int:
+    """How many uprobes/uretprobes process ``pid`` has attached (bpftool perf list)."""
+    out = subprocess.run(["bpftool", "perf", "list", "-j"], capture_output=True, text=True,
+                         check=True).stdout
+    return sum(1 for e in json.loads(out or "[]")
+               if e.get("pid") == pid and e.get("fd_type") in ("uprobe", "uretprobe"))
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +50,17 @@ def test_uprobetrace_cli_traces_calls(examples: dict[str, ModuleType],
                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     exe = target_binary(tmp_path_factory)
     p = subprocess.Popen([PY, str(EXAMPLES / "uprobetrace.py"), str(exe), "traced",
-                          "--duration", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          "--duration", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
-    time.sleep(1.0)  # attached by then (loading takes ~0.1 s)
+    assert p.stdout is not None
+    # run the target once both probes are in (not after a fixed time: slow under load)
+    probes = wait_for(lambda: uprobes_of(p.pid), lambda n: n >= 2 or p.poll() is not None)
+    assert probes >= 2, p.communicate(timeout=30)
     child = subprocess.run([str(exe), "4"], capture_output=True, check=True)
+    first = [p.stdout.readline() for _ in range(4)]  # then Ctrl-C, not the whole minute
+    p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
+    out = "".join(first) + out
     assert p.returncode == 0, err
     lines = [ln.split() for ln in out.splitlines()]
     assert len(lines) == 4, out

@@ -238,43 +238,54 @@ def s_signals(r):
 
 def s_slow_callback_ctrl_c(r):
     """KeyboardInterrupt in a slow callback comes out after the current record."""
+    n = 600
+    main = threading.main_thread().ident
     for transport, kind in (("perf", "plain"), ("perf", "arr"), ("ring", "plain"),
                             ("ring", "arr")):
         skel = open_skel()
         got = []
         calls_after = []
         signalled = []
+        flowing, sent = threading.Event(), threading.Event()
 
         def slow(*args):
             if signalled:
                 calls_after.append(1)
             got.append(args[-1])
+            if len(got) == 20:
+                flowing.set()
+            elif len(got) == n - 20:
+                sent.wait(60)  # a late interrupter (loaded machine): records remain for it
             time.sleep(0.001)
 
         reader = open_reader(skel, transport, kind, slow,
                              **({"page_count": 256} if transport == "perf" else {}))
-        trigger(3000)
+        trigger(n)
 
-        def interrupt():
+        def interrupt():  # Ctrl-C once records are being delivered
+            flowing.wait(60)
             signalled.append(1)
-            os.kill(PID, signal.SIGINT)
+            signal.pthread_kill(main, signal.SIGINT)
+            sent.set()
 
-        timer = threading.Timer(0.05, interrupt)
+        timer = threading.Thread(target=interrupt)
         timer.start()
         t0 = time.monotonic()
         outcome = "no interrupt"
         try:
-            while len(got) < 3000:
+            while len(got) < n:
                 reader.poll(100)
         except KeyboardInterrupt:
             outcome = "KeyboardInterrupt"
         elapsed = time.monotonic() - t0
+        at_interrupt = len(got)
         timer.join()
         after = len(calls_after)
         collect_until_done(skel, reader, transport, kind, lambda: len(got),
                            lambda: reader.poll(10))
         out = check(transport, kind, got, skel.bss.sent, lost_of(skel, reader, transport, kind))
-        out.update(outcome=outcome, callbacks_after_signal=after, seconds=round(elapsed, 3))
+        out.update(outcome=outcome, callbacks_after_signal=after, seconds=round(elapsed, 3),
+                   at_interrupt=at_interrupt)
         r[f"{transport}-{kind}"] = out
         skel.destroy()
 
@@ -529,6 +540,7 @@ def test_ctrl_c_in_a_slow_callback_surfaces_after_the_current_record(
     for case, res in out.items():
         assert res["outcome"] == "KeyboardInterrupt", (case, res)
         assert res["callbacks_after_signal"] <= 1, (case, res)
+        assert res["at_interrupt"] < res["sent"], (case, res)  # records were still waiting
         assert res["ok"], (case, res)  # the rest came with the next polls, once each
 
 

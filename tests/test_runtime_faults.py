@@ -31,7 +31,7 @@ HARNESS = r'''
 import gc, json, os, signal, subprocess, sys, threading, time
 sys.path.insert(0, sys.argv[3])
 from tests.helpers.bpf_leaks import fd_ids, still_alive
-from tests.helpers.scenario_util import load_and_attach, load_module
+from tests.helpers.scenario_util import interrupt_when_waiting, load_and_attach, load_module
 
 mod = load_module(sys.argv[2], "zoo_skel")
 
@@ -104,13 +104,14 @@ def s_sigint(r):
     rb = skel.maps.rb.open_ring_buffer(lambda rec: got.append(rec.seq))
     r["interrupts"] = []
     for poll in (pb.poll, rb.poll):
-        threading.Timer(0.3, os.kill, (PID, signal.SIGINT)).start()
-        t0 = time.monotonic()
+        # SIGINT once the poll sleeps in its wait (a fixed delay can come before it)
+        killer = interrupt_when_waiting()
         try:
             poll(10000)
             r["interrupts"].append("poll returned")
         except KeyboardInterrupt:
-            r["interrupts"].append(round(time.monotonic() - t0, 2))
+            r["interrupts"].append(round(time.monotonic() - killer.sent_at, 2))
+        killer.join()
     trigger(3)
     drain(lambda t: pb.poll(t) + rb.poll(t), lambda: len(got), 6)
     r["after"] = sorted(got)
@@ -290,7 +291,7 @@ def test_callback_that_raises(harness: tuple[Path, Path]) -> None:
 
 def test_ctrl_c_during_poll(harness: tuple[Path, Path]) -> None:
     out = run_scenario(harness, "sigint")
-    # KeyboardInterrupt comes out of a 10 s poll about when SIGINT arrives
+    # KeyboardInterrupt comes out of a 10 s poll (blocked in its wait) when SIGINT arrives
     assert all(isinstance(x, float) and x < 3 for x in out["interrupts"]), out["interrupts"]
     assert out["after"] == [0, 0, 1, 1, 2, 2]  # both buffers still work
 

@@ -16,6 +16,7 @@ from btfgen.runtime import BpfError, RuntimeBpfError
 from btfgen.runtime._libbpf import ffi
 from tests.helpers.build import ROOT
 from tests.helpers.runtime_zoo import load_or_skip
+from tests.helpers.waiting import wait_in_syscall
 
 EXAMPLES = ROOT / "examples"
 
@@ -175,8 +176,8 @@ except KeyboardInterrupt:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
     assert p.stdout.readline().strip() == "ok"
-    import time
-    time.sleep(0.5)
+    # SIGINT once the child is inside the run (the bpf syscall), not after a fixed time
+    wait_in_syscall(p.pid, p.pid, ("bpf",))
     p.send_signal(2)
     out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err

@@ -182,15 +182,17 @@ def test_opensnoop_flags_match_c(tools: Path, workload_factory: type[Workload]) 
     assert len(ours) == 150 and all(" -1   2 02000000 /nonexistent" in line for line in ours)
 
 
+# The short sleep makes each message a wakeup whatever the load: the echo thread is
+# blocked in read() when the byte comes (else it may find it there already).
 RUNQ = """
-import os, threading
+import os, threading, time
 r1, w1 = os.pipe(); r2, w2 = os.pipe()
 def echo():
     for _ in range(1500):
         os.write(w2, os.read(r1, 1))
 t = threading.Thread(target=echo); t.start()
 for _ in range(1500):
-    os.write(w1, b'x'); os.read(r2, 1)
+    time.sleep(0.0002); os.write(w1, b'x'); os.read(r2, 1)
 t.join()
 """
 

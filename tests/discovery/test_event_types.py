@@ -37,14 +37,7 @@ from btfgen.elf.model import BpfObject
 from btfgen.elf.reader import read_input, read_object_bytes
 from btfgen.errors import BtfgenError
 from tests.helpers.build import compile_bpf, run_btfgen
-from tests.helpers.event_progs import EVENT_H, EVENT_SIZE, VARIANTS, build_variant
-
-
-@pytest.fixture(scope="session")
-def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every variant of event_progs.py, compiled once."""
-    d = tmp_path_factory.mktemp("events")
-    return {name: build_variant(name, d) for name in VARIANTS}
+from tests.helpers.event_progs import EVENT_H, EVENT_SIZE, build_variant
 
 
 def record(obj_path: Path, events: dict[str, str] | None = None,
@@ -82,9 +75,9 @@ def assert_event_members(et: EventTypes, map_name: str = "events") -> None:
     ("ring", "dwarf", "pointer local in handle; bpf_ringbuf_reserve in handle (32 bytes)"),
     ("choose", "dwarf", "size match in the object's source; bpf_perf_event_output"),
 ])
-def test_each_source_alone(variants: dict[str, Path], variant: str, source: str,
+def test_each_source_alone(event_variants: dict[str, Path], variant: str, source: str,
                            detail: str) -> None:
-    name, src, size, got_detail = record(variants[variant])
+    name, src, size, got_detail = record(event_variants[variant])
     assert (name, src, size) == ("struct event", source, EVENT_SIZE)
     assert got_detail.startswith(detail)
 
@@ -98,8 +91,8 @@ def test_clang19_location_lists(variant: str, function: str, tmp_path: Path) -> 
     assert detail.startswith(f"local 'e' of handle; bpf_perf_event_output in {function}")
 
 
-def test_dwarf_types_land_in_a_split_btf(variants: dict[str, Path]) -> None:
-    obj = read_input(str(variants["stack"]))
+def test_dwarf_types_land_in_a_split_btf(event_variants: dict[str, Path]) -> None:
+    obj = read_input(str(event_variants["stack"]))
     assert not obj.btf.find("event")  # only DWARF knows it
     et = resolve_event_types(obj)
     assert et.btf.base is obj.btf and et.btf.start_id == obj.btf.type_count
@@ -107,73 +100,73 @@ def test_dwarf_types_land_in_a_split_btf(variants: dict[str, Path]) -> None:
     assert_event_members(et)
 
 
-def test_header_alone_types_a_stripped_object(variants: dict[str, Path],
+def test_header_alone_types_a_stripped_object(event_variants: dict[str, Path],
                                               tmp_path: Path) -> None:
     h = tmp_path / "event.h"
     h.write_text(EVENT_H)
-    assert record(variants["stack_stripped"], header=str(h))[:3] == \
+    assert record(event_variants["stack_stripped"], header=str(h))[:3] == \
         ("struct event", "header", EVENT_SIZE)
-    et = resolve_event_types(read_input(str(variants["ring_stripped"])), header=str(h))
+    et = resolve_event_types(read_input(str(event_variants["ring_stripped"])), header=str(h))
     assert et.maps["events"].source == "header"
     assert_event_members(et)
 
 
-def test_event_option_names_the_type(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_event_option_names_the_type(event_variants: dict[str, Path], tmp_path: Path) -> None:
     h = tmp_path / "types.h"
     h.write_text(EVENT_H + "struct other { __u64 a, b; };\n")
     # from the header, overriding the size match that would find struct event
-    got = record(variants["stack_stripped"], {"events": "struct other"}, str(h))
+    got = record(event_variants["stack_stripped"], {"events": "struct other"}, str(h))
     assert got[:3] == ("struct other", "--event", 16)
     assert "from " in got[3] and "types.h" in got[3]
     # from BTF, stronger than an annotation
-    assert record(variants["annotate"], {"events": "__u32"})[:3] == ("__u32", "--event", 4)
+    assert record(event_variants["annotate"], {"events": "__u32"})[:3] == ("__u32", "--event", 4)
     # from DWARF
-    assert record(variants["stack"], {"events": "struct event"})[:2] == \
+    assert record(event_variants["stack"], {"events": "struct event"})[:2] == \
         ("struct event", "--event")
 
 
-def test_bad_event_options(variants: dict[str, Path]) -> None:
+def test_bad_event_options(event_variants: dict[str, Path]) -> None:
     with pytest.raises(EventTypeError, match=r"no perf event array or ring buffer map named"
                        r" 'nope' \(these are: events\)"):
-        record(variants["stack"], {"nope": "struct event"})
+        record(event_variants["stack"], {"nope": "struct event"})
     with pytest.raises(EventTypeError, match=r"no type 'struct missing' in the object's BTF"
                        r" or DWARF \(a stripped object needs --header FILE.h\)"):
-        record(variants["stack_stripped"], {"events": "struct missing"})
+        record(event_variants["stack_stripped"], {"events": "struct missing"})
     with pytest.raises(EventTypeError, match="expected MAP=CTYPE"):
         parse_event_args(["events"])
     assert parse_event_args(["events=struct  event", "rb = u32"]) == \
         {"events": "struct event", "rb": "u32"}
 
 
-def test_bad_header(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_header(event_variants: dict[str, Path], tmp_path: Path) -> None:
     h = tmp_path / "bad.h"
     h.write_text("struct event { int a; ;;; garbage here }\n")
     with pytest.raises(HeaderError, match="cannot parse") as e:
-        record(variants["stack_stripped"], header=str(h))
+        record(event_variants["stack_stripped"], header=str(h))
     assert e.value.path == str(h)
     with pytest.raises(HeaderError, match="preprocessor failed"):
-        record(variants["stack_stripped"], header=str(tmp_path / "missing.h"))
-    r = run_btfgen("info", variants["stack_stripped"], "--header", h)
+        record(event_variants["stack_stripped"], header=str(tmp_path / "missing.h"))
+    r = run_btfgen("info", event_variants["stack_stripped"], "--header", h)
     assert r.returncode == 1 and r.stderr.startswith(f"btfgen: {h}: cannot parse")
 
 
 # -- combinations and precedence --------------------------------------------------------
 
-def test_stronger_source_wins(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_stronger_source_wins(event_variants: dict[str, Path], tmp_path: Path) -> None:
     h = tmp_path / "other.h"
     h.write_text("struct decoy { char c[32]; };\n")
     # bytecode (map value) beats a header size match
-    assert record(variants["heap"], header=str(h))[1] == "bytecode"
+    assert record(event_variants["heap"], header=str(h))[1] == "bytecode"
     # DWARF's local beats a header size match
-    assert record(variants["stack"], header=str(h))[1] == "dwarf"
+    assert record(event_variants["stack"], header=str(h))[1] == "dwarf"
     # the annotation beats the bytecode/BTF size match it also has (decltag has a global)
-    assert record(variants["decltag"])[1] == "annotation"
+    assert record(event_variants["decltag"])[1] == "annotation"
 
 
-def test_ambiguity_is_reported_not_guessed(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_ambiguity_is_reported_not_guessed(event_variants: dict[str, Path], tmp_path: Path) -> None:
     h = tmp_path / "two.h"
     h.write_text(EVENT_H + "struct other { __u64 a[4]; };\nstruct small { int x; };\n")
-    et = resolve_event_types(read_input(str(variants["stack_stripped"])), header=str(h))
+    et = resolve_event_types(read_input(str(event_variants["stack_stripped"])), header=str(h))
     r = et.maps["events"]
     assert r.type_id == 0 and r.ambiguous
     assert sorted(c.name for c in r.candidates) == ["struct event", "struct other"]
@@ -183,12 +176,12 @@ def test_ambiguity_is_reported_not_guessed(variants: dict[str, Path], tmp_path: 
         f" struct other (32 bytes, header: size match in {h});"
         " records are bytes; pick one with --event events=CTYPE"]
     # --event settles it
-    assert record(variants["stack_stripped"], {"events": "struct other"}, str(h))[:2] == \
+    assert record(event_variants["stack_stripped"], {"events": "struct other"}, str(h))[:2] == \
         ("struct other", "--event")
 
 
-def test_unresolved_message(variants: dict[str, Path]) -> None:
-    obj = read_input(str(variants["ring_stripped"]))
+def test_unresolved_message(event_variants: dict[str, Path]) -> None:
+    obj = read_input(str(event_variants["ring_stripped"]))
     et = resolve_event_types(obj)
     assert et.record_type_id("events") == 0
     assert et.btf is obj.btf  # nothing was added
@@ -200,17 +193,17 @@ def test_unresolved_message(variants: dict[str, Path]) -> None:
 
 # -- the bytecode analysis ---------------------------------------------------------------
 
-def test_emit_sites(variants: dict[str, Path]) -> None:
-    facts = analyze(read_input(str(variants["call"])))
+def test_emit_sites(event_variants: dict[str, Path]) -> None:
+    facts = analyze(read_input(str(event_variants["call"])))
     (site,) = facts.sites
     assert (site.map_name, site.helper, site.function, site.size.lo, site.size.hi) == \
         ("events", HELPER_PERF_EVENT_OUTPUT, "emit", 32, 32)
     # the pointer passed into emit() still points into handle()'s frame
     assert isinstance(site.data, StackPtr) and site.data.frame == "handle"
     assert facts.stack_depth["handle"] >= 32
-    (heap,) = analyze(read_input(str(variants["varlen"]))).sites
+    (heap,) = analyze(read_input(str(event_variants["varlen"]))).sites
     assert heap.data == MapValuePtr("heap", 0) and (heap.size.lo, heap.size.hi) == (16, 32)
-    (ring,) = analyze(read_input(str(variants["ring"]))).sites
+    (ring,) = analyze(read_input(str(event_variants["ring"]))).sites
     assert (ring.helper, ring.size.lo, ring.data) == (HELPER_RINGBUF_RESERVE, 32, None)
 
 
@@ -276,12 +269,12 @@ def test_spills_bounds_and_calls(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_damaged_code_and_dwarf_raise_only_btfgen_errors(variants: dict[str, Path]) -> None:
+def test_damaged_code_and_dwarf_raise_only_btfgen_errors(event_variants: dict[str, Path]) -> None:
     """Random damage to program code, relocations and DWARF: a result or a
     BtfgenError, never another exception."""
     rnd = random.Random(99)
     for variant in ("call", "ring", "choose", "varlen"):
-        data = variants[variant].read_bytes()
+        data = event_variants[variant].read_bytes()
         elf = ELFFile(io.BytesIO(data))
         regions = [(int(sec["sh_offset"]), int(sec["sh_size"])) for sec in elf.iter_sections()
                    if sec["sh_size"] and (sec["sh_flags"] & 4 or sec.name.startswith(
@@ -300,9 +293,9 @@ def test_damaged_code_and_dwarf_raise_only_btfgen_errors(variants: dict[str, Pat
 # -- the annotation loads unchanged -------------------------------------------------------
 
 @pytest.mark.live
-def test_annotated_object_loads_in_libbpf(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_annotated_object_loads_in_libbpf(event_variants: dict[str, Path], tmp_path: Path) -> None:
     pin = Path("/sys/fs/bpf") / f"btfgen-annot-{tmp_path.name}"
-    r = subprocess.run(["bpftool", "prog", "loadall", str(variants["annotate"]), str(pin)],
+    r = subprocess.run(["bpftool", "prog", "loadall", str(event_variants["annotate"]), str(pin)],
                        capture_output=True, text=True)
     try:
         if r.returncode != 0 and ("Operation not permitted" in r.stderr
@@ -381,42 +374,42 @@ def test_header_layout_equals_clang_bpf(tmp_path: Path) -> None:
 # -- CLI ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_info_shows_record_and_source(variants: dict[str, Path], tmp_path: Path) -> None:
-    out = run_btfgen("info", variants["heap"], check=True).stdout
+def test_info_shows_record_and_source(event_variants: dict[str, Path], tmp_path: Path) -> None:
+    out = run_btfgen("info", event_variants["heap"], check=True).stdout
     assert ("      record: struct event, 32 bytes [bytecode: value of map 'heap';"
             " bpf_perf_event_output in handle (32 bytes)]\n") in out
-    out = run_btfgen("info", variants["stack_stripped"], check=True).stdout
+    out = run_btfgen("info", event_variants["stack_stripped"], check=True).stdout
     assert ("      record: unknown, records are bytes -- type it with --event events=CTYPE"
             " or BTFGEN_RECORD(events, CTYPE)\n") in out
     h = tmp_path / "event.h"
     h.write_text(EVENT_H)
-    out = run_btfgen("info", variants["stack_stripped"], "--header", h,
+    out = run_btfgen("info", event_variants["stack_stripped"], "--header", h,
                      "--event", "events=struct event", check=True).stdout
     assert "      record: struct event, 32 bytes [--event: --event events=struct event" in out
-    r = run_btfgen("info", variants["stack"], "--event", "bogus=struct event")
+    r = run_btfgen("info", event_variants["stack"], "--event", "bogus=struct event")
     assert r.returncode == 1 and r.stderr.count("\n") == 1
     assert "no perf event array or ring buffer map named 'bogus'" in r.stderr
 
 
-def test_gen_types_records_and_says_when_it_cannot(variants: dict[str, Path],
+def test_gen_types_records_and_says_when_it_cannot(event_variants: dict[str, Path],
                                                   tmp_path: Path) -> None:
     h = tmp_path / "event.h"
     h.write_text(EVENT_H)
     out = tmp_path / "typed_skel.py"
-    r = run_btfgen("gen", variants["ring_stripped"], "--header", h, "-o", out, check=True)
+    r = run_btfgen("gen", event_variants["ring_stripped"], "--header", h, "-o", out, check=True)
     assert r.stderr == ""
     text = out.read_text()
     assert 'class Event:\n    """C ``struct event`` (32 bytes)."""' in text
     out2 = tmp_path / "bytes_skel.py"
-    r = run_btfgen("gen", variants["ring_stripped"], "-o", out2, check=True)
-    assert r.stderr == (f"btfgen: {variants['ring_stripped']}: map 'events' (RINGBUF): record"
+    r = run_btfgen("gen", event_variants["ring_stripped"], "-o", out2, check=True)
+    assert r.stderr == (f"btfgen: {event_variants['ring_stripped']}: map 'events' (RINGBUF): record"
                         " type not found, records are bytes; type it with --event events=CTYPE"
                         " (plus --header FILE.h for a stripped object) or"
                         " BTFGEN_RECORD(events, CTYPE) from <btfgen.bpf.h>\n")
     assert "class Event" not in out2.read_text()
 
 
-def test_gen_variable_length_records(variants: dict[str, Path], tmp_path: Path) -> None:
+def test_gen_variable_length_records(event_variants: dict[str, Path], tmp_path: Path) -> None:
     """The "varlen" program sends 16..32 bytes of its 32-byte struct event: the
     skeleton's codec takes samples from 16 bytes, zero-padded; fixed-size
     records keep min_size == SIZE."""
@@ -424,7 +417,7 @@ def test_gen_variable_length_records(variants: dict[str, Path], tmp_path: Path) 
 
     for name, least in (("varlen", 16), ("heap", 32)):
         out = tmp_path / f"{name}_skel.py"
-        run_btfgen("gen", variants[name], "-o", out, check=True)
+        run_btfgen("gen", event_variants[name], "-o", out, check=True)
         text = out.read_text()
         assert (f"_codec.RecordCodec(Event, min_size={least})" in text) == (least < 32)
         spec = importlib.util.spec_from_file_location(f"evgen_{name}", out)

@@ -12,6 +12,7 @@ import platform
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -360,11 +361,11 @@ def open_skel(mod: ModuleType, **rodata: int) -> Any:
     return skel
 
 
-def drain(rb: Any, got: list[Any], want: int, tries: int = 50) -> None:
-    """Poll ``rb`` until ``got`` has ``want`` records (or tries run out)."""
-    for _ in range(tries):
-        if len(got) >= want:
-            return
+def drain(rb: Any, got: list[Any], want: int, timeout: float = 30.0) -> None:
+    """Poll ``rb`` until ``got`` has ``want`` records (or ``timeout`` seconds,
+    generous for a loaded machine, passed: the caller asserts)."""
+    end = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < end:
         rb.poll(20)
 
 

@@ -33,7 +33,7 @@ PROG_C = r"""
 #include "event.h"
 
 #if defined(RING)
-struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } events SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 18); } events SEC(".maps");
 #elif defined(MAPBTF)
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);

@@ -36,3 +36,29 @@ def load_and_attach(skel: Any) -> Any:
         raise
     skel.attach()
     return skel
+
+
+
+def interrupt_when_waiting(timeout: float = 60.0) -> Any:
+    """Start a thread that sends SIGINT to the calling (main) thread once that
+    sleeps in an epoll wait -- a poll is blocked -- so the signal cannot come
+    before the wait starts, however loaded the machine.  Returns the thread;
+    its ``sent_at`` is the ``time.monotonic()`` of the kill."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.helpers.waiting import EPOLL_WAITS, wait_in_syscall
+
+    main, tid = threading.get_ident(), threading.get_native_id()
+
+    def run() -> None:
+        wait_in_syscall(os.getpid(), tid, EPOLL_WAITS, timeout)
+        thread.sent_at = time.monotonic()  # type: ignore[attr-defined]
+        signal.pthread_kill(main, signal.SIGINT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.sent_at = None  # type: ignore[attr-defined]
+    thread.start()
+    return thread
