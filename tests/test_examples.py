@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.attach_progs import netns_veth
 from tests.helpers.build import ROOT
 from tests.helpers.lint import mypy_strict, ruff
 from tests.helpers.runtime_zoo import load_or_skip
@@ -140,30 +141,14 @@ def test_opensnoop_records_and_filters(examples: dict[str, ModuleType], tmp_path
 
 @pytest.fixture
 def veth_pair() -> Iterator[tuple[str, str, str]]:
-    """A veth pair: ``btv<pid>a`` here (no address), its peer in a new netns with
+    """A veth pair: our end here (no address), its peer in a new netns with
     10.251.0.1/24 and a static neighbour 10.251.0.2 at our end's MAC."""
-    ns, here, there = f"btfgen-{PID}", f"btv{PID % 100000}a", f"btv{PID % 100000}b"
-
-    def ip(*args: str) -> None:
-        r = subprocess.run(["ip", *args], capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-
-    try:
-        ip("netns", "add", ns)
-    except RuntimeError as e:
-        pytest.skip(f"cannot create a network namespace here: {e}")
-    try:
-        ip("link", "add", here, "type", "veth", "peer", "name", there, "netns", ns)
-        ip("link", "set", here, "up")
-        ip("-n", ns, "addr", "add", "10.251.0.1/24", "dev", there)
-        ip("-n", ns, "link", "set", there, "up")
+    with netns_veth("ex") as (ns, here, there):
         mac = Path(f"/sys/class/net/{here}/address").read_text().strip()
-        ip("-n", ns, "neigh", "add", "10.251.0.2", "lladdr", mac, "dev", there)
+        for args in (["addr", "add", "10.251.0.1/24", "dev", there],
+                     ["neigh", "add", "10.251.0.2", "lladdr", mac, "dev", there]):
+            subprocess.run(["ip", "-n", ns, *args], check=True, capture_output=True)
         yield ns, here, there
-    finally:
-        subprocess.run(["ip", "link", "del", here], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 SENDER = """
