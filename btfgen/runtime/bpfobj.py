@@ -7,8 +7,7 @@ reference to it goes (nothing of the object references it back), and at
 interpreter exit, so nothing is left behind when the caller forgets.
 
 The native layer is in :mod:`~btfgen.runtime.native`, programs in
-:mod:`~btfgen.runtime.program`, links in :mod:`~btfgen.runtime.link`; their
-names are re-exported here.
+:mod:`~btfgen.runtime.program`, links in :mod:`~btfgen.runtime.link`.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from btfgen.runtime.errors import BpfError, NotSupportedError
 from btfgen.runtime.link import Link
 from btfgen.runtime.map_types import PERF_EVENT_ARRAY
 from btfgen.runtime.native import (
-    Native,
     ObjectCore,
     c_bytes,
     c_name,
@@ -35,8 +33,7 @@ from btfgen.runtime.native import (
 )
 from btfgen.runtime.program import Program, auto_attachable
 
-__all__ = ["LibbpfObject", "Link", "MapPtr", "Native", "ObjectCore", "Program", "c_bytes",
-           "c_name", "check_int", "check_ptr"]
+__all__ = ["LibbpfObject", "MapPtr"]
 
 #: Bytes for the kernel's verifier/BTF log during load.
 KERNEL_LOG_SIZE = 1 << 20

@@ -13,10 +13,11 @@ import struct
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from btfgen.runtime.bpfobj import LibbpfObject, MapPtr, Program
+from btfgen.runtime.bpfobj import LibbpfObject, MapPtr
 from btfgen.runtime.codec import IntCodec
 from btfgen.runtime.errors import RuntimeBpfError
 from btfgen.runtime.maps import KeyedMap, MapArgumentError, MapBase, object_id, wrapper_of
+from btfgen.runtime.program import Program
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.registry import object_of
 

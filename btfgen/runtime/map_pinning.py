@@ -12,8 +12,9 @@ import errno
 import os
 
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.bpfobj import MapPtr, c_bytes, check_int
+from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.errors import BpfError, RuntimeBpfError, error_class
+from btfgen.runtime.native import c_bytes, check_int
 
 ffi.cdef("""
 int bpf_map__pin(struct bpf_map *map, const char *path);

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.bpfobj import MapPtr, check_int
+from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.errors import MapKeyError, RuntimeBpfError, error_class
 from btfgen.runtime.hist import HistogramMethods
 from btfgen.runtime.map_pinning import Pinnable
 from btfgen.runtime.map_types import ARRAY, PERCPU_ARRAY, class_name
+from btfgen.runtime.native import check_int
 from btfgen.runtime.protocols import Codec
 from btfgen.runtime.system import possible_cpus
 

@@ -22,10 +22,10 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 from btfgen.runtime import drain as _drain
 from btfgen.runtime import records_fast
 from btfgen.runtime._libbpf import ffi, lib
-from btfgen.runtime.bpfobj import MapPtr, check_ptr
+from btfgen.runtime.bpfobj import MapPtr
 from btfgen.runtime.errors import error_class
 from btfgen.runtime.maps import MapBase
-from btfgen.runtime.native import close_fd, take
+from btfgen.runtime.native import check_ptr, close_fd, take
 from btfgen.runtime.protocols import Codec, as_codec
 from btfgen.runtime.reader import _PAGE_SIZE, Reader, ReaderNative, WithPayload, _Process
 

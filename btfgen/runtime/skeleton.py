@@ -19,8 +19,10 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 
-from btfgen.runtime.bpfobj import LibbpfObject, Link, MapPtr, Program
+from btfgen.runtime.bpfobj import LibbpfObject, MapPtr
 from btfgen.runtime.errors import RuntimeBpfError
+from btfgen.runtime.link import Link
+from btfgen.runtime.program import Program
 
 S = TypeVar("S", bound="Skeleton")
 
