@@ -1,8 +1,8 @@
 """Perf buffers: a PERF_EVENT_ARRAY map's per-CPU rings, records decoded.
 
 A :class:`PerfBuffer` delivers ``callback(cpu, record)`` and counts what the
-kernel dropped (``lost``, ``lost_callback``); without a callback, records queue
-up and the buffer is a blocking iterator (``for cpu, rec in pb``) and an
+kernel dropped (:attr:`PerfBuffer.lost`, ``lost_callback``); without a callback,
+records queue up and the buffer is a blocking iterator (``for cpu, rec in pb``) and an
 asyncio one.  Perf samples are padded to 8 bytes by the kernel, and programs
 sending a struct followed by packet bytes (``bpf_perf_event_output`` with
 ``BPF_F_CTXLEN_MASK``) make them longer still: opened with ``payload=True``, a
@@ -14,8 +14,11 @@ fork: see :mod:`btfgen.runtime.reader`.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
@@ -23,7 +26,7 @@ from btfgen.runtime import drain as _drain
 from btfgen.runtime import records_fast
 from btfgen.runtime._libbpf import ffi, lib
 from btfgen.runtime.bpfobj import MapPtr
-from btfgen.runtime.errors import error_class
+from btfgen.runtime.errors import BpfError, error_class
 from btfgen.runtime.maps import MapBase
 from btfgen.runtime.native import check_ptr, close_fd, take
 from btfgen.runtime.protocols import Codec, as_codec
@@ -38,6 +41,11 @@ LIBBPF_PERF_EVENT_CONT = -2
 _PERF_ATTR_WATERMARK = 1 << 14
 _HDR = struct.Struct("<IHHI")  # perf_event_header + the sample's u32 raw size
 _LOST = struct.Struct("<QQ")
+#: read_format asking read() of a perf event fd for the samples it dropped (Linux 6.0)
+PERF_FORMAT_LOST = 1 << 4
+_COUNTERS = struct.Struct("<QQ")  # read(): the event's count, then its lost samples
+#: A poll that delivers records re-reads the kernel's loss counters at most this often (s).
+LOSS_CHECK_INTERVAL = 0.1
 #: The largest ring accepted (bytes per CPU).
 MAX_RING_BYTES = 1 << 30
 
@@ -72,9 +80,8 @@ def _on_perf_event(ctx: Any, cpu: int, event: Any) -> int:
                 pb._callback(cpu, rec)
         elif etype == PERF_RECORD_LOST:
             _id, lost = _LOST.unpack_from(data, 8)
-            pb._lost_libbpf += lost
-            if pb._lost_callback is not None:
-                pb._lost_callback(cpu, lost)
+            pb._lost_records[pb._cpus.index(cpu)] += lost
+            pb._report_lost()
     except BaseException as e:  # noqa: BLE001 - re-raised from poll()
         pb._fail(e)
     return LIBBPF_PERF_EVENT_CONT
@@ -96,6 +103,12 @@ class _PerfNative(ReaderNative):
     def __init__(self, ptr: Any, map_fd: int) -> None:
         super().__init__(ptr, "perf_buffer__free")
         self.map_fd = map_fd
+        #: Held to read the rings' perf event fds (``lost``) and to free them.
+        self.lock = threading.RLock()
+
+    def close(self) -> None:
+        with self.lock:
+            super().close()
 
     def closed(self) -> None:
         close_fd(take(self, "map_fd", -1))
@@ -105,7 +118,7 @@ class PerfBuffer(Reader[R]):
     """Per-CPU perf ring buffers of a PERF_EVENT_ARRAY map.
 
     ``callback(cpu, record)`` per sample, ``lost_callback(cpu, count)`` per loss
-    report; ``lost`` is the running total of samples the kernel dropped.
+    report; :attr:`lost` is the total of samples the kernel dropped.
     ``wakeup_events=N`` (or ``wakeup_bytes=B``) makes the kernel wake the reader
     every N samples (B bytes) instead of every one, which costs the traced
     program much less; ``poll()`` drains whatever is waiting when its timeout
@@ -114,6 +127,7 @@ class PerfBuffer(Reader[R]):
     """
 
     _kind: ClassVar[str] = "perf buffer"
+    _native: _PerfNative
     _header: ClassVar[int] = 12  # perf_event_header + the u32 raw size
 
     def __init__(self, handle: MapPtr, codec: Codec[R] | None,
@@ -144,7 +158,6 @@ class PerfBuffer(Reader[R]):
         self._check_fits(page_count * _PAGE_SIZE, f" (page_count={page_count}: use a larger "
                          "power of two)")
         self._lost_callback = lost_callback
-        self._lost_libbpf = 0
         self._handle_ref = ffi.new_handle(self)
         attr = ffi.new("struct perf_event_attr *")
         attr.type = PERF_TYPE_SOFTWARE
@@ -152,6 +165,7 @@ class PerfBuffer(Reader[R]):
         attr.config = PERF_COUNT_SW_BPF_OUTPUT
         attr.sample_type = PERF_SAMPLE_RAW
         attr.sample_period = 1
+        attr.read_format = PERF_FORMAT_LOST
         if wakeup_bytes:
             attr.flags = _PERF_ATTR_WATERMARK
             attr.wakeup_events = wakeup_bytes  # a union with wakeup_watermark
@@ -168,10 +182,7 @@ class PerfBuffer(Reader[R]):
             opts.map_keys = arr
         map_fd = os.dup(handle.fd)
         try:
-            ptr = check_ptr(f"open perf buffer on map {handle.name}",
-                            lambda: lib().perf_buffer__new_raw(map_fd, page_count, attr,
-                                                               _perf_callback(),
-                                                               self._handle_ref, opts))
+            ptr = self._open(handle.name, map_fd, page_count, attr, opts)
         except BaseException:
             os.close(map_fd)
             raise
@@ -184,14 +195,65 @@ class PerfBuffer(Reader[R]):
         use_drain = (drain and _drain.AVAILABLE and records_fast.AVAILABLE
                      and len(self._cpus) == count)
         rings = _drain.RingSet(ptr, count, _PAGE_SIZE) if use_drain else None
+        #: Per ring: lost samples from loss records libbpf's callback saw,
+        #: the kernel's loss counters as last read, and what lost_callback was told.
+        self._lost_records = [0] * count
+        self._lost_kernel = [0] * count
         self._lost_told = [0] * count
+        #: The rings' perf event fds, read for their loss counters (None: the
+        #: kernel has none, so losses are known from loss records only).
+        self._counter_fds: list[int] | None = None
+        if attr.read_format:
+            self._counter_fds = [int(lib().perf_buffer__buffer_fd(ptr, i)) for i in range(count)]
+        self._next_loss_check = 0.0
         self._choose(rings)
+
+    def _open(self, name: str, map_fd: int, page_count: int, attr: Any, opts: Any) -> Any:
+        """perf_buffer__new_raw, asking for loss counters; without them on kernels
+        older than 6.0 (which refuse that read_format)."""
+        def new() -> Any:
+            return check_ptr(f"open perf buffer on map {name}",
+                             lambda: lib().perf_buffer__new_raw(map_fd, page_count, attr,
+                                                                _perf_callback(),
+                                                                self._handle_ref, opts))
+        try:
+            return new()
+        except BpfError as e:
+            if e.errno != errno.EINVAL:
+                raise
+        attr.read_format = 0
+        return new()
 
     @property
     def lost(self) -> int:
-        """Samples the kernel could not write (ring full), as reported so far."""
-        rings = self._rings
-        return self._lost_libbpf + (sum(rings.lost_counts()) if rings is not None else 0)
+        """Samples the kernel could not write to the rings (they were full), so far.
+
+        On Linux 6.0 and later this is the kernel's own count at the moment you
+        read it, so ``received + lost`` equals what the program sent once the
+        rings are drained.  Older kernels only tell of a loss with a loss
+        record, which they write when that CPU next writes a sample: until
+        then ``lost`` is short.  ``lost_callback(cpu, count)`` hears of each
+        loss once: when a poll meets a loss record, when a poll delivers
+        nothing, and otherwise at least every 0.1 s of polling."""
+        return sum(self._lost_per_ring())
+
+    def _lost_per_ring(self) -> list[int]:
+        fds = self._counter_fds
+        if fds is None:
+            rings = self._rings
+            records = self._lost_records
+            if rings is None:
+                return list(records)
+            return [a + b for a, b in zip(rings.lost_counts(), records, strict=True)]
+        native = self._native
+        with native.lock:  # the fds are libbpf's: not freed while we read them
+            if native.ptr is not None and native.pid == _Process.pid:
+                counts = self._lost_kernel
+                for i, fd in enumerate(fds):
+                    raw = os.read(fd, _COUNTERS.size)
+                    if len(raw) == _COUNTERS.size:
+                        counts[i] = _COUNTERS.unpack(raw)[1]
+        return list(self._lost_kernel)
 
     def _libbpf_fn(self, what: str) -> Any:
         return getattr(lib(), f"perf_buffer__{what}")
@@ -217,13 +279,18 @@ class PerfBuffer(Reader[R]):
             return [(self._cpus[only], n)]
         return [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
 
+    def _polled(self, delivered: int) -> None:
+        if delivered == 0 or time.monotonic() >= self._next_loss_check:
+            self._report_lost()
+
     def _report_lost(self) -> None:
-        rings = self._rings
-        assert rings is not None
-        for i, count in enumerate(rings.lost_counts()):
-            new = count - self._lost_told[i]
-            if new:
-                self._lost_told[i] = count
+        """Tell lost_callback of losses not told yet (under the poll lock)."""
+        self._next_loss_check = time.monotonic() + LOSS_CHECK_INTERVAL
+        told = self._lost_told
+        for i, count in enumerate(self._lost_per_ring()):
+            new = count - told[i]
+            if new > 0:
+                told[i] = count
                 if self._lost_callback is not None:
                     try:
                         self._lost_callback(self._cpus[i], new)

@@ -246,6 +246,7 @@ class Reader(BatchReads[R]):
                 if native.ptr is None or native.pid != _Process.pid:
                     self._refuse()
                 result = work(timeout_ms, native.active > 1, *args)
+                self._polled(result if isinstance(result, int) else len(result))
             finally:
                 native.active -= 1
                 if native.close_later and not native.active:
@@ -356,6 +357,9 @@ class Reader(BatchReads[R]):
 
     def _report_lost(self) -> None:
         """Account for losses the drain reported (perf buffers)."""
+
+    def _polled(self, delivered: int) -> None:
+        """After each poll (or batch) of ``delivered`` records, holding the buffer."""
 
     # -- libbpf's own poll ----------------------------------------------------
     def _libbpf_call(self, what: str, *args: Any) -> int:
