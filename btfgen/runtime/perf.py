@@ -206,6 +206,7 @@ class PerfBuffer(Reader[R]):
         if attr.read_format:
             self._counter_fds = [int(lib().perf_buffer__buffer_fd(ptr, i)) for i in range(count)]
         self._next_loss_check = 0.0
+        self._delivered_since_check = False
         self._choose(rings)
 
     def _open(self, name: str, map_fd: int, page_count: int, attr: Any, opts: Any) -> Any:
@@ -233,8 +234,8 @@ class PerfBuffer(Reader[R]):
         rings are drained.  Older kernels only tell of a loss with a loss
         record, which they write when that CPU next writes a sample: until
         then ``lost`` is short.  ``lost_callback(cpu, count)`` hears of each
-        loss once: when a poll meets a loss record, when a poll delivers
-        nothing, and otherwise at least every 0.1 s of polling."""
+        loss once: when a poll meets a loss record, when a poll finds nothing
+        after others delivered records, and at least every 0.1 s of polling."""
         return sum(self._lost_per_ring())
 
     def _lost_per_ring(self) -> list[int]:
@@ -280,12 +281,21 @@ class PerfBuffer(Reader[R]):
         return [(self._cpus[r], c) for r, c in enumerate(rings.ring_counts()) if c]
 
     def _polled(self, delivered: int) -> None:
-        if delivered == 0 or time.monotonic() >= self._next_loss_check:
-            self._report_lost()
+        # Losses happen only while a ring is full, so records follow them: the
+        # first poll finding nothing after some were delivered reads the
+        # counters (and the clock bounds the wait under a steady stream).
+        if delivered:
+            self._delivered_since_check = True
+            if time.monotonic() < self._next_loss_check:
+                return
+        elif not self._delivered_since_check and time.monotonic() < self._next_loss_check:
+            return
+        self._report_lost()
 
     def _report_lost(self) -> None:
         """Tell lost_callback of losses not told yet (under the poll lock)."""
         self._next_loss_check = time.monotonic() + LOSS_CHECK_INTERVAL
+        self._delivered_since_check = False
         told = self._lost_told
         for i, count in enumerate(self._lost_per_ring()):
             new = count - told[i]
