@@ -189,8 +189,8 @@ static int btfgen_wait(int epoll_fd, int timeout_ms)
  * whether or not they woke us: records wait at most timeout_ms however the
  * wakeups are batched.  Returns the record count or -errno (EINTR is not an
  * error: the rings are drained anyway). */
-int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
-                uint32_t stride, uint32_t limit, struct btfgen_drain_out *out)
+int btfgen_poll(int epoll_fd, struct btfgen_ring *rings, int nrings,
+                struct btfgen_drain_out *out, int timeout_ms, uint32_t stride, uint32_t limit)
 {
     if (timeout_ms != 0) {
         int rc = btfgen_wait(epoll_fd, timeout_ms);
@@ -252,8 +252,8 @@ static int btfgen_ringbuf_drain(struct btfgen_ringbuf *rb, uint32_t stride, uint
 
 /* btfgen_poll for a BPF ring buffer: wait (unless timeout_ms is 0) on epoll_fd,
  * then drain whatever is there. */
-int btfgen_ringbuf_poll(int epoll_fd, int timeout_ms, struct btfgen_ringbuf *rb,
-                        uint32_t stride, uint32_t limit, struct btfgen_drain_out *out)
+int btfgen_ringbuf_poll(int epoll_fd, struct btfgen_ringbuf *rb, struct btfgen_drain_out *out,
+                        int timeout_ms, uint32_t stride, uint32_t limit)
 {
     if (timeout_ms != 0) {
         int rc = btfgen_wait(epoll_fd, timeout_ms);

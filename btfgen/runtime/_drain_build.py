@@ -19,12 +19,12 @@ struct btfgen_drain_out {
     uint32_t count; uint64_t used; uint32_t short_count; uint32_t more;
     uint64_t lost; int32_t only_ring; uint64_t done; uint64_t done_bytes;
 };
-int btfgen_poll(int epoll_fd, int timeout_ms, struct btfgen_ring *rings, int nrings,
-                uint32_t stride, uint32_t limit, struct btfgen_drain_out *out);
+int btfgen_poll(int epoll_fd, struct btfgen_ring *rings, int nrings,
+                struct btfgen_drain_out *out, int timeout_ms, uint32_t stride, uint32_t limit);
 struct btfgen_ringbuf { uint64_t *consumer_pos; uint64_t *producer_pos; const char *data;
                         uint64_t data_size; };
-int btfgen_ringbuf_poll(int epoll_fd, int timeout_ms, struct btfgen_ringbuf *rb,
-                        uint32_t stride, uint32_t limit, struct btfgen_drain_out *out);
+int btfgen_ringbuf_poll(int epoll_fd, struct btfgen_ringbuf *rb, struct btfgen_drain_out *out,
+                        int timeout_ms, uint32_t stride, uint32_t limit);
 uint64_t btfgen_ringbuf_pending(struct btfgen_ringbuf *rb);
 """
 

@@ -14,9 +14,11 @@ callback, which works everywhere but costs a C -> Python call per record.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from btfgen.runtime._libbpf import ffi as libbpf_ffi
@@ -118,6 +120,9 @@ class DrainBuffer:
 
     out: Any
     count: int
+    #: The C drain of this kind of ring into the current buffer:
+    #: ``_poll(timeout_ms, stride, limit)``, its other arguments bound.
+    _poll: Callable[[int, int, int], int]
 
     def _init_out(self, capacity: int, ring_count: int, min_record: int) -> None:
         assert _ext is not None
@@ -163,13 +168,9 @@ class DrainBuffer:
             self._switch_buffer()
         return self._poll(timeout_ms, stride, limit)
 
-    def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
-        """The C drain of this kind of ring, into the current buffer."""
-        raise NotImplementedError
-
-    def view(self, used: int) -> memoryview:
-        """The first ``used`` bytes the last drain wrote, without a copy (read-only)."""
-        return memoryview(self.current.mem).toreadonly()[:used]
+    def view(self, end: int, start: int = 0) -> memoryview:
+        """Bytes ``start`` up to ``end`` the last drain wrote, without a copy (read-only)."""
+        return memoryview(self.current.mem).toreadonly()[start:end]
 
     def _switch_buffer(self) -> None:
         """Move to a pooled buffer nobody references, or to a fresh one."""
@@ -224,10 +225,9 @@ class RingSet(DrainBuffer):
         #: readers outside this extension (records_fast's perf_deliver).
         self.rings_addr = int(ffi.cast("uintptr_t", self.rings))
         self.lost_addr = int(ffi.cast("uintptr_t", self._lost))
-
-    def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
-        return self._lib.btfgen_poll(  # type: ignore[no-any-return]
-            self.epoll_fd, timeout_ms, self.rings, self.count, stride, limit, self.out)
+        # bound once: no Python frame between a drain and the C call
+        self._poll = functools.partial(self._lib.btfgen_poll, self.epoll_fd, self.rings,
+                                       self.count, self.out)
 
 
 def map_max_entries(map_fd: int) -> int:
@@ -296,7 +296,7 @@ class RingbufSet(DrainBuffer):
     def _poll(self, timeout_ms: int, stride: int, limit: int) -> int:
         self.check_open()
         return self._lib.btfgen_ringbuf_poll(  # type: ignore[no-any-return]
-            self.epoll_fd, timeout_ms, self.ringbuf, stride, limit, self.out)
+            self.epoll_fd, self.ringbuf, self.out, timeout_ms, stride, limit)
 
     def pending(self) -> int:
         """Bytes between the consumer and producer positions."""

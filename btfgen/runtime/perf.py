@@ -339,7 +339,7 @@ class PerfBuffer(Reader[R]):
                 raise error_class(rc)(f"{self._what}: consume_buffer({index})", rc)
             return total + self.received - before
 
-        return self._locked(0, work, 0)  # type: ignore[no-any-return]
+        return self._locked(0, work, 0)
 
     def _check_index(self, index: int) -> None:
         count = self.buffer_count

@@ -218,44 +218,63 @@ class Reader(BatchReads[R]):
         return rec
 
     # -- one poller at a time -------------------------------------------------
-    def _locked(self, timeout_ms: int, work: Callable[..., Any], idle: Any, *args: Any) -> Any:
+    def _locked(self, timeout_ms: int, work: Callable[..., int], idle: int, *args: Any) -> int:
         """Run ``work(timeout_ms, nested, *args)`` holding the buffer, or return
         ``idle`` when another thread holds it for all of ``timeout_ms``."""
+        left = self._acquire(timeout_ms)
+        if left is None:
+            return idle
+        try:
+            result = work(left, self._native.active > 1, *args)
+            self._polled(result)
+        finally:
+            self._release()
+        if self._errors:
+            self._raise_pending()
+        return result
+
+    def _acquire(self, timeout_ms: int) -> int | None:
+        """Hold the buffer for this thread (the lock, and the native pointer
+        against a close meanwhile): the part of ``timeout_ms`` left, or None when
+        another thread held the buffer all along.  Raises when the buffer is
+        closed or belongs to another process.  Each hold ends with _release()."""
         if timeout_ms < -1:
             raise ValueError(f"{self._what}: timeout_ms must be -1 (forever) or more, "
                              f"not {timeout_ms}")
         lock = self._lock
+        native = self._native
+        held = False
         try:
             if not lock.acquire(False):
                 if timeout_ms == 0:
-                    return idle
+                    return None
                 start = time.monotonic()
                 if not lock.acquire(True, timeout_ms / 1000 if timeout_ms > 0 else -1):
-                    return idle
+                    return None
                 if timeout_ms > 0:
                     timeout_ms = max(0, timeout_ms - int((time.monotonic() - start) * 1000))
+            native.active += 1
+            held = True
+            if native.ptr is None or native.pid != _Process.pid:
+                self._refuse()
         except BaseException:
-            # a signal handler raised right after acquire() returned: let go of it
-            if lock._is_owned():  # type: ignore[attr-defined]
+            # refused, or a signal handler raised right after acquire() returned
+            if held:
+                self._release()
+            elif lock._is_owned():  # type: ignore[attr-defined]
                 lock.release()
             raise
+        return timeout_ms
+
+    def _release(self) -> None:
+        """End an _acquire(): a close asked for meanwhile happens now."""
         native = self._native
         try:
-            native.active += 1
-            try:
-                if native.ptr is None or native.pid != _Process.pid:
-                    self._refuse()
-                result = work(timeout_ms, native.active > 1, *args)
-                self._polled(result if isinstance(result, int) else len(result))
-            finally:
-                native.active -= 1
-                if native.close_later and not native.active:
-                    native.close()
+            native.active -= 1
+            if native.close_later and not native.active:
+                native.close()
         finally:
-            lock.release()
-        if self._errors:
-            self._raise_pending()
-        return result
+            self._lock.release()
 
     def _refuse(self) -> None:
         native = self._native
@@ -387,11 +406,11 @@ class Reader(BatchReads[R]):
         """Wait up to ``timeout_ms`` (-1: forever) for records and deliver them;
         returns how many were delivered.  Returns within the timeout plus the
         time its callbacks take."""
-        return self._locked(timeout_ms, self._poll_locked, 0)  # type: ignore[no-any-return]
+        return self._locked(timeout_ms, self._poll_locked, 0)
 
     def consume(self) -> int:
         """Deliver whatever is waiting, without blocking; returns the record count."""
-        return self._locked(0, self._poll_locked, 0)  # type: ignore[no-any-return]
+        return self._locked(0, self._poll_locked, 0)
 
     def _poll_locked(self, timeout_ms: int, nested: bool) -> int:
         if self._rings is not None:

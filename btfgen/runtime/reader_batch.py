@@ -2,9 +2,10 @@
 
 A batch is the drain's records from the cursor on, handed to the caller as
 one :class:`~btfgen.runtime.batch.PerfBatch`; the cursor moves past them last,
-and until ``read_batch`` has returned the batch it is kept per thread: one an
-exception (a signal handler's) stopped on its way out comes back from that
-thread's next call.
+and until ``read_batch`` has returned the batch it is kept per thread (in
+``_unclaimed``, which is also how the work hands it over): one an exception (a
+signal handler's) stopped on its way out comes back from that thread's next
+call.
 """
 
 from __future__ import annotations
@@ -29,15 +30,28 @@ class BatchReads(Generic[R]):
     _stride: int
     _size: int
     _flex: Any
+    _errors: list[BaseException]
     received: int
 
     def _init_batches(self) -> None:
         self._sink: list[tuple[int, bytes]] | None = None
         self._sink_rest: list[tuple[int, bytes]] = []
         #: Per thread, the batch read_batch() is returning, until it has.
-        self._unclaimed: dict[int, PerfBatch[R] | None] = {}
+        self._unclaimed: dict[int, PerfBatch[R]] = {}
 
-    def _locked(self, timeout_ms: int, work: Callable[..., Any], idle: Any, *args: Any) -> Any:
+    def _locked(self, timeout_ms: int, work: Callable[..., int], idle: int, *args: Any) -> int:
+        raise NotImplementedError
+
+    def _acquire(self, timeout_ms: int) -> int | None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _polled(self, delivered: int) -> None:
+        raise NotImplementedError
+
+    def _raise_pending(self) -> None:
         raise NotImplementedError
 
     def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
@@ -70,62 +84,77 @@ class BatchReads(Generic[R]):
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
         me = threading.get_ident()
-        batch: PerfBatch[R] | None = self._locked(
-            timeout_ms, self._batch if self._rings is not None else self._batch_libbpf, None,
-            codec, max_records, me)
+        if self._rings is None:
+            self._locked(timeout_ms, self._batch_libbpf, 0, codec, max_records, me)
+        else:
+            # _locked(), written out: this is the hot path of batch readers
+            left = self._acquire(timeout_ms)
+            if left is not None:
+                try:
+                    self._polled(self._batch(left, codec, max_records, me))
+                finally:
+                    self._release()
+                if self._errors:  # a lost_callback raised: the batch waits for the next call
+                    self._raise_pending()
+        # nothing between here and the caller can raise (no call): it is theirs now
+        batch = self._unclaimed.pop(me, None)
         if batch is None:  # another thread held the buffer for all of timeout_ms
             batch = PerfBatch(b"", codec, [])
-        # nothing between here and the caller can raise (no call): it is theirs now
-        self._unclaimed[me] = None
         return batch
 
-    def _batch(self, timeout_ms: int, _nested: bool, codec: Codec[R], max_records: int | None,
-               me: int) -> PerfBatch[R]:
-        kept = self._unclaimed.get(me)
-        if kept is not None:
-            return kept
+    def _batch(self, timeout_ms: int, codec: Codec[R], max_records: int | None, me: int) -> int:
+        """Leave the next batch in ``_unclaimed[me]``; its record count."""
+        unclaimed = self._unclaimed
+        if unclaimed:
+            kept = unclaimed.get(me)
+            if kept is not None:  # stopped on its way out of the last call
+                return len(kept)
         rings = self._rings
         assert rings is not None
         out = rings.out
         if out.done >= out.count:  # nothing left by an interrupted call: drain
-            limit = min(max_records or 0, rings.max_records)
+            limit = max_records if max_records and max_records < rings.max_records else 0
             self._drain_once(rings, timeout_ms, self._stride, limit)
         lo, hi = out.done, out.count
-        if max_records is not None:
-            hi = min(hi, lo + max_records)
+        if max_records is not None and hi > lo + max_records:
+            hi = lo + max_records
         if lo >= hi:
-            return PerfBatch(b"", codec, [])
-        segments: list[tuple[Any, int]] = []
-        first = 0
-        for cpu, count in self._segments(rings, out.count):
-            take = min(first + count, hi) - max(first, lo)
-            if take > 0:
-                segments.append((cpu, take))
-            first += count
-        packed = not self._stride
-        sizes = rings.sizes()[lo:hi] if packed or out.short_count else None
-        if packed:
+            unclaimed[me] = PerfBatch(b"", codec, [])
+            return 0
+        segments = self._segments(rings, out.count)
+        if lo or hi < out.count:
+            segments = _clip(segments, lo, hi)
+        stride = self._stride
+        if stride:
+            sizes = rings.sizes()[lo:hi] if out.short_count else None
+            start, end = lo * stride, hi * stride
+        else:  # packed: each sample whole, 8-byte aligned
+            sizes = rings.sizes()[lo:hi]
             start = out.done_bytes
-            end = start + sum((s + 7) & ~7 for s in sizes or ())
-        else:
-            start, end = lo * self._stride, hi * self._stride
-        data = rings.view(out.used)[start:end]
-        batch = PerfBatch(data, codec, self._batch_segments(segments), sizes,
-                          rings.current if lo == 0 and not packed else None, packed=packed)
+            end = start + sum((s + 7) & ~7 for s in sizes)
         # the cursor moves last, nothing in between can raise; until read_batch
         # returns it, the batch waits in _unclaimed
-        self._unclaimed[me] = batch
+        unclaimed[me] = PerfBatch(rings.view(end, start), codec, self._batch_segments(segments),
+                                  sizes, rings.current if lo == 0 and stride else None,
+                                  packed=not stride)
         out.done_bytes = end
         out.done = hi
-        self.received += hi - lo
-        return batch
+        taken: int = hi - lo
+        self.received += taken
+        return taken
 
     def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
         return segments
 
     def _batch_libbpf(self, timeout_ms: int, _nested: bool, codec: Codec[R],
-                      max_records: int | None, _me: int) -> PerfBatch[R]:
-        """read_batch without the compiled drain: libbpf's callback collects samples."""
+                      max_records: int | None, me: int) -> int:
+        """read_batch without the compiled drain: libbpf's callback collects
+        samples; the batch is left in ``_unclaimed[me]``, its count returned."""
+        batch = self._unclaimed[me] = self._collect_libbpf(timeout_ms, codec, max_records)
+        return len(batch)
+
+    def _collect_libbpf(self, timeout_ms: int, codec: Codec[R],
+                        max_records: int | None) -> PerfBatch[R]:
         sink = self._sink_rest  # what the last bounded batch left
         if max_records is None or len(sink) < max_records:
             self._sink = sink
@@ -154,3 +183,15 @@ class BatchReads(Generic[R]):
         short = any(len(raw) < stride for _cpu, raw in sink)
         return PerfBatch(data, codec, self._batch_segments(segments),
                          [len(raw) for _cpu, raw in sink] if short else None)
+
+
+def _clip(segments: list[tuple[Any, int]], lo: int, hi: int) -> list[tuple[Any, int]]:
+    """The ``(cpu, count)`` runs of records ``lo`` up to ``hi``."""
+    clipped: list[tuple[Any, int]] = []
+    first = 0
+    for cpu, count in segments:
+        take = min(first + count, hi) - max(first, lo)
+        if take > 0:
+            clipped.append((cpu, take))
+        first += count
+    return clipped
