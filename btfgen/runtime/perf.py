@@ -44,8 +44,8 @@ _LOST = struct.Struct("<QQ")
 #: read_format asking read() of a perf event fd for the samples it dropped (Linux 6.0)
 PERF_FORMAT_LOST = 1 << 4
 _COUNTERS = struct.Struct("<QQ")  # read(): the event's count, then its lost samples
-#: A poll that delivers records re-reads the kernel's loss counters at most this often (s).
-LOSS_CHECK_INTERVAL = 0.1
+#: Polls that deliver records re-read the kernel's loss counters at most this often (s).
+LOSS_CHECK_INTERVAL = 1.0
 #: The largest ring accepted (bytes per CPU).
 MAX_RING_BYTES = 1 << 30
 
@@ -235,7 +235,9 @@ class PerfBuffer(Reader[R]):
         record, which they write when that CPU next writes a sample: until
         then ``lost`` is short.  ``lost_callback(cpu, count)`` hears of each
         loss once: when a poll meets a loss record, when a poll finds nothing
-        after others delivered records, and at least every 0.1 s of polling."""
+        after others delivered records, and at least once a second of polling.
+        Reading ``lost`` costs a read() per CPU (tens of microseconds in a VM,
+        where the kernel asks the ring's CPU)."""
         return sum(self._lost_per_ring())
 
     def _lost_per_ring(self) -> list[int]:
