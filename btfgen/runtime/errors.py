@@ -68,8 +68,8 @@ def _hint(err: int) -> str:
         return ("loading BPF programs needs root or CAP_BPF + CAP_PERFMON; this process "
                 f"runs as uid {os.geteuid()}")
     if err == errno_mod.EPERM:
-        return ("the kernel refused BPF although we are root; check "
-                "kernel.unprivileged_bpf_disabled, lockdown and RLIMIT_MEMLOCK")
+        return ("the kernel refused it although this process is root: a lockdown, LSM or "
+                "seccomp policy, or a kernel that does not allow this program or attach type")
     if err == errno_mod.ENOSYS:
         return "this kernel has no BPF support (CONFIG_BPF_SYSCALL)"
     return ""
