@@ -250,12 +250,14 @@ class PerfBuffer(Reader[R]):
             return [a + b for a, b in zip(rings.lost_counts(), records, strict=True)]
         native = self._native
         with native.lock:  # the fds are libbpf's: not freed while we read them
-            if native.ptr is not None and native.pid == _Process.pid:
-                counts = self._lost_kernel
-                for i, fd in enumerate(fds):
-                    raw = os.read(fd, _COUNTERS.size)
-                    if len(raw) == _COUNTERS.size:
-                        counts[i] = _COUNTERS.unpack(raw)[1]
+            counts = self._lost_kernel
+            for i, fd in enumerate(fds):
+                # checked per fd: a signal handler may destroy() the buffer meanwhile
+                if native.ptr is None or native.pid != _Process.pid:
+                    break
+                raw = os.read(fd, _COUNTERS.size)
+                if len(raw) == _COUNTERS.size:
+                    counts[i] = _COUNTERS.unpack(raw)[1]
         return list(self._lost_kernel)
 
     def _libbpf_fn(self, what: str) -> Any:

@@ -243,7 +243,7 @@ class Reader(BatchReads[R]):
                              f"not {timeout_ms}")
         lock = self._lock
         native = self._native
-        held = False
+        base = None  # native.active before this hold (set once the lock is ours)
         try:
             if not lock.acquire(False):
                 if timeout_ms == 0:
@@ -253,13 +253,13 @@ class Reader(BatchReads[R]):
                     return None
                 if timeout_ms > 0:
                     timeout_ms = max(0, timeout_ms - int((time.monotonic() - start) * 1000))
+            base = native.active
             native.active += 1
-            held = True
             if native.ptr is None or native.pid != _Process.pid:
                 self._refuse()
         except BaseException:
             # refused, or a signal handler raised right after acquire() returned
-            if held:
+            if base is not None and native.active > base:
                 self._release()
             elif lock._is_owned():  # type: ignore[attr-defined]
                 lock.release()
