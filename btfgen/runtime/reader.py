@@ -220,61 +220,46 @@ class Reader(BatchReads[R]):
     # -- one poller at a time -------------------------------------------------
     def _locked(self, timeout_ms: int, work: Callable[..., int], idle: int, *args: Any) -> int:
         """Run ``work(timeout_ms, nested, *args)`` holding the buffer, or return
-        ``idle`` when another thread holds it for all of ``timeout_ms``."""
-        left = self._acquire(timeout_ms)
-        if left is None:
-            return idle
-        try:
-            result = work(left, self._native.active > 1, *args)
-            self._polled(result)
-        finally:
-            self._release()
-        if self._errors:
-            self._raise_pending()
-        return result
+        ``idle`` when another thread holds it for all of ``timeout_ms``.
 
-    def _acquire(self, timeout_ms: int) -> int | None:
-        """Hold the buffer for this thread (the lock, and the native pointer
-        against a close meanwhile): the part of ``timeout_ms`` left, or None when
-        another thread held the buffer all along.  Raises when the buffer is
-        closed or belongs to another process.  Each hold ends with _release()."""
+        Taking and letting go of the buffer are written out here, with no
+        Python call before them in their ``finally``: a signal handler runs (and
+        may raise) when a Python function is entered, which would skip them."""
         if timeout_ms < -1:
             raise ValueError(f"{self._what}: timeout_ms must be -1 (forever) or more, "
                              f"not {timeout_ms}")
         lock = self._lock
-        native = self._native
-        base = None  # native.active before this hold (set once the lock is ours)
         try:
             if not lock.acquire(False):
                 if timeout_ms == 0:
-                    return None
+                    return idle
                 start = time.monotonic()
                 if not lock.acquire(True, timeout_ms / 1000 if timeout_ms > 0 else -1):
-                    return None
+                    return idle
                 if timeout_ms > 0:
                     timeout_ms = max(0, timeout_ms - int((time.monotonic() - start) * 1000))
-            base = native.active
-            native.active += 1
-            if native.ptr is None or native.pid != _Process.pid:
-                self._refuse()
         except BaseException:
-            # refused, or a signal handler raised right after acquire() returned
-            if base is not None and native.active > base:
-                self._release()
-            elif lock._is_owned():  # type: ignore[attr-defined]
+            # a signal handler raised right after acquire() returned: let go of it
+            if lock._is_owned():  # type: ignore[attr-defined]
                 lock.release()
             raise
-        return timeout_ms
-
-    def _release(self) -> None:
-        """End an _acquire(): a close asked for meanwhile happens now."""
         native = self._native
         try:
-            native.active -= 1
-            if native.close_later and not native.active:
-                native.close()
+            native.active += 1
+            try:
+                if native.ptr is None or native.pid != _Process.pid:
+                    self._refuse()
+                result = work(timeout_ms, native.active > 1, *args)
+                self._polled(result)
+            finally:
+                native.active -= 1
+                if native.close_later and not native.active:
+                    native.close()
         finally:
-            self._lock.release()
+            lock.release()
+        if self._errors:
+            self._raise_pending()
+        return result
 
     def _refuse(self) -> None:
         native = self._native

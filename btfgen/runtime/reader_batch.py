@@ -30,7 +30,6 @@ class BatchReads(Generic[R]):
     _stride: int
     _size: int
     _flex: Any
-    _errors: list[BaseException]
     received: int
 
     def _init_batches(self) -> None:
@@ -42,17 +41,6 @@ class BatchReads(Generic[R]):
     def _locked(self, timeout_ms: int, work: Callable[..., int], idle: int, *args: Any) -> int:
         raise NotImplementedError
 
-    def _acquire(self, timeout_ms: int) -> int | None:
-        raise NotImplementedError
-
-    def _release(self) -> None:
-        raise NotImplementedError
-
-    def _polled(self, delivered: int) -> None:
-        raise NotImplementedError
-
-    def _raise_pending(self) -> None:
-        raise NotImplementedError
 
     def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
                     limit: int) -> int:
@@ -84,25 +72,20 @@ class BatchReads(Generic[R]):
         if max_records is not None and max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
         me = threading.get_ident()
-        if self._rings is None:
-            self._locked(timeout_ms, self._batch_libbpf, 0, codec, max_records, me)
-        else:
-            # _locked(), written out: this is the hot path of batch readers
-            left = self._acquire(timeout_ms)
-            if left is not None:
-                try:
-                    self._polled(self._batch(left, codec, max_records, me))
-                finally:
-                    self._release()
-                if self._errors:  # a lost_callback raised: the batch waits for the next call
-                    self._raise_pending()
-        # nothing between here and the caller can raise (no call): it is theirs now
-        batch = self._unclaimed.pop(me, None)
-        if batch is None:  # another thread held the buffer for all of timeout_ms
-            batch = PerfBatch(b"", codec, [])
-        return batch
+        # a lost_callback's exception comes out of _locked: the batch waits for the next call
+        self._locked(timeout_ms, self._batch if self._rings is not None else self._batch_libbpf,
+                     0, codec, max_records, me)
+        # No call from taking the batch to returning it: a signal handler runs
+        # (and may raise) after a call, and the batch would be gone.
+        unclaimed = self._unclaimed
+        if me in unclaimed:
+            batch = unclaimed[me]
+            del unclaimed[me]
+            return batch
+        return PerfBatch(b"", codec, [])  # another thread held the buffer all along
 
-    def _batch(self, timeout_ms: int, codec: Codec[R], max_records: int | None, me: int) -> int:
+    def _batch(self, timeout_ms: int, _nested: bool, codec: Codec[R], max_records: int | None,
+               me: int) -> int:
         """Leave the next batch in ``_unclaimed[me]``; its record count."""
         unclaimed = self._unclaimed
         if unclaimed:
