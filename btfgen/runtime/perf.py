@@ -205,7 +205,7 @@ class PerfBuffer(Reader[R]):
         self._counter_fds: list[int] | None = None
         if attr.read_format:
             self._counter_fds = [int(lib().perf_buffer__buffer_fd(ptr, i)) for i in range(count)]
-        self._next_loss_check = 0.0
+        self._next_loss_check = time.monotonic() + LOSS_CHECK_INTERVAL
         self._delivered_since_check = False
         self._choose(rings)
 

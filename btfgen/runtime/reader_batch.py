@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from btfgen.runtime import drain as _drain
 from btfgen.runtime.batch import PerfBatch
@@ -31,6 +31,9 @@ class BatchReads(Generic[R]):
     _size: int
     _flex: Any
     received: int
+    #: The cpu of a batch's one segment when a single ring serves every CPU
+    #: (BPF ring buffers: -1); None: a segment per run of one CPU's records.
+    _batch_cpu: ClassVar[int | None] = None
 
     def _init_batches(self) -> None:
         self._sink: list[tuple[int, bytes]] | None = None
@@ -42,8 +45,7 @@ class BatchReads(Generic[R]):
         raise NotImplementedError
 
 
-    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
-                    limit: int) -> int:
+    def _drained(self, rings: _drain.DrainBuffer, n: int) -> int:
         raise NotImplementedError
 
     def _segments(self, rings: _drain.DrainBuffer, n: int) -> list[tuple[Any, int]]:
@@ -97,16 +99,21 @@ class BatchReads(Generic[R]):
         out = rings.out
         if out.done >= out.count:  # nothing left by an interrupted call: drain
             limit = max_records if max_records and max_records < rings.max_records else 0
-            self._drain_once(rings, timeout_ms, self._stride, limit)
+            n = rings.drain(timeout_ms, self._stride, limit)
+            if n < 0 or out.lost:
+                self._drained(rings, n)
         lo, hi = out.done, out.count
         if max_records is not None and hi > lo + max_records:
             hi = lo + max_records
         if lo >= hi:
             unclaimed[me] = PerfBatch(b"", codec, [])
             return 0
-        segments = self._segments(rings, out.count)
-        if lo or hi < out.count:
-            segments = _clip(segments, lo, hi)
+        if self._batch_cpu is not None:
+            segments = [(self._batch_cpu, hi - lo)]
+        else:
+            segments = self._segments(rings, out.count)
+            if lo or hi < out.count:
+                segments = _clip(segments, lo, hi)
         stride = self._stride
         if stride:
             sizes = rings.sizes()[lo:hi] if out.short_count else None
@@ -117,17 +124,14 @@ class BatchReads(Generic[R]):
             end = start + sum((s + 7) & ~7 for s in sizes)
         # the cursor moves last, nothing in between can raise; until read_batch
         # returns it, the batch waits in _unclaimed
-        unclaimed[me] = PerfBatch(rings.view(end, start), codec, self._batch_segments(segments),
-                                  sizes, rings.current if lo == 0 and stride else None,
+        unclaimed[me] = PerfBatch(rings.view(end, start), codec, segments, sizes,
+                                  rings.current if lo == 0 and stride else None,
                                   packed=not stride)
         out.done_bytes = end
         out.done = hi
         taken: int = hi - lo
         self.received += taken
         return taken
-
-    def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
-        return segments
 
     def _batch_libbpf(self, timeout_ms: int, _nested: bool, codec: Codec[R],
                       max_records: int | None, me: int) -> int:
@@ -160,11 +164,11 @@ class BatchReads(Generic[R]):
         stride = self._size
         if self._flex:
             data = b"".join(raw.ljust((len(raw) + 7) & ~7, b"\0") for _cpu, raw in sink)
-            return PerfBatch(data, codec, self._batch_segments(segments),
-                             [len(raw) for _cpu, raw in sink], packed=True)
+            return PerfBatch(data, codec, segments, [len(raw) for _cpu, raw in sink],
+                             packed=True)
         data = b"".join(raw[:stride].ljust(stride, b"\0") for _cpu, raw in sink)
         short = any(len(raw) < stride for _cpu, raw in sink)
-        return PerfBatch(data, codec, self._batch_segments(segments),
+        return PerfBatch(data, codec, segments,
                          [len(raw) for _cpu, raw in sink] if short else None)
 
 

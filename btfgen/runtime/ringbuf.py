@@ -83,6 +83,7 @@ class RingBuffer(Reader[R]):
     """
 
     _kind: ClassVar[str] = "ring buffer"
+    _batch_cpu: ClassVar[int | None] = -1  # one ring for all CPUs
     _header: ClassVar[int] = 8  # the record header (len, pg_off)
 
     def __init__(self, handle: MapPtr, codec: Codec[R] | None,
@@ -131,9 +132,6 @@ class RingBuffer(Reader[R]):
 
     def _segments(self, rings: _drain.DrainBuffer, n: int) -> list[tuple[Any, int]]:
         return [(None, n)]  # one ring for all CPUs: callback(record)
-
-    def _batch_segments(self, segments: list[tuple[Any, int]]) -> list[tuple[int, int]]:
-        return [(-1, count) for _cpu, count in segments]  # no CPU: -1
 
     def __iter__(self) -> Iterator[R]:
         """Block and yield records forever (buffer opened without callback)."""
