@@ -314,20 +314,14 @@ class Reader(BatchReads[R]):
                limit: int) -> int:
         """One copy drain (its records wait behind the cursor); the record count."""
         n = rings.drain(timeout_ms, stride, limit)
-        if n < 0 or rings.out.lost:
-            n = self._drained(rings, n)
-        return n
-
-    def _drained(self, rings: _drain.DrainBuffer, n: int) -> int:
-        """After a drain that returned ``n`` (-errno) or met losses: raise its
-        error, or report the losses; the record count."""
         if n < 0:
             if n == -4:  # EINTR: the C side drained anyway
                 return 0
             from btfgen.runtime.errors import error_class
 
             raise error_class(n)(f"{type(self).__name__}: poll", n)
-        self._report_lost()
+        if rings.out.lost:
+            self._report_lost()
         return n
 
     def _deliver_copied(self, rings: _drain.DrainBuffer) -> int:

@@ -45,7 +45,8 @@ class BatchReads(Generic[R]):
         raise NotImplementedError
 
 
-    def _drained(self, rings: _drain.DrainBuffer, n: int) -> int:
+    def _drain_once(self, rings: _drain.DrainBuffer, timeout_ms: int, stride: int,
+                    limit: int) -> int:
         raise NotImplementedError
 
     def _segments(self, rings: _drain.DrainBuffer, n: int) -> list[tuple[Any, int]]:
@@ -99,9 +100,7 @@ class BatchReads(Generic[R]):
         out = rings.out
         if out.done >= out.count:  # nothing left by an interrupted call: drain
             limit = max_records if max_records and max_records < rings.max_records else 0
-            n = rings.drain(timeout_ms, self._stride, limit)
-            if n < 0 or out.lost:
-                self._drained(rings, n)
+            self._drain_once(rings, timeout_ms, self._stride, limit)
         lo, hi = out.done, out.count
         if max_records is not None and hi > lo + max_records:
             hi = lo + max_records
